@@ -1,0 +1,85 @@
+"""ContinualLearner: what every algorithm shares — task bookkeeping and the accuracy matrix.
+
+An algorithm subclasses it and implements ``observe(x, y, t)``, the update for one incoming
+batch (the convention of GEM, MER, La-MAML and Mammoth); optimisation is manual.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from lamaml_pl.data.datamodule import StreamInfo
+from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy
+
+
+class ContinualLearner(pl.LightningModule):
+    """Base LightningModule of every algorithm.
+
+    Hooks: ``on_task_start(t)`` runs before the first batch of task t, ``on_task_end(t)``
+    after its last epoch. ``task_epoch`` is the pass over the current task (0-based).
+    ``name`` is the algorithm's name in results and logs (the ``algo`` config's ``name``).
+    Validation fills one row of the accuracy log per pass over all tasks' test sets.
+    """
+
+    def __init__(self, name: str, net: nn.Module, stream: StreamInfo):
+        super().__init__()
+        self.algo_name = name
+        self.automatic_optimization = False
+        self.net = net
+        self.stream = stream
+        self.current_task = -1
+        self.task_epoch = 0
+        self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None)
+        self.accuracy_log = AccuracyLog(stream.n_tasks)
+
+    # ---- what an algorithm provides -------------------------------------------------------
+    @abstractmethod
+    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        """Update on one incoming batch of task ``t``; returns the loss to log (detached)."""
+
+    def on_task_start(self, t: int) -> None:
+        """Called before the first batch of task ``t``."""
+
+    def on_task_end(self, t: int) -> None:
+        """Called after the last epoch of task ``t``."""
+
+    # ---- Lightning plumbing ----------------------------------------------------------------
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x)
+
+    def on_train_epoch_start(self) -> None:
+        epoch = self.trainer.current_epoch
+        task = epoch // self.stream.epochs_per_task
+        self.task_epoch = epoch % self.stream.epochs_per_task
+        if task != self.current_task:
+            self.current_task = task
+            self.on_task_start(task)
+
+    def on_train_epoch_end(self) -> None:
+        if self.task_epoch == self.stream.epochs_per_task - 1:
+            self.on_task_end(self.current_task)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y, _ = batch
+        loss = self.observe(x, y, self.current_task)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y, t = batch
+        self.task_accuracy.update(self(x, t).argmax(dim=1), y, t)
+
+    def on_validation_epoch_end(self) -> None:
+        row = self.task_accuracy.compute().cpu()
+        self.task_accuracy.reset()
+        fitting = self.trainer.state.fn == "fit"
+        tag = self.current_task if fitting else INIT_TAG
+        self.accuracy_log.append(row, tag)
+        seen = row[: tag + 1] if tag >= 0 else row
+        metrics = {f"val/acc_task{j:03d}": acc.item() for j, acc in enumerate(row)}
+        metrics["val/acc_seen_mean"] = seen.mean().item()
+        metrics["task"] = float(tag)
+        self.log_dict(metrics, on_step=False, on_epoch=True)

@@ -1,0 +1,159 @@
+"""C-MAML, Sync-La-MAML and La-MAML: one learner, two switches (spec/algorithms.md §10).
+
+Gupta, Yadav & Paull, "La-MAML: Look-ahead Meta Learning for Continual Learning", NeurIPS 2020.
+For every glance at an incoming batch B of task t (MNIST variant, §10.3):
+
+    fast_0 = θ;  for each sample (x_i, y_i) of B:  fast_i = fast_{i-1} - relu(α) ⊙ ∇ CE(fast_{i-1}; x_i, y_i)
+    L_meta = mean_i CE(fast_i; replay ∪ B)
+    α ← α - opt_lr ∇_α L_meta                                     (learn_lr)
+    θ ← θ - opt_wt ∇_θ L_meta            (sync_update)   or   θ ← θ - relu(α) ⊙ ∇_θ L_meta
+
+with both gradient groups norm-clipped to ``grad_clip_norm`` first. The La-MAML weight step uses
+the α just updated ("look-ahead"). Fast weights run through ``torch.func.functional_call``.
+
+Quirks of the original code (faithful defaults; the flag gives the corrected behaviour):
+- Q1 ``inner_clamp`` (False): the original computes a clamped inner gradient and discards it,
+  so MNIST inner gradients are never clipped. True clamps them to ±grad_clip_norm.
+- Q2 ``memory_snapshot`` ("alias"): at a task switch the original sets M = M_new by reference,
+  so ``use_old_task_memory`` has no effect. "copy" snapshots the buffer, so replay draws only
+  samples of earlier tasks when ``use_old_task_memory`` is on.
+- Q3 ``inner_alpha_relu`` (True): the MNIST inner step uses relu(α); the CIFAR code uses raw α.
+- Q10 ``reservoir_exclusive`` (False): see :class:`ReservoirBuffer`.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.replay import ReservoirBuffer
+from lamaml_pl.data.datamodule import StreamInfo
+from lamaml_pl.errors import ConfigError, require_positive
+
+MEMORY_SNAPSHOTS = ("alias", "copy")
+
+
+class LaMAML(ContinualLearner):
+    """The La-MAML family. Presets: C-MAML (learn_lr off, sync on), Sync (both on),
+    La-MAML (learn_lr on, sync off) — ``conf/algo/{cmaml,sync,lamaml}.yaml``."""
+
+    def __init__(
+        self,
+        name: str,
+        net: nn.Module,
+        stream: StreamInfo,
+        learn_lr: bool = True,
+        sync_update: bool = False,
+        alpha_init: float = 0.15,
+        opt_lr: float = 0.3,
+        opt_wt: float = 0.1,
+        glances: int = 5,
+        memories: int = 200,
+        replay_batch_size: int = 10,
+        grad_clip_norm: float = 2.0,
+        second_order: bool = False,
+        use_old_task_memory: bool = True,
+        inner_clamp: bool = False,
+        memory_snapshot: str = "alias",
+        inner_alpha_relu: bool = True,
+        reservoir_exclusive: bool = False,
+    ):
+        super().__init__(name, net, stream)
+        for key, value in (
+            ("algo.alpha_init", alpha_init),
+            ("algo.opt_lr", opt_lr),
+            ("algo.opt_wt", opt_wt),
+            ("algo.glances", glances),
+            ("algo.replay_batch_size", replay_batch_size),
+            ("algo.grad_clip_norm", grad_clip_norm),
+        ):
+            require_positive(key, value)
+        if memory_snapshot not in MEMORY_SNAPSHOTS:
+            raise ConfigError(
+                f"algo.memory_snapshot={memory_snapshot!r} is unknown: use one of {', '.join(MEMORY_SNAPSHOTS)}"
+            )
+        self.save_hyperparameters(ignore=["name", "net", "stream"])
+        self.learn_lr, self.sync_update = learn_lr, sync_update
+        self.opt_lr, self.opt_wt = opt_lr, opt_wt
+        self.glances = int(glances)
+        self.replay_batch_size = int(replay_batch_size)
+        self.grad_clip_norm = grad_clip_norm
+        self.second_order = second_order
+        self.use_old_task_memory = use_old_task_memory
+        self.inner_clamp = inner_clamp
+        self.memory_snapshot = memory_snapshot
+        self.inner_alpha_relu = inner_alpha_relu
+        self.weight_names = [name for name, _ in net.named_parameters()]
+        self.alpha = nn.ParameterList(
+            [nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()]
+        )
+        self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
+        self.old_task_memory: ReservoirBuffer | None = None
+
+    def configure_optimizers(self):
+        return [
+            torch.optim.SGD(self.net.parameters(), lr=self.opt_wt),
+            torch.optim.SGD(self.alpha.parameters(), lr=self.opt_lr),
+        ]
+
+    def on_task_start(self, t: int) -> None:
+        if self.memory_snapshot == "copy":
+            self.old_task_memory = copy.deepcopy(self.memory)
+
+    # ---- the update ------------------------------------------------------------------------
+    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        for glance in range(self.glances):
+            order = torch.randperm(len(y), device=y.device)
+            x, y = x[order], y[order]
+            replay_x, replay_y = self.replay_batch(x, y, t)
+            fast = dict(zip(self.weight_names, self.net.parameters()))
+            rates = [F.relu(a) if self.inner_alpha_relu else a for a in self.alpha]
+            meta_losses = []
+            for i in range(len(y)):
+                fast = self.inner_step(fast, rates, x[i : i + 1], y[i : i + 1])
+                meta_losses.append(self.loss_at(fast, replay_x, replay_y))
+            if glance == 0 and self.task_epoch == 0:
+                self.memory.add(x, y, t)
+            meta_loss = torch.stack(meta_losses).mean()
+            self.meta_step(meta_loss)
+        return meta_loss.detach()
+
+    def replay_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """[replayed samples] + [the incoming batch], drawn once per glance before any insertion."""
+        source = self.memory
+        if self.use_old_task_memory and t > 0 and self.old_task_memory is not None:
+            source = self.old_task_memory
+        mem_x, mem_y, _ = source.sample(self.replay_batch_size)
+        return torch.cat([mem_x, x]), torch.cat([mem_y, y])
+
+    def loss_at(self, fast: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(self.net, fast, (x,)), y)
+
+    def inner_step(
+        self, fast: dict[str, torch.Tensor], rates: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """fast <- fast - rate * grad, with ``rates`` = relu(α) (or α, Q3) computed once per glance."""
+        grads = torch.autograd.grad(self.loss_at(fast, x, y), list(fast.values()), create_graph=self.second_order)
+        if self.inner_clamp:
+            grads = [g.clamp(-self.grad_clip_norm, self.grad_clip_norm) for g in grads]
+        return {name: torch.addcmul(w, g, lr, value=-1) for (name, w), g, lr in zip(fast.items(), grads, rates)}
+
+    def meta_step(self, meta_loss: torch.Tensor) -> None:
+        weight_opt, alpha_opt = self.optimizers()
+        weight_opt.zero_grad()
+        alpha_opt.zero_grad()
+        self.manual_backward(meta_loss)
+        nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
+        nn.utils.clip_grad_norm_(self.alpha.parameters(), self.grad_clip_norm)
+        if self.learn_lr:
+            alpha_opt.step()
+        if self.sync_update:
+            weight_opt.step()
+        else:
+            with torch.no_grad():
+                for w, a in zip(self.net.parameters(), self.alpha):
+                    w.sub_(w.grad * F.relu(a))

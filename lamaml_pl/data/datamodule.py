@@ -1,0 +1,107 @@
+"""The task-sequential LightningDataModule: one ``trainer.fit`` walks the whole task stream.
+
+An epoch is one pass over one task's training data, so the trainer runs
+``n_tasks * epochs_per_task`` epochs and the current task is ``current_epoch // epochs_per_task``.
+The train loader is rebuilt every epoch (``reload_dataloaders_every_n_epochs=1``) and follows
+the task; validation covers the test sets of all tasks in one loader of ``(x, y, t)`` batches.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass, field
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset
+
+from lamaml_pl.data.datasets import keep_batch
+from lamaml_pl.errors import ConfigError, require_positive
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What an algorithm needs to know about the stream before training starts."""
+
+    n_tasks: int
+    n_classes: int
+    input_shape: tuple[int, ...]
+    epochs_per_task: int
+    # per-task denominators of test accuracy (the test-set sizes; see Q12)
+    test_sizes: list[int] = field(default_factory=list)
+
+
+class TaskSequentialDataModule(pl.LightningDataModule):
+    """Base class: subclasses say how to build a task's train set and the evaluation batches."""
+
+    def __init__(
+        self,
+        name: str,
+        n_tasks: int,
+        benchmark_tasks: int,
+        epochs_per_task: int,
+        batch_size: int,
+        eval_batch_size: int,
+    ):
+        super().__init__()
+        for key, value in (
+            ("data.n_tasks", n_tasks),
+            ("data.epochs_per_task", epochs_per_task),
+            ("data.batch_size", batch_size),
+            ("data.eval_batch_size", eval_batch_size),
+        ):
+            require_positive(key, value)
+        if n_tasks > benchmark_tasks:
+            raise ConfigError(
+                f"data.n_tasks={n_tasks} is larger than the {name} benchmark, "
+                f"which has {benchmark_tasks} tasks: use 1..{benchmark_tasks}"
+            )
+        self.name = name
+        self.n_tasks = n_tasks
+        self.benchmark_tasks = benchmark_tasks
+        self.epochs_per_task = epochs_per_task
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self._ready = False
+
+    @property
+    def max_epochs(self) -> int:
+        return self.n_tasks * self.epochs_per_task
+
+    def task_of_epoch(self, epoch: int) -> int:
+        return min(epoch // self.epochs_per_task, self.n_tasks - 1)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self._ready:
+            self.load()
+            self._ready = True
+
+    @property
+    def info(self) -> StreamInfo:
+        self.setup()
+        return self.stream_info()
+
+    @abstractmethod
+    def load(self) -> None:
+        """Read the base data and build the per-task transforms (called once)."""
+
+    @abstractmethod
+    def stream_info(self) -> StreamInfo: ...
+
+    @abstractmethod
+    def train_dataset(self, task: int) -> Dataset: ...
+
+    @abstractmethod
+    def eval_dataset(self) -> Dataset:
+        """All tasks' test sets as ``(x, y, t)`` batches (``batch_size=None`` loader)."""
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """What results.json records about the data: source, task transforms, sizes."""
+
+    def train_dataloader(self) -> DataLoader:
+        task = self.task_of_epoch(self.trainer.current_epoch if self.trainer else 0)
+        return DataLoader(
+            self.train_dataset(task), batch_size=self.batch_size, shuffle=True, collate_fn=keep_batch
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.eval_dataset(), batch_size=None, shuffle=False)

@@ -1,0 +1,11 @@
+"""The one exception type for bad user input, so entry points can print it cleanly."""
+
+
+class ConfigError(ValueError):
+    """A configuration value is impossible; the message names the value and what is allowed."""
+
+
+def require_positive(name: str, value) -> None:
+    """Raise ConfigError unless ``value`` is a number > 0."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name}={value!r} is not allowed: it must be a positive number")

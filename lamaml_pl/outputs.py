@@ -1,0 +1,95 @@
+"""What a run leaves in its output folder and prints at the end."""
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import resource
+import sys
+from pathlib import Path
+
+import torch
+
+from lamaml_pl import __version__
+from lamaml_pl.metrics import AccuracyLog
+from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves
+
+PRINT_MATRIX_UP_TO = 20  # tasks; larger matrices are only written to accuracy_matrix.csv
+
+RESULTS_FILE = "results.json"
+MATRIX_FILE = "accuracy_matrix.csv"
+HEATMAP_FILE = "accuracy_matrix.png"
+CURVES_FILE = "task_accuracy.png"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def versions() -> dict[str, str]:
+    import hydra
+    import pytorch_lightning
+    import torchmetrics
+
+    return {
+        "lamaml_pl": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pytorch_lightning": pytorch_lightning.__version__,
+        "torchmetrics": torchmetrics.__version__,
+        "hydra": hydra.__version__,
+    }
+
+
+def collect_results(algo: str, data: dict, seed: int, log: AccuracyLog, wall_time_s: float, device: str) -> dict:
+    """Everything results.json holds; accuracies in percent."""
+    return {
+        "algo": algo,
+        "data": data["name"],
+        "seed": seed,
+        **{key: round(value, 4) for key, value in log.metrics().items()},
+        "acc_matrix": (100 * log.matrix()).round(decimals=4).tolist(),
+        "baseline_row": (100 * log.baseline()).round(decimals=4).tolist(),
+        "eval_rows": {"tags": log.tags, "rows": [[round(100 * a, 4) for a in row] for row in log.rows]},
+        "units": "percent",
+        "wall_time_s": round(wall_time_s, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "device": device,
+        "data_source": data["data_source"],
+        "data_info": data,
+        "versions": versions(),
+    }
+
+
+def write_outputs(out_dir: Path, results: dict, log: AccuracyLog) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    R = log.matrix()
+    with open(out_dir / MATRIX_FILE, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["after_task"] + [f"task_{j}" for j in range(R.shape[1])])
+        for i, row in enumerate(R.tolist()):
+            writer.writerow([i] + [f"{100 * a:.2f}" for a in row])
+    title = f"{results['algo']} on {results['data']} (seed {results['seed']})"
+    plot_accuracy_matrix(R, out_dir / HEATMAP_FILE, title)
+    plot_task_curves(log, out_dir / CURVES_FILE, title)
+
+
+def format_summary(results: dict, out_dir: Path) -> str:
+    """The accuracy matrix (small streams) and RA / BTI / LA / FWT, as printed after a run."""
+    R = results["acc_matrix"]
+    lines = [f"\n{results['algo']} on {results['data']}, seed {results['seed']} ({results['data_source']})"]
+    if len(R) <= PRINT_MATRIX_UP_TO:
+        lines.append("accuracy matrix (%): row i = after task i, column j = task j")
+        lines.append("      " + "".join(f"{j:>6d}" for j in range(len(R[0]))))
+        lines += [f"{i:>4d}  " + "".join(f"{a:6.1f}" for a in row) for i, row in enumerate(R)]
+    else:
+        lines.append(f"accuracy matrix: {len(R)}x{len(R[0])}, see {out_dir / MATRIX_FILE}")
+    lines.append(
+        f"RA {results['ra']:.2f}  BTI {results['bti']:.2f}  LA {results['la']:.2f}  FWT {results['fwt']:.2f}"
+        f"   ({results['wall_time_s']:.0f} s, peak RSS {results['peak_rss_mb']:.0f} MB, {results['device']})"
+    )
+    lines.append(f"outputs: {out_dir}")
+    return "\n".join(lines)

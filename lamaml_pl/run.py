@@ -1,0 +1,64 @@
+"""The one place that wires data, network, algorithm, trainer and loggers together."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lamaml_pl.callbacks import TaskProgressBar
+from lamaml_pl.outputs import collect_results, format_summary, write_outputs
+
+log = logging.getLogger(__name__)
+
+OmegaConf.register_new_resolver("no_wandb_key", lambda: not os.environ.get("WANDB_API_KEY"), replace=True)
+
+
+def build_loggers(logger_cfg: DictConfig | None) -> list[pl.loggers.Logger] | bool:
+    """Every entry of the ``logger`` group with a ``_target_`` (none -> no logger)."""
+    if not logger_cfg:
+        return False
+    return [instantiate(entry) for entry in logger_cfg.values() if entry and "_target_" in entry]
+
+
+def describe_device(trainer: pl.Trainer) -> str:
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"{device} ({os.cpu_count()} cores)"
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run one continual-learning stream; returns (and writes) the results."""
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.model)
+    algo = instantiate(cfg.algo, net=net, stream=datamodule.info)
+    trainer = instantiate(
+        cfg.trainer,
+        max_epochs=datamodule.max_epochs,
+        logger=build_loggers(cfg.get("logger")),
+        callbacks=[TaskProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else [],
+        default_root_dir=str(out_dir),
+    )
+
+    start = time.perf_counter()
+    trainer.validate(algo, datamodule=datamodule, verbose=False)  # row before training: FWT's baseline
+    trainer.fit(algo, datamodule=datamodule)
+    wall_time = time.perf_counter() - start
+
+    results = collect_results(
+        algo.algo_name, datamodule.describe(), cfg.seed, algo.accuracy_log, wall_time, describe_device(trainer)
+    )
+    write_outputs(out_dir, results, algo.accuracy_log)
+    print(format_summary(results, out_dir), flush=True)
+    return results
