@@ -4,7 +4,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from lamaml_pl.errors import ConfigError
+from lamaml_pl.errors import config_error_in
 from lamaml_pl.run import train
 
 
@@ -12,8 +12,11 @@ from lamaml_pl.run import train
 def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)["ra"]
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        bad_input = config_error_in(err)
+        if bad_input is None:
+            raise
+        print(f"error: {bad_input}", file=sys.stderr)
         sys.exit(2)
 
 

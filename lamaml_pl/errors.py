@@ -9,3 +9,12 @@ def require_positive(name: str, value) -> None:
     """Raise ConfigError unless ``value`` is a number > 0."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{name}={value!r} is not allowed: it must be a positive number")
+
+
+def config_error_in(err: BaseException) -> ConfigError | None:
+    """The ConfigError behind ``err``, also when Hydra's instantiate wrapped it."""
+    while err is not None:
+        if isinstance(err, ConfigError):
+            return err
+        err = err.__cause__
+    return None

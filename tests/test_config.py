@@ -1,0 +1,75 @@
+"""The real config tree: every algo x data composes and instantiates, presets apply, bad names fail."""
+import subprocess
+import sys
+
+import pytest
+from hydra.utils import instantiate
+
+from tests.conftest import ALGOS, DATASETS, ROOT, compose_config
+
+PAPER = {  # spec/hyperparameters.md §2: (memories, glances, alpha_init, opt_lr, opt_wt, learn_lr, sync)
+    ("cmaml", "mnist_rot"): (200, 5, 0.1, 0.1, 0.1, False, True),
+    ("sync", "mnist_rot"): (200, 5, 0.15, 0.1, 0.3, True, True),
+    ("lamaml", "mnist_rot"): (200, 5, 0.15, 0.3, 0.1, True, False),
+    ("cmaml", "mnist_perm"): (200, 5, 0.03, 0.1, 0.1, False, True),
+    ("sync", "mnist_perm"): (200, 5, 0.15, 0.1, 0.1, True, True),
+    ("lamaml", "mnist_perm"): (200, 5, 0.15, 0.3, 0.1, True, False),
+    ("cmaml", "mnist_many"): (500, 5, 0.03, 0.1, 0.15, False, True),
+    ("sync", "mnist_many"): (500, 10, 0.03, 0.1, 0.03, True, True),
+    ("lamaml", "mnist_many"): (500, 10, 0.1, 0.1, 0.1, True, False),
+}
+
+
+@pytest.mark.parametrize("data", DATASETS)
+@pytest.mark.parametrize("algo", ALGOS)
+def test_every_composition_instantiates_with_the_papers_settings(algo, data, tiny_mnist_root):
+    cfg = compose_config([f"algo={algo}", f"data={data}", f"data.root={tiny_mnist_root}", "data.download=false",
+                          "data.samples_per_task=10"])
+    a = cfg.algo
+    assert (a.memories, a.glances, a.alpha_init, a.opt_lr, a.opt_wt, a.learn_lr, a.sync_update) == PAPER[algo, data]
+    assert (a.replay_batch_size, a.grad_clip_norm, a.second_order, cfg.data.batch_size) == (10, 2.0, False, 10)
+    datamodule = instantiate(cfg.data)
+    learner = instantiate(cfg.algo, net=instantiate(cfg.model), stream=datamodule.info)
+    assert learner.algo_name == algo and learner.memory.capacity == a.memories
+    assert datamodule.n_tasks == {"mnist_rot": 20, "mnist_perm": 20, "mnist_many": 100}[data]
+    assert sum(p.numel() for p in learner.net.parameters()) == 89_610
+
+
+def test_default_composition_is_lamaml_on_rotations():
+    cfg = compose_config([])
+    assert (cfg.algo.name, cfg.data.name, cfg.seed) == ("lamaml", "mnist_rot", 0)
+    assert cfg.trainer.accelerator == "auto"
+
+
+def test_paper_experiment_files_pin_the_pair_and_the_overrides_still_win():
+    cfg = compose_config(["experiment=paper/mnist_many_sync"])
+    assert (cfg.algo.name, cfg.data.name, cfg.algo.glances) == ("sync", "mnist_many", 10)
+    cfg = compose_config(["experiment=paper/mnist_many_sync", "algo.glances=3", "seed=4"])
+    assert (cfg.algo.glances, cfg.seed, cfg.data.seed) == (3, 4, 4)
+
+
+def run_cli(*overrides):
+    return subprocess.run([sys.executable, "train.py", *overrides], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_unknown_algorithm_name_lists_the_choices():
+    result = run_cli("algo=lamamll")
+    assert result.returncode != 0
+    assert "Could not find 'algo/lamamll'" in result.stderr
+    assert "cmaml" in result.stderr and "lamaml" in result.stderr and "sync" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.n_tasks=25", "data.n_tasks=25 is larger than the mnist_rot benchmark, which has 20 tasks"),
+        ("algo.memories=0", "algo.memories=0 is not allowed: it must be a positive number"),
+    ],
+)
+def test_impossible_values_end_with_one_clear_message(override, message, tiny_mnist_root, tmp_path):
+    result = run_cli(override, f"data.root={tiny_mnist_root}", "data.download=false", "data.samples_per_task=10",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert f"error: {message}" in result.stderr
+    assert "Traceback" not in result.stderr

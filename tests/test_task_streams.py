@@ -1,0 +1,103 @@
+"""Rotation and permutation streams: one transform per task, shared by train and test, seeded."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lamaml_pl.data import MnistDataModule
+from lamaml_pl.data.task_transforms import (
+    FILL_INDEX,
+    apply_pixel_map,
+    pad_with_fill,
+    permutation_pixel_maps,
+    rotation_angles,
+    rotation_pixel_map,
+)
+from tests.conftest import synthetic_digits
+
+
+def make_dm(root, transform="rotation", **kw):
+    args = dict(
+        name="mnist_rot" if transform == "rotation" else "mnist_perm",
+        transform=transform,
+        root=str(root),
+        n_tasks=4,
+        benchmark_tasks=20,
+        samples_per_task=30,
+        download=False,
+    )
+    args.update(kw)
+    return MnistDataModule(**args)
+
+
+@pytest.mark.parametrize("angle", [0.0, 4.3, 45.0, 90.0, 133.7, 180.0])
+def test_rotation_map_equals_pil_rotate(angle):
+    images, _ = synthetic_digits(20, seed=5)
+    expected = np.stack([np.asarray(Image.fromarray(im, mode="L").rotate(angle)) for im in images])
+    ours = apply_pixel_map(pad_with_fill(torch.from_numpy(images).reshape(20, -1)), rotation_pixel_map(angle))
+    assert torch.equal((ours * 255).round().to(torch.uint8), torch.from_numpy(expected).reshape(20, -1))
+
+
+def test_rotation_angles_fall_one_per_bin_and_follow_the_seed():
+    angles = rotation_angles(20, seed=0)
+    for t, a in enumerate(angles):
+        assert 9 * t <= a < 9 * (t + 1)
+    assert angles == rotation_angles(20, seed=0)
+    assert angles != rotation_angles(20, seed=1)
+
+
+def test_permutations_are_bijections_distinct_and_seeded():
+    maps = permutation_pixel_maps(5, seed=0)
+    for m in maps:
+        assert sorted(m.tolist()) == list(range(784)) and FILL_INDEX not in m
+    assert len({tuple(m.tolist()) for m in maps}) == 5
+    assert all(torch.equal(a, b) for a, b in zip(maps, permutation_pixel_maps(5, seed=0)))
+    assert not torch.equal(maps[0], permutation_pixel_maps(1, seed=1)[0])
+
+
+@pytest.mark.parametrize("transform", ["rotation", "permutation"])
+def test_train_and_test_of_a_task_share_its_transform(tiny_mnist_root, transform):
+    dm = make_dm(tiny_mnist_root, transform)
+    dm.setup()
+    base_train = dm.train_pixels[:, :784].float() / 255
+    base_test = dm.test_pixels[:, :784].float() / 255
+    x_test, y_test, t_test = dm.eval_dataset()[1]  # first test batch of task 1
+    for task in range(4):
+        pixel_map = dm.pixel_maps[task]
+        train = dm.train_dataset(task)
+        idx = dm.train_indices[task]
+        padded = torch.cat([base_train[idx], torch.zeros(len(idx), 1)], 1)
+        assert torch.equal(train.x, padded[:, pixel_map])
+        assert torch.equal(train.y, dm.train_labels[idx]) and set(train.t.tolist()) == {task}
+    padded_test = torch.cat([base_test, torch.zeros(len(base_test), 1)], 1)
+    assert torch.equal(x_test, padded_test[: len(y_test), dm.pixel_maps[1]])
+    assert set(t_test.tolist()) == {1}
+    assert not torch.equal(dm.pixel_maps[0], dm.pixel_maps[1])
+
+
+def test_streams_are_deterministic_per_seed(tiny_mnist_root):
+    a, b, c = make_dm(tiny_mnist_root, seed=0), make_dm(tiny_mnist_root, seed=0), make_dm(tiny_mnist_root, seed=1)
+    for dm in (a, b, c):
+        dm.setup()
+    assert all(torch.equal(i, j) for i, j in zip(a.train_indices, b.train_indices))
+    assert not torch.equal(a.train_indices[0], c.train_indices[0])
+    # the tasks themselves (angles) do not depend on the run seed, only on task_seed
+    assert a.angles == c.angles
+
+
+def test_first_tasks_do_not_depend_on_how_many_are_run(tiny_mnist_root):
+    five, twenty = make_dm(tiny_mnist_root, n_tasks=2), make_dm(tiny_mnist_root, n_tasks=4)
+    five.setup(), twenty.setup()
+    assert all(torch.equal(five.pixel_maps[t], twenty.pixel_maps[t]) for t in range(2))
+    assert all(torch.equal(five.train_indices[t], twenty.train_indices[t]) for t in range(2))
+
+
+def test_eval_drops_the_last_test_sample_but_keeps_its_denominator(tiny_mnist_root):
+    dm = make_dm(tiny_mnist_root, eval_batch_size=40)
+    info = dm.info
+    batches = [dm.eval_dataset()[k] for k in range(len(dm.eval_dataset()))]
+    per_task = [sum(len(y) for x, y, t in batches if t[0] == task) for task in range(4)]
+    assert per_task == [99] * 4 and info.test_sizes == [100] * 4
+    full = make_dm(tiny_mnist_root, eval_batch_size=40, drop_last_test_sample=False)
+    full.setup()
+    assert sum(len(full.eval_dataset()[k][1]) for k in range(len(full.eval_dataset()))) == 400
