@@ -1,0 +1,94 @@
+"""Wall time and peak RSS of whole runs of ``train.py``, one fresh process per run.
+
+    python benchmarks/run_benchmarks.py lamaml-rot lamaml-many --data-root ../shared/data
+    python benchmarks/run_benchmarks.py --all --repeat 3 --out benchmarks/latest.md
+    python benchmarks/run_benchmarks.py lamaml-rot --override trainer.accelerator=cpu
+
+Each case is a full paper run (``python train.py algo=... data=...``) with logging and the progress
+bar off. Wall time is measured around the child process (start-up and evaluation included, as
+the original ``main.py`` measures), peak RSS from the child's own rusage; RA/BTI come from the
+run's results.json, so every timing row also says what accuracy it bought.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CASES = {
+    "lamaml-rot": ["algo=lamaml", "data=mnist_rot"],
+    "cmaml-rot": ["algo=cmaml", "data=mnist_rot"],
+    "sync-rot": ["algo=sync", "data=mnist_rot"],
+    "lamaml-perm": ["algo=lamaml", "data=mnist_perm"],
+    "cmaml-perm": ["algo=cmaml", "data=mnist_perm"],
+    "sync-perm": ["algo=sync", "data=mnist_perm"],
+    "lamaml-many": ["algo=lamaml", "data=mnist_many"],
+}
+QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
+
+
+def run_case(overrides: list[str], data_root: str, extra: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as out_dir:
+        cmd = [sys.executable, "train.py", *overrides, f"data.root={data_root}", *QUIET, *extra,
+               f"hydra.run.dir={out_dir}"]
+        start = time.perf_counter()
+        with open(Path(out_dir) / "stdout.log", "w") as log:
+            child = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n" + (Path(out_dir) / "stdout.log").read_text()[-3000:])
+        results = json.loads((Path(out_dir) / "results.json").read_text())
+    return {
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "ra": results["ra"],
+        "bti": results["bti"],
+        "device": results["device"],
+        "data_source": results["data_source"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cases", nargs="*", help=f"any of: {', '.join(CASES)}")
+    parser.add_argument("--all", action="store_true", help="run every case")
+    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Hydra override for every case (repeatable)")
+    args = parser.parse_args()
+    names = list(CASES) if args.all else args.cases
+    unknown = [n for n in names if n not in CASES]
+    if not names or unknown:
+        parser.error(f"unknown or no cases {unknown}: choose from {', '.join(CASES)}")
+    extra = args.override
+
+    header = "| case | wall (s) | peak RSS (MB) | RA | BTI | device |\n|---|---|---|---|---|---|"
+    rows = []
+    print(header, flush=True)
+    for name in names:
+        for _ in range(args.repeat):
+            r = run_case(CASES[name], args.data_root, extra)
+            row = (f"| {name} | {r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['ra']:.2f} | {r['bti']:.2f} "
+                   f"| {r['device']} |")
+            rows.append(row)
+            print(row, flush=True)
+    footer = (f"\n{platform.node()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+              f"data {r['data_source']}, extra overrides: {' '.join(extra) or 'none'}")
+    print(footer)
+    if args.out:
+        args.out.write_text("\n".join([header, *rows, footer]) + "\n")
+
+
+if __name__ == "__main__":
+    main()
