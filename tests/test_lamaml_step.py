@@ -42,7 +42,7 @@ def clip(grads, max_norm):
     return [g * min(1.0, max_norm / (norm + 1e-6)) for g in grads]
 
 
-def reference_update(order, learn_lr, sync_update, max_norm):
+def reference_update(order, learn_lr, sync_update, max_norm, inner_clamp=False):
     """First-order meta-gradients of one glance, then the variant's α and θ steps."""
     theta, alpha = [W0, B0], [ALPHA_W, ALPHA_B]
     rates = [np.maximum(a, 0) for a in alpha]
@@ -51,6 +51,8 @@ def reference_update(order, learn_lr, sync_update, max_norm):
     d_theta, d_alpha = [np.zeros_like(p) for p in theta], [np.zeros_like(p) for p in theta]
     for i in order:
         g = ce_grad(*fast, X[i : i + 1], Y[i : i + 1])
+        if inner_clamp:
+            g = [np.clip(gi, -max_norm, max_norm) for gi in g]
         inner_sum = [s + gi for s, gi in zip(inner_sum, g)]
         fast = [f - r * gi for f, r, gi in zip(fast, rates, g)]
         m = ce_grad(*fast, meta_x, meta_y)
@@ -66,7 +68,7 @@ def reference_update(order, learn_lr, sync_update, max_norm):
     return theta, alpha
 
 
-def make_learner(learn_lr, sync_update, max_norm, second_order=False):
+def make_learner(learn_lr, sync_update, max_norm, second_order=False, **options):
     net = nn.Linear(2, 3).double()
     with torch.no_grad():
         net.weight.copy_(torch.from_numpy(W0))
@@ -74,7 +76,7 @@ def make_learner(learn_lr, sync_update, max_norm, second_order=False):
     algo = LaMAML(
         "test", net, StreamInfo(2, 3, (2,), 1, [1, 1]), learn_lr=learn_lr, sync_update=sync_update,
         alpha_init=0.1, opt_lr=OPT_LR, opt_wt=OPT_WT, glances=1, memories=4, replay_batch_size=5,
-        grad_clip_norm=max_norm, second_order=second_order,
+        grad_clip_norm=max_norm, second_order=second_order, **options,
     ).double()
     with torch.no_grad():
         algo.alpha[0].copy_(torch.from_numpy(ALPHA_W))
@@ -136,3 +138,30 @@ def test_second_order_meta_gradient_matches_finite_differences():
     first_order = make_learner(learn_lr=False, sync_update=True, max_norm=100.0)
     first_order.observe(torch.from_numpy(X[:1]), torch.from_numpy(Y[:1]), 0)
     assert not np.allclose(state(first_order)[0][0], new_w, atol=1e-6)
+
+
+def test_inner_clamp_option_clamps_inner_gradients():
+    """Q1: the original discards its clamp; inner_clamp=True applies it (c = 0.05 bites here)."""
+    torch.manual_seed(0)
+    algo = make_learner(True, False, 0.05, inner_clamp=True)
+    algo.observe(torch.from_numpy(X), torch.from_numpy(Y), 0)
+    clamped = [reference_update(order, True, False, 0.05, inner_clamp=True) for order in ([0, 1], [1, 0])]
+    unclamped = [reference_update(order, True, False, 0.05) for order in ([0, 1], [1, 0])]
+    assert any(matches(state(algo), c) for c in clamped)
+    assert not any(matches(state(algo), c) for c in unclamped)
+
+
+@pytest.mark.parametrize("snapshot, only_old_tasks", [("alias", False), ("copy", True)])
+def test_old_task_memory_is_a_no_op_unless_the_buffer_is_copied(snapshot, only_old_tasks):
+    """Q2: with the original's alias, 'old-task' replay still draws the current task's samples."""
+    torch.manual_seed(0)
+    algo = make_learner(True, False, 100.0, memory_snapshot=snapshot, use_old_task_memory=True)
+    algo.current_task = 1
+    algo.on_task_start(1)  # the buffer now holds one task-0 sample
+    algo.memory.add(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3, dtype=torch.long), 1)
+    replayed_tasks = set()
+    for _ in range(50):
+        replay_x, _ = algo.replay_batch(torch.from_numpy(X), torch.from_numpy(Y), 1)
+        replayed = replay_x[: len(replay_x) - len(X)]
+        replayed_tasks |= {0 if torch.equal(r, torch.from_numpy(MEM_X[0])) else 1 for r in replayed}
+    assert replayed_tasks == ({0} if only_old_tasks else {0, 1})
