@@ -31,6 +31,8 @@ CASES = {
     "cmaml-perm": ["algo=cmaml", "data=mnist_perm"],
     "sync-perm": ["algo=sync", "data=mnist_perm"],
     "lamaml-many": ["algo=lamaml", "data=mnist_many"],
+    **{f"{algo}-{short}": [f"algo={algo}", f"data=mnist_{short}"]
+       for algo in ("online", "ewc", "gem", "agem", "er", "mer") for short in ("rot", "perm")},
 }
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 

@@ -11,6 +11,7 @@ from torch import nn
 from lamaml_pl.algos import LaMAML
 from lamaml_pl.data import StreamInfo
 from tests.conftest import detach_from_trainer
+from tests.reference import ce_grad, ce_loss
 
 W0 = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])
 B0 = np.array([0.05, -0.1, 0.0])
@@ -20,21 +21,6 @@ X = np.array([[1.0, 2.0], [-1.5, 0.5]])
 Y = np.array([0, 2])
 MEM_X, MEM_Y = np.array([[0.5, -1.0]]), np.array([1])
 OPT_LR, OPT_WT = 0.5, 0.2
-
-
-def ce_grad(W, b, x, y):
-    z = x @ W.T + b
-    p = np.exp(z - z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    p[np.arange(len(y)), y] -= 1
-    p /= len(y)
-    return p.T @ x, p.sum(0)
-
-
-def ce_loss(W, b, x, y):
-    z = x @ W.T + b
-    z = z - z.max(1, keepdims=True)
-    return float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]))
 
 
 def clip(grads, max_norm):

@@ -1,6 +1,11 @@
 """Continual-learning algorithms, each a LightningModule with a single ``observe``."""
 from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.er import ER
+from lamaml_pl.algos.ewc import EWC
+from lamaml_pl.algos.gem import AGEM, GEM
 from lamaml_pl.algos.lamaml import LaMAML
+from lamaml_pl.algos.mer import MER
+from lamaml_pl.algos.online import Online
 from lamaml_pl.algos.replay import ReservoirBuffer
 
-__all__ = ["ContinualLearner", "LaMAML", "ReservoirBuffer"]
+__all__ = ["AGEM", "ContinualLearner", "ER", "EWC", "GEM", "LaMAML", "MER", "Online", "ReservoirBuffer"]

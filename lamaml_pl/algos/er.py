@@ -1,0 +1,60 @@
+"""ER: experience replay with a reservoir buffer (spec/algorithms.md §5, La-MAML's ``eralg4``).
+
+Each glance: draw ``replay_batch_size`` samples from the reservoir, add the incoming batch, take
+one SGD step on the mean cross-entropy (gradient norm-clipped to ``grad_clip_norm``). After the
+glances every incoming sample is offered to the reservoir.
+
+Quirk Q11 ``insert_every_epoch`` (True): the original inserts the batch again in every epoch, so
+multi-pass runs fill the buffer with duplicates and ``age`` grows with the epochs. False inserts
+during a task's first pass only.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.replay import ReservoirBuffer
+from lamaml_pl.data.datamodule import StreamInfo
+from lamaml_pl.errors import require_positive
+
+
+class ER(ContinualLearner):
+    def __init__(
+        self,
+        name: str,
+        net: nn.Module,
+        stream: StreamInfo,
+        lr: float = 0.03,
+        memories: int = 200,
+        replay_batch_size: int = 10,
+        glances: int = 1,
+        grad_clip_norm: float = 2.0,
+        insert_every_epoch: bool = True,
+        reservoir_exclusive: bool = False,
+    ):
+        super().__init__(name, net, stream)
+        for key, value in (("algo.lr", lr), ("algo.replay_batch_size", replay_batch_size),
+                           ("algo.glances", glances), ("algo.grad_clip_norm", grad_clip_norm)):
+            require_positive(key, value)
+        self.save_hyperparameters(ignore=["name", "net", "stream"])
+        self.lr, self.replay_batch_size, self.glances = lr, int(replay_batch_size), int(glances)
+        self.grad_clip_norm, self.insert_every_epoch = grad_clip_norm, insert_every_epoch
+        self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
+
+    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        opt = self.optimizers()
+        for _ in range(self.glances):
+            mem_x, mem_y, _ = self.memory.sample(self.replay_batch_size)
+            opt.zero_grad()
+            loss = F.cross_entropy(self.net(torch.cat([mem_x, x])), torch.cat([mem_y, y]))
+            self.manual_backward(loss)
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
+            opt.step()
+        if self.insert_every_epoch or self.task_epoch == 0:
+            self.memory.add(x, y, t)
+        return loss.detach()

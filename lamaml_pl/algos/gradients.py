@@ -1,0 +1,48 @@
+"""Flattened-gradient helpers and the two projections of the GEM family (spec/algorithms.md §3-§4)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import quadprog
+import torch
+from torch import nn
+
+
+def flat_grad(params: Iterable[nn.Parameter]) -> torch.Tensor:
+    """All ``.grad`` tensors as one vector (zeros for parameters without a gradient)."""
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+
+
+def write_flat_grad(params: Iterable[nn.Parameter], vector: torch.Tensor) -> None:
+    """Overwrite each parameter's ``.grad`` with its slice of ``vector``."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = vector[offset : offset + n].view_as(p).clone()
+        offset += n
+
+
+def project_gem(g: torch.Tensor, memories: torch.Tensor, margin: float, eps: float = 1e-3) -> torch.Tensor:
+    """GEM's projection: the closest g~ to g with g~ . m_k >= 0 for every past-task gradient m_k.
+
+    Solves the dual ``min ½ vᵀ(MMᵀ + εI)v + (Mg)ᵀv  s.t.  v >= margin`` with quadprog in float64
+    and returns g~ = Mᵀv + g. ``margin`` is GEM's ``memory_strength``; ``eps`` the ridge that
+    the La-MAML copy adds to the diagonal (Q6).
+    """
+    M = memories.detach().double().cpu().numpy()
+    gv = g.detach().double().cpu().numpy()
+    t = M.shape[0]
+    P = M @ M.T
+    P = 0.5 * (P + P.T) + eps * np.eye(t)
+    q = -(M @ gv)
+    v = quadprog.solve_qp(P, q, np.eye(t), np.full(t, margin, dtype=np.float64))[0]
+    return torch.from_numpy(M.T @ v + gv).to(dtype=g.dtype, device=g.device)
+
+
+def project_agem(g: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """A-GEM: if g . r < 0, remove from g its component along the reference gradient r."""
+    dot = torch.dot(g, reference)
+    if dot >= 0:
+        return g
+    return g - (dot / torch.dot(reference, reference)) * reference

@@ -1,0 +1,33 @@
+"""Online ("single"): plain SGD fine-tuning on the stream, the lower bound of the tables.
+
+Spec/algorithms.md §1 (MER's / GEM's ``single``): one SGD step on the cross-entropy of each
+incoming batch; no replay, no regularisation, no clipping. MER ran it with batch size 1.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.data.datamodule import StreamInfo
+from lamaml_pl.errors import require_positive
+
+
+class Online(ContinualLearner):
+    def __init__(self, name: str, net: nn.Module, stream: StreamInfo, lr: float = 0.003):
+        super().__init__(name, net, stream)
+        require_positive("algo.lr", lr)
+        self.save_hyperparameters(ignore=["name", "net", "stream"])
+        self.lr = lr
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
+
+    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        opt = self.optimizers()
+        opt.zero_grad()
+        loss = F.cross_entropy(self.net(x), y)
+        self.manual_backward(loss)
+        opt.step()
+        return loss.detach()

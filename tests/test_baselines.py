@@ -1,0 +1,210 @@
+"""Online, EWC, GEM, A-GEM, ER and MER on a tiny linear net against numbers computed by hand."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lamaml_pl.algos import AGEM, ER, EWC, GEM, MER, Online
+from lamaml_pl.algos.gradients import project_agem, project_gem
+from lamaml_pl.data import StreamInfo
+from lamaml_pl.errors import ConfigError
+from tests.conftest import detach_from_trainer
+from tests.reference import ce_grad
+
+W0 = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])
+B0 = np.array([0.05, -0.1, 0.0])
+X = np.array([[1.0, 2.0], [-1.5, 0.5], [0.3, -0.7]])
+Y = np.array([0, 2, 1])
+STREAM = StreamInfo(3, 3, (2,), 1, [1, 1, 1])
+
+
+def linear_net():
+    net = nn.Linear(2, 3).double()
+    with torch.no_grad():
+        net.weight.copy_(torch.from_numpy(W0))
+        net.bias.copy_(torch.from_numpy(B0))
+    return net
+
+
+def learner(cls, **kwargs):
+    algo = cls("test", linear_net(), STREAM, **kwargs).double()
+    detach_from_trainer(algo)
+    return algo
+
+
+def weights(algo):
+    return [p.detach().numpy().copy() for p in algo.net.parameters()]
+
+
+def t(a):
+    return torch.from_numpy(np.asarray(a))
+
+
+# ---- Online ------------------------------------------------------------------------------
+def test_online_is_one_plain_sgd_step():
+    algo = learner(Online, lr=0.3)
+    algo.observe(t(X[:2]), t(Y[:2]), 0)
+    gW, gb = ce_grad(W0, B0, X[:2], Y[:2])
+    assert np.allclose(weights(algo)[0], W0 - 0.3 * gW) and np.allclose(weights(algo)[1], B0 - 0.3 * gb)
+
+
+# ---- GEM / A-GEM projections ---------------------------------------------------------------
+def test_gem_projection_satisfies_every_constraint():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        past = torch.from_numpy(rng.normal(size=(4, 12)))
+        g = torch.from_numpy(rng.normal(size=12))
+        projected = project_gem(g, past, margin=0.0, eps=0.0)
+        assert (past @ projected >= -1e-9).all()
+        # the projection moves g as little as possible: no closer feasible point along g itself
+        assert torch.linalg.vector_norm(projected - g) <= torch.linalg.vector_norm(g) + 1e-9
+
+
+def test_gem_projection_with_one_constraint_is_the_closed_form():
+    """One violated constraint: g~ = g - (g·m / m·m) m, which makes g~·m exactly 0."""
+    g, m = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), torch.tensor([[0.5, 1.0, 0.0]], dtype=torch.float64)
+    expected = g - (g @ m[0]) / (m[0] @ m[0]) * m[0]
+    assert torch.allclose(project_gem(g, m, margin=0.0, eps=0.0), expected, atol=1e-9)
+    # the margin is a lower bound on the dual variable v (here v* = 1.2): v = 2 gives g + 2m
+    assert torch.allclose(project_gem(g, m, margin=0.5, eps=0.0), expected, atol=1e-9)
+    assert torch.allclose(project_gem(g, m, margin=2.0, eps=0.0), g + 2 * m[0], atol=1e-9)
+
+
+def test_gem_keeps_the_gradient_when_no_constraint_is_violated():
+    algo = learner(GEM, lr=0.1)
+    g = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    past = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], dtype=torch.float64)
+    assert torch.equal(algo.project(g, past), g)
+    assert not torch.equal(algo.project(-g, past), -g)
+
+
+def test_agem_projection_formula():
+    g = torch.tensor([1.0, -2.0, 0.0], dtype=torch.float64)
+    ref = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)
+    # g·r = -2, r·r = 2: g - (-2/2) r = (1, -1, 1)
+    assert torch.allclose(project_agem(g, ref), torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64))
+    assert torch.equal(project_agem(-g, ref), -g)  # no conflict: unchanged
+
+
+def gem_step_by_hand(memory_tasks, lr):
+    """GEM on task 1 with task 0's memory row: projected SGD step (margin 0, eps 1e-3)."""
+    g = np.concatenate([a.ravel() for a in ce_grad(W0, B0, X[2:], Y[2:])])
+    m = np.concatenate([a.ravel() for a in ce_grad(W0, B0, *memory_tasks)])
+    if g @ m < 0:
+        g = project_gem(torch.from_numpy(g), torch.from_numpy(m[None]), 0.0, 1e-3).numpy()
+    return W0 - lr * g[:6].reshape(3, 2), B0 - lr * g[6:]
+
+
+def test_gem_observe_projects_against_the_earlier_task_memory():
+    algo = learner(GEM, lr=0.5, n_memories=2)
+    algo.observed_tasks, algo.last_task = [0], 0
+    algo.memory.add(t(X[:2]), t(Y[:2]), 0)
+    algo.memory.mem_cnt = 0
+    algo.observe(t(X[2:]), t(Y[2:]), 1)
+    W, b = gem_step_by_hand((X[:2], Y[:2]), 0.5)
+    assert np.allclose(weights(algo)[0], W) and np.allclose(weights(algo)[1], b)
+    assert algo.observed_tasks == [0, 1]
+
+
+@pytest.mark.parametrize("register_task0, projects_in_task1", [(False, False), (True, True)])
+def test_agem_never_registers_task_zero_unless_fixed(register_task0, projects_in_task1):
+    """Q4: the original's counter starts at 0, so during task 1 nothing constrains the step."""
+    algo = learner(AGEM, lr=0.5, n_memories=3, register_task0=register_task0)
+    algo.observe(t(X), t(Y), 0)  # task 0: fills memory row 0
+    before = weights(algo)
+    shifted = (Y + 1) % 3  # task 1: the same inputs with other labels
+    algo.observe(t(X), t(shifted), 1)
+    g = np.concatenate([a.ravel() for a in ce_grad(*before, X, shifted)])
+    ref = np.concatenate([a.ravel() for a in ce_grad(*before, X, Y)])
+    assert g @ ref < 0  # the two tasks conflict here
+    if projects_in_task1:
+        g = g - (g @ ref) / (ref @ ref) * ref
+    assert np.allclose(weights(algo)[0], before[0] - 0.5 * g[:6].reshape(3, 2))
+    assert algo.observed_tasks == ([0, 1] if register_task0 else [1])
+
+
+# ---- EWC -----------------------------------------------------------------------------------
+def test_ewc_penalty_and_gradient_equal_the_per_task_sum():
+    algo = learner(EWC, lr=0.1, memory_strength=2.0, n_memories=2)
+    anchors, fishers = [], []
+    rng = np.random.default_rng(1)
+    for task in range(3):  # three finished tasks, each consolidated at different weights
+        with torch.no_grad():
+            for p in algo.net.parameters():
+                p.add_(torch.from_numpy(rng.normal(scale=0.3, size=p.shape)))
+        algo.observe(t(X[task : task + 2]), t(Y[task : task + 2]), task)
+        anchors.append(weights(algo))
+        fishers.append([g**2 for g in ce_grad(*anchors[-1], X[task : task + 2], Y[task : task + 2])])
+        algo.on_task_start(task + 1)
+    theta = weights(algo)
+    expected = sum(((F * (p - a) ** 2).sum()) for fs, ans in zip(fishers, anchors) for F, p, a in zip(fs, theta, ans))
+    expected_grad = [sum(2 * fs[i] * (theta[i] - ans[i]) for fs, ans in zip(fishers, anchors)) for i in range(2)]
+    penalty = algo.penalty()
+    assert penalty.item() == pytest.approx(expected, rel=1e-9)
+    grads = torch.autograd.grad(penalty, list(algo.net.parameters()))
+    assert all(np.allclose(g.numpy(), e) for g, e in zip(grads, expected_grad))
+
+
+def test_ewc_fisher_uses_the_first_examples_of_the_task_and_the_step_adds_the_penalty():
+    algo = learner(EWC, lr=0.1, memory_strength=3.0, n_memories=2)
+    for i in range(3):  # only the first two examples enter the store
+        algo.observe(t(X[i : i + 1]), t(Y[i : i + 1]), 0)
+    theta_star = weights(algo)
+    algo.on_task_start(1)
+    fisher = [g**2 for g in ce_grad(*theta_star, X[:2], Y[:2])]
+    algo.observe(t(X[:1]), t(Y[:1]), 1)  # at θ*, the penalty gradient is 0: a plain SGD step
+    gW, gb = ce_grad(*theta_star, X[:1], Y[:1])
+    after = weights(algo)
+    assert np.allclose(after[0], theta_star[0] - 0.1 * gW)
+    algo.observe(t(X[:1]), t(Y[:1]), 1)  # now θ ≠ θ*: CE gradient + 3 · 2F(θ − θ*)
+    gW, gb = ce_grad(*after, X[:1], Y[:1])
+    expected = after[0] - 0.1 * (gW + 3.0 * 2 * fisher[0] * (after[0] - theta_star[0]))
+    assert np.allclose(weights(algo)[0], expected)
+
+
+# ---- ER ------------------------------------------------------------------------------------
+def test_er_steps_on_replay_plus_batch_and_inserts_afterwards():
+    algo = learner(ER, lr=0.2, memories=5, replay_batch_size=3, glances=1, grad_clip_norm=100.0)
+    algo.memory.add(t(X[2:]), t(Y[2:]), 0)  # one stored sample: replay is deterministic
+    algo.observe(t(X[:2]), t(Y[:2]), 1)
+    gW, gb = ce_grad(W0, B0, np.concatenate([X[2:], X[:2]]), np.concatenate([Y[2:], Y[:2]]))
+    assert np.allclose(weights(algo)[0], W0 - 0.2 * gW) and np.allclose(weights(algo)[1], B0 - 0.2 * gb)
+    assert algo.memory.age == 3
+
+
+# ---- MER -----------------------------------------------------------------------------------
+def sequential_sgd(W, b, xs, ys, lr):
+    for x, y in zip(xs, ys):
+        gW, gb = ce_grad(W, b, x[None], np.array([y]))
+        W, b = W - lr * gW, b - lr * gb
+    return W, b
+
+
+def test_mer_with_unit_rates_is_sequential_sgd_over_replay_and_example():
+    algo = learner(MER, lr=0.3, beta=1.0, gamma=1.0, memories=4, replay_batch_size=1, batches_per_example=2)
+    algo.memory.add(t(X[2:]), t(Y[2:]), 0)
+    algo.observe(t(X[:1]), t(Y[:1]), 1)
+    # two batches of [stored sample, current example], one SGD step per sample, nothing undone
+    order = [X[2], X[0], X[2], X[0]], [Y[2], Y[0], Y[2], Y[0]]
+    W, b = sequential_sgd(W0, B0, *order, 0.3)
+    assert np.allclose(weights(algo)[0], W) and np.allclose(weights(algo)[1], b)
+
+
+def test_mer_reptile_interpolations():
+    beta, gamma, lr = 0.25, 0.5, 0.3
+    algo = learner(MER, lr=lr, beta=beta, gamma=gamma, memories=4, replay_batch_size=1, batches_per_example=2)
+    algo.memory.add(t(X[2:]), t(Y[2:]), 0)
+    algo.observe(t(X[:1]), t(Y[:1]), 1)
+    W, b = W0, B0
+    for _ in range(2):  # within-batch Reptile: W <- W + β (SGD(W) - W)
+        W1, b1 = sequential_sgd(W, b, [X[2], X[0]], [Y[2], Y[0]], lr)
+        W, b = W + beta * (W1 - W), b + beta * (b1 - b)
+    W, b = W0 + gamma * (W - W0), B0 + gamma * (b - B0)  # across-batch Reptile
+    assert np.allclose(weights(algo)[0], W) and np.allclose(weights(algo)[1], b)
+    assert algo.memory.age == 2  # the example entered the reservoir after its update
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.5])
+def test_mer_refuses_reptile_rates_outside_the_unit_interval(beta):
+    with pytest.raises(ConfigError, match=f"algo.beta={beta}"):
+        MER("mer", linear_net(), STREAM, beta=beta)
