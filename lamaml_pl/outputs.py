@@ -49,7 +49,7 @@ def collect_results(algo: str, data: dict, seed: int, log: AccuracyLog, wall_tim
         "algo": algo,
         "data": data["name"],
         "seed": seed,
-        **{key: round(value, 4) for key, value in log.metrics().items()},
+        **{key: None if value is None else round(value, 4) for key, value in log.metrics().items()},
         "acc_matrix": (100 * log.matrix()).round(decimals=4).tolist(),
         "baseline_row": (100 * log.baseline()).round(decimals=4).tolist(),
         "eval_rows": {"tags": log.tags, "rows": [[round(100 * a, 4) for a in row] for row in log.rows]},
@@ -87,9 +87,12 @@ def format_summary(results: dict, out_dir: Path) -> str:
         lines += [f"{i:>4d}  " + "".join(f"{a:6.1f}" for a in row) for i, row in enumerate(R)]
     else:
         lines.append(f"accuracy matrix: {len(R)}x{len(R[0])}, see {out_dir / MATRIX_FILE}")
+    metrics = "  ".join(
+        f"{key.upper()} {'n/a' if results[key] is None else format(results[key], '.2f')}"
+        for key in ("ra", "bti", "la", "fwt")
+    )
     lines.append(
-        f"RA {results['ra']:.2f}  BTI {results['bti']:.2f}  LA {results['la']:.2f}  FWT {results['fwt']:.2f}"
-        f"   ({results['wall_time_s']:.0f} s, peak RSS {results['peak_rss_mb']:.0f} MB, {results['device']})"
+        f"{metrics}   ({results['wall_time_s']:.0f} s, peak RSS {results['peak_rss_mb']:.0f} MB, {results['device']})"
     )
     lines.append(f"outputs: {out_dir}")
     return "\n".join(lines)

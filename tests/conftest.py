@@ -14,7 +14,7 @@ CONF_DIR = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 LAMAML_FAMILY = ["lamaml", "cmaml", "sync"]
-BASELINES = ["online", "ewc", "gem", "agem", "er", "mer"]
+BASELINES = ["online", "ewc", "gem", "agem", "er", "mer", "iid"]
 ALGOS = LAMAML_FAMILY + BASELINES
 DATASETS = ["mnist_rot", "mnist_perm", "mnist_many"]
 

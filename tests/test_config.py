@@ -62,7 +62,8 @@ def test_every_baseline_composes_with_its_settings(algo, data, tiny_mnist_root):
     cfg, learner = instantiate_run(algo, data, tiny_mnist_root)
     for key, value in MER_RUNS.get((algo, data), {}).items():
         assert cfg.algo[key] == value, key
-    mer_protocol = algo != "er"  # ER has no published MNIST run: it runs on La-MAML's footing
+    mer_protocol = algo not in ("er", "iid")  # no published MNIST runs: La-MAML's footing
+    assert cfg.data.joint == (algo == "iid")
     assert cfg.data.batch_size == (1 if mer_protocol else 10)
     assert cfg.model.init == ("xavier_uniform" if mer_protocol else "kaiming_normal")
 

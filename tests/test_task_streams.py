@@ -101,3 +101,15 @@ def test_eval_drops_the_last_test_sample_but_keeps_its_denominator(tiny_mnist_ro
     full = make_dm(tiny_mnist_root, eval_batch_size=40, drop_last_test_sample=False)
     full.setup()
     assert sum(len(full.eval_dataset()[k][1]) for k in range(len(full.eval_dataset()))) == 400
+
+
+def test_joint_stream_serves_every_task_in_one_epoch(tiny_mnist_root):
+    """The IID oracle: one epoch holds every task's training samples with their own task ids."""
+    dm = make_dm(tiny_mnist_root, joint=True, epochs_per_task=3)
+    dm.setup()
+    assert dm.max_epochs == 3 and dm.task_of_epoch(2) == 3 and dm.info.joint
+    x, y, t = next(iter(torch.utils.data.DataLoader(
+        dm.train_dataloader().dataset, batch_size=120, collate_fn=lambda b: b)))
+    assert torch.bincount(t).tolist() == [30, 30, 30, 30]
+    for task in range(4):
+        assert torch.equal(x[t == task], dm.train_dataset(task).x)

@@ -13,11 +13,16 @@ from tests.conftest import ALGOS, DATASETS, ROOT, compose_config, requires_cuda,
 OUTPUT_FILES = ["results.json", "accuracy_matrix.csv", "accuracy_matrix.png", "task_accuracy.png", "config.yaml"]
 
 
-def check_run_folder(out_dir, n_tasks):
+def check_run_folder(out_dir, n_tasks, joint=False):
     for name in OUTPUT_FILES:
         assert (out_dir / name).is_file(), name
     results = json.loads((out_dir / "results.json").read_text())
     R = torch.tensor(results["acc_matrix"]) / 100
+    if joint:  # the IID oracle: one row after training on everything, RA only
+        assert R.shape == (1, n_tasks) and results["eval_rows"]["tags"] == [-1, n_tasks - 1]
+        assert results["ra"] == pytest.approx(100 * R[0].mean().item(), abs=1e-3)
+        assert results["bti"] is None and results["la"] is None and results["fwt"] is None
+        return results
     assert R.shape == (n_tasks, n_tasks)
     recomputed = cl_metrics(R, torch.tensor(results["baseline_row"]) / 100)
     for key in ("ra", "bti", "la", "fwt"):
@@ -33,7 +38,7 @@ def check_run_folder(out_dir, n_tasks):
 def test_tiny_run(algo, data, tiny_mnist_root, tmp_path):
     cfg = compose_config(tiny_run_overrides(algo, data, tiny_mnist_root, tmp_path))
     results = train(cfg)
-    check_run_folder(tmp_path, n_tasks=2)
+    check_run_folder(tmp_path, n_tasks=2, joint=algo == "iid")
     assert (results["algo"], results["data"]) == (algo, data)
     assert results["data_source"].startswith("idx:")
     assert results["device"].startswith("cpu")

@@ -52,7 +52,7 @@ class ContinualLearner(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         epoch = self.trainer.current_epoch
-        task = epoch // self.stream.epochs_per_task
+        task = self.trainer.datamodule.task_of_epoch(epoch)
         self.task_epoch = epoch % self.stream.epochs_per_task
         if task != self.current_task:
             self.current_task = task

@@ -33,9 +33,6 @@ class TaskRingMemory(nn.Module):
         self.y[t, self.mem_cnt : end] = y[:n]
         self.mem_cnt = 0 if end == self.n_memories else end
 
-    def task(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[t], self.y[t]
-
     def get_extra_state(self) -> dict:
         return {"mem_cnt": self.mem_cnt}
 

@@ -30,14 +30,14 @@ def project_gem(g: torch.Tensor, memories: torch.Tensor, margin: float, eps: flo
     and returns g~ = Mᵀv + g. ``margin`` is GEM's ``memory_strength``; ``eps`` the ridge that
     the La-MAML copy adds to the diagonal (Q6).
     """
-    M = memories.detach().double().cpu().numpy()
-    gv = g.detach().double().cpu().numpy()
+    M = memories.detach().to("cpu", torch.float64)
+    gv = g.detach().to("cpu", torch.float64)
     t = M.shape[0]
     P = M @ M.T
-    P = 0.5 * (P + P.T) + eps * np.eye(t)
+    P = 0.5 * (P + P.T) + eps * torch.eye(t, dtype=torch.float64)
     q = -(M @ gv)
-    v = quadprog.solve_qp(P, q, np.eye(t), np.full(t, margin, dtype=np.float64))[0]
-    return torch.from_numpy(M.T @ v + gv).to(dtype=g.dtype, device=g.device)
+    v = quadprog.solve_qp(P.numpy(), q.numpy(), np.eye(t), np.full(t, margin, dtype=np.float64))[0]
+    return (gv + M.T @ torch.from_numpy(v)).to(g.device, g.dtype)
 
 
 def project_agem(g: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

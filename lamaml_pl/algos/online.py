@@ -2,6 +2,8 @@
 
 Spec/algorithms.md §1 (MER's / GEM's ``single``): one SGD step on the cross-entropy of each
 incoming batch; no replay, no regularisation, no clipping. MER ran it with batch size 1.
+The same update on a joint stream of all tasks (``data.joint=true``) is the IID oracle
+(``algo=iid``, spec §11).
 """
 from __future__ import annotations
 

@@ -16,9 +16,12 @@ class TaskProgressBar(TQDMProgressBar):
 
     def on_train_epoch_start(self, trainer, *args) -> None:
         super().on_train_epoch_start(trainer, *args)
-        per_task = trainer.datamodule.epochs_per_task
-        task, task_epoch = divmod(trainer.current_epoch, per_task)
-        label = f"Task {task + 1}/{trainer.datamodule.n_tasks}"
+        data = trainer.datamodule
+        per_task = data.epochs_per_task
+        if data.joint:
+            label = f"All {data.n_tasks} tasks (joint)"
+        else:
+            label = f"Task {data.task_of_epoch(trainer.current_epoch) + 1}/{data.n_tasks}"
         if per_task > 1:
-            label += f" (pass {task_epoch + 1}/{per_task})"
+            label += f" (pass {trainer.current_epoch % per_task + 1}/{per_task})"
         self.train_progress_bar.set_description(label)

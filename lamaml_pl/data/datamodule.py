@@ -2,6 +2,8 @@
 
 An epoch is one pass over one task's training data, so the trainer runs
 ``n_tasks * epochs_per_task`` epochs and the current task is ``current_epoch // epochs_per_task``.
+With ``joint=True`` (the IID multi-task oracle) every epoch is one pass over all tasks' training
+data at once, each sample carrying its own task id.
 The train loader is rebuilt every epoch (``reload_dataloaders_every_n_epochs=1``) and follows
 the task; validation covers the test sets of all tasks in one loader of ``(x, y, t)`` batches.
 """
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
-from lamaml_pl.data.datasets import keep_batch
+from lamaml_pl.data.datasets import TaskTensorDataset, keep_batch
 from lamaml_pl.errors import ConfigError, require_positive
 
 
@@ -25,6 +27,7 @@ class StreamInfo:
     n_classes: int
     input_shape: tuple[int, ...]
     epochs_per_task: int
+    joint: bool = False  # all tasks' data in every epoch (IID oracle)
     # per-task denominators of test accuracy (the test-set sizes; see Q12)
     test_sizes: list[int] = field(default_factory=list)
 
@@ -40,6 +43,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         epochs_per_task: int,
         batch_size: int,
         eval_batch_size: int,
+        joint: bool = False,
     ):
         super().__init__()
         for key, value in (
@@ -60,13 +64,17 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         self.epochs_per_task = epochs_per_task
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
+        self.joint = joint
         self._ready = False
 
     @property
     def max_epochs(self) -> int:
-        return self.n_tasks * self.epochs_per_task
+        return self.epochs_per_task if self.joint else self.n_tasks * self.epochs_per_task
 
     def task_of_epoch(self, epoch: int) -> int:
+        """The task being learned; in joint mode all of them, tagged as the last."""
+        if self.joint:
+            return self.n_tasks - 1
         return min(epoch // self.epochs_per_task, self.n_tasks - 1)
 
     def setup(self, stage: str | None = None) -> None:
@@ -98,10 +106,11 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         """What results.json records about the data: source, task transforms, sizes."""
 
     def train_dataloader(self) -> DataLoader:
-        task = self.task_of_epoch(self.trainer.current_epoch if self.trainer else 0)
-        return DataLoader(
-            self.train_dataset(task), batch_size=self.batch_size, shuffle=True, collate_fn=keep_batch
-        )
+        if self.joint:
+            dataset = TaskTensorDataset.concat([self.train_dataset(k) for k in range(self.n_tasks)])
+        else:
+            dataset = self.train_dataset(self.task_of_epoch(self.trainer.current_epoch if self.trainer else 0))
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, collate_fn=keep_batch)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.eval_dataset(), batch_size=None, shuffle=False)

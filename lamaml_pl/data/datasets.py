@@ -15,9 +15,14 @@ def keep_batch(batch):
 class TaskTensorDataset(Dataset):
     """One task's training samples as tensors; yields ``(x, y, t)`` batches via ``__getitems__``."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, task_id: int):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, task_id: int | torch.Tensor):
         self.x, self.y = x, y
-        self.t = torch.full_like(y, task_id)
+        self.t = task_id if isinstance(task_id, torch.Tensor) else torch.full_like(y, task_id)
+
+    @classmethod
+    def concat(cls, parts: list["TaskTensorDataset"]) -> "TaskTensorDataset":
+        """Several tasks in one dataset, each sample keeping its task id (joint training)."""
+        return cls(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), torch.cat([p.t for p in parts]))
 
     def __len__(self) -> int:
         return len(self.y)

@@ -37,6 +37,7 @@ class MnistDataModule(TaskSequentialDataModule):
             pre-generated benchmark files were.
         drop_last_test_sample: Q12 — the original evaluates samples ``[0, N-1)`` but divides by
             ``N``. True (default) reproduces that; False scores every test sample.
+        joint: train on all tasks at once (the IID oracle, ``algo=iid`` sets it).
     """
 
     def __init__(
@@ -55,8 +56,9 @@ class MnistDataModule(TaskSequentialDataModule):
         download: bool = True,
         drop_last_test_sample: bool = True,
         max_rotation: float = 180.0,
+        joint: bool = False,
     ):
-        super().__init__(name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size)
+        super().__init__(name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size, joint)
         if transform not in TRANSFORMS:
             raise ConfigError(f"data.transform={transform!r} is unknown: use one of {', '.join(TRANSFORMS)}")
         require_positive("data.samples_per_task", samples_per_task)
@@ -95,6 +97,7 @@ class MnistDataModule(TaskSequentialDataModule):
             n_classes=10,
             input_shape=(N_PIXELS,),
             epochs_per_task=self.epochs_per_task,
+            joint=self.joint,
             test_sizes=[len(self.test_labels)] * self.n_tasks,
         )
 

@@ -76,8 +76,13 @@ class AccuracyLog:
     def complete(self) -> bool:
         return self.matrix().shape[0] == self.n_tasks
 
-    def metrics(self) -> dict[str, float]:
-        return cl_metrics(self.matrix(), self.baseline())
+    def metrics(self) -> dict[str, float | None]:
+        """All four once every task has its row; before that (or for the joint IID oracle,
+        which has one row) only RA, the mean over all tasks of the last row."""
+        R = self.matrix()
+        if self.complete():
+            return cl_metrics(R, self.baseline())
+        return {"ra": 100 * retained_accuracy(R), "bti": None, "la": None, "fwt": None}
 
     def state_dict(self) -> dict:
         return {"rows": self.rows, "tags": self.tags}
