@@ -32,7 +32,7 @@ CASES = {
     "sync-perm": ["algo=sync", "data=mnist_perm"],
     "lamaml-many": ["algo=lamaml", "data=mnist_many"],
     **{f"{algo}-{short}": [f"algo={algo}", f"data=mnist_{short}"]
-       for algo in ("online", "ewc", "gem", "agem", "er", "mer") for short in ("rot", "perm")},
+       for algo in ("online", "ewc", "gem", "agem", "er", "mer", "iid") for short in ("rot", "perm")},
 }
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 

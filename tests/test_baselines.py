@@ -184,8 +184,8 @@ def test_mer_with_unit_rates_is_sequential_sgd_over_replay_and_example():
     algo = learner(MER, lr=0.3, beta=1.0, gamma=1.0, memories=4, replay_batch_size=1, batches_per_example=2)
     algo.memory.add(t(X[2:]), t(Y[2:]), 0)
     algo.observe(t(X[:1]), t(Y[:1]), 1)
-    # two batches of [stored sample, current example], one SGD step per sample, nothing undone
-    order = [X[2], X[0], X[2], X[0]], [Y[2], Y[0], Y[2], Y[0]]
+    # two batches of [current example, stored sample], one SGD step per sample, nothing undone
+    order = [X[0], X[2], X[0], X[2]], [Y[0], Y[2], Y[0], Y[2]]
     W, b = sequential_sgd(W0, B0, *order, 0.3)
     assert np.allclose(weights(algo)[0], W) and np.allclose(weights(algo)[1], b)
 
@@ -197,7 +197,7 @@ def test_mer_reptile_interpolations():
     algo.observe(t(X[:1]), t(Y[:1]), 1)
     W, b = W0, B0
     for _ in range(2):  # within-batch Reptile: W <- W + β (SGD(W) - W)
-        W1, b1 = sequential_sgd(W, b, [X[2], X[0]], [Y[2], Y[0]], lr)
+        W1, b1 = sequential_sgd(W, b, [X[0], X[2]], [Y[0], Y[2]], lr)
         W, b = W + beta * (W1 - W), b + beta * (b1 - b)
     W, b = W0 + gamma * (W - W0), B0 + gamma * (b - B0)  # across-batch Reptile
     assert np.allclose(weights(algo)[0], W) and np.allclose(weights(algo)[1], b)
@@ -208,3 +208,18 @@ def test_mer_reptile_interpolations():
 def test_mer_refuses_reptile_rates_outside_the_unit_interval(beta):
     with pytest.raises(ConfigError, match=f"algo.beta={beta}"):
         MER("mer", linear_net(), STREAM, beta=beta)
+
+
+def test_task_ring_memory_writes_like_gems_ring_buffer():
+    from lamaml_pl.algos.episodic import TaskRingMemory
+
+    memory = TaskRingMemory(n_tasks=2, n_memories=3, sample_shape=(1,))
+    for i in range(4):  # batch size 1: the ring wraps, row 0 keeps the last 3 samples
+        memory.add(torch.tensor([[float(i)]]), torch.tensor([i]), 0)
+    assert memory.y[0].tolist() == [3, 1, 2] and memory.mem_cnt == 1
+    memory.add(torch.ones(5, 1), torch.full((5,), 7), 1)  # the shared position is not reset; cut at the row end
+    assert memory.y[1].tolist() == [0, 7, 7] and memory.mem_cnt == 0
+    restored = TaskRingMemory(2, 3, (1,))
+    memory.mem_cnt = 2
+    restored.load_state_dict(memory.state_dict())
+    assert restored.mem_cnt == 2 and torch.equal(restored.y, memory.y)

@@ -78,3 +78,12 @@ def test_every_offered_sample_is_kept_with_probability_about_capacity_over_n(exc
 def test_non_positive_capacity_is_refused(capacity):
     with pytest.raises(ConfigError, match=f"algo.memories={capacity}"):
         ReservoirBuffer(capacity, (1,))
+
+
+def test_state_dict_round_trip_keeps_contents_and_age():
+    buffer = ReservoirBuffer(4, (2,))
+    buffer.add(torch.randn(6, 2), torch.arange(6), 3)
+    restored = ReservoirBuffer(4, (2,))
+    restored.load_state_dict(buffer.state_dict())
+    assert restored.age == 6 and len(restored) == 4
+    assert torch.equal(restored.x, buffer.x) and torch.equal(restored.y, buffer.y)

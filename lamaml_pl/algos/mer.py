@@ -2,8 +2,9 @@
 
 Riemer et al., "Learning to Learn without Forgetting by Maximizing Transfer and Minimizing
 Interference", ICLR 2019. Examples are processed one at a time. For each example:
-A = θ; repeat ``batches_per_example`` times { W = θ; draw up to ``replay_batch_size`` samples
-from the reservoir and append the current example; one SGD step per sample of that batch, in
+A = θ; repeat ``batches_per_example`` times { W = θ; the batch is the current example followed
+by up to ``replay_batch_size`` samples drawn from the reservoir (MER's ``getBatch`` puts the
+example first; La-MAML's replay batches put it last); one SGD step per sample of that batch, in
 order; θ ← W + β(θ − W) }; θ ← A + γ(θ − A); offer the example to the reservoir.
 
 ``grad_clip_norm`` (Q18): the La-MAML copy norm-clips every per-sample gradient (10 in its CIFAR
@@ -61,7 +62,7 @@ class MER(ContinualLearner):
             for _ in range(self.steps):
                 before_batch = [p.detach().clone() for p in params]
                 mem_x, mem_y, _ = self.memory.sample(self.replay_batch_size)
-                batch_x, batch_y = torch.cat([mem_x, x[i : i + 1]]), torch.cat([mem_y, y[i : i + 1]])
+                batch_x, batch_y = torch.cat([x[i : i + 1], mem_x]), torch.cat([y[i : i + 1], mem_y])
                 losses = [self.sgd_step(params, batch_x[j : j + 1], batch_y[j : j + 1]) for j in range(len(batch_y))]
                 interpolate(params, before_batch, self.beta)
             interpolate(params, before_example, self.gamma)
