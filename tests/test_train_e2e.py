@@ -47,6 +47,14 @@ def test_tiny_run(algo, data, tiny_mnist_root, tmp_path):
     assert results["acc_matrix"][0][0] > 40
 
 
+def test_single_task_stream(tiny_mnist_root, tmp_path):
+    overrides = [o.replace("data.n_tasks=2", "data.n_tasks=1") for o in
+                 tiny_run_overrides("mer", "mnist_rot", tiny_mnist_root, tmp_path)]
+    results = train(compose_config(overrides))
+    check_run_folder(tmp_path, n_tasks=1)
+    assert results["bti"] == 0.0 and results["ra"] == results["la"]
+
+
 def test_multirun_sweeps_seeds_into_separate_folders(tiny_mnist_root, tmp_path):
     overrides = [o for o in tiny_run_overrides("cmaml", "mnist_perm", tiny_mnist_root, tmp_path)
                  if not o.startswith("paths.output_dir")]

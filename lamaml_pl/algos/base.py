@@ -73,7 +73,7 @@ class ContinualLearner(pl.LightningModule):
         self.task_accuracy.update(self(x, t).argmax(dim=1), y, t)
 
     def on_validation_epoch_end(self) -> None:
-        row = self.task_accuracy.compute().cpu()
+        row = self.task_accuracy.compute().reshape(-1).cpu()  # torchmetrics squeezes a 1-task row to 0-d
         self.task_accuracy.reset()
         fitting = self.trainer.state.fn == "fit"
         tag = self.current_task if fitting else INIT_TAG

@@ -53,30 +53,33 @@ class MER(ContinualLearner):
         self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
 
     def configure_optimizers(self):
-        return None  # plain per-sample SGD steps, written out in sgd_step
+        # holds the lr (so schedulers and checkpoints see it); the many tiny per-sample steps
+        # are applied directly in sgd_step, which is cheaper than optimizer.step()
+        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         params = list(self.net.parameters())
+        lr = self.optimizers().param_groups[0]["lr"]
         for i in range(len(y)):
             before_example = [p.detach().clone() for p in params]
             for _ in range(self.steps):
                 before_batch = [p.detach().clone() for p in params]
                 mem_x, mem_y, _ = self.memory.sample(self.replay_batch_size)
                 batch_x, batch_y = torch.cat([x[i : i + 1], mem_x]), torch.cat([y[i : i + 1], mem_y])
-                losses = [self.sgd_step(params, batch_x[j : j + 1], batch_y[j : j + 1]) for j in range(len(batch_y))]
+                losses = [self.sgd_step(params, batch_x[j : j + 1], batch_y[j : j + 1], lr) for j in range(len(batch_y))]
                 interpolate(params, before_batch, self.beta)
             interpolate(params, before_example, self.gamma)
             self.memory.add(x[i : i + 1], y[i : i + 1], t)
         return torch.stack(losses).sum() / self.steps  # the original's logging quirk (§8)
 
-    def sgd_step(self, params: list[nn.Parameter], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def sgd_step(self, params: list[nn.Parameter], x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
         loss = F.cross_entropy(self.net(x), y)
         grads = torch.autograd.grad(loss, params)
         if self.grad_clip_norm is not None:
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
             grads = torch._foreach_mul(grads, torch.clamp(self.grad_clip_norm / (norm + 1e-6), max=1.0))
         with torch.no_grad():
-            torch._foreach_add_(params, grads, alpha=-self.lr)
+            torch._foreach_add_(params, grads, alpha=-lr)
         return loss.detach()
 
 
