@@ -1,10 +1,14 @@
 """Entry point: ``python train.py algo=lamaml data=mnist_rot`` (see README.md)."""
 import sys
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lamaml_pl.errors import config_error_in
+from lamaml_pl.outputs import write_failure
 from lamaml_pl.run import train
 
 
@@ -13,8 +17,11 @@ def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)["ra"]
     except Exception as err:
+        # the job's results.json records the failure; in a sweep Hydra runs the other jobs on
+        # and reports the failure at the end
+        write_failure(Path(cfg.paths.output_dir), err)
         bad_input = config_error_in(err)
-        if bad_input is None:
+        if bad_input is None or HydraConfig.get().mode == RunMode.MULTIRUN:
             raise
         print(f"error: {bad_input}", file=sys.stderr)
         sys.exit(2)

@@ -6,6 +6,7 @@ import json
 import platform
 import resource
 import sys
+import traceback
 from pathlib import Path
 
 import torch
@@ -46,6 +47,7 @@ def versions() -> dict[str, str]:
 def collect_results(algo: str, data: dict, seed: int, log: AccuracyLog, wall_time_s: float, device: str) -> dict:
     """Everything results.json holds; accuracies in percent."""
     return {
+        "status": "completed",
         "algo": algo,
         "data": data["name"],
         "seed": seed,
@@ -75,6 +77,17 @@ def write_outputs(out_dir: Path, results: dict, log: AccuracyLog) -> None:
     title = f"{results['algo']} on {results['data']} (seed {results['seed']})"
     plot_accuracy_matrix(R, out_dir / HEATMAP_FILE, title)
     plot_task_curves(log, out_dir / CURVES_FILE, title)
+
+
+def write_failure(out_dir: Path, err: BaseException) -> None:
+    """results.json of a run that raised: its status and error, so a sweep's report can list it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failure = {
+        "status": "failed",
+        "error": f"{type(err).__name__}: {err}",
+        "traceback": "".join(traceback.format_exception(err)),
+    }
+    (out_dir / RESULTS_FILE).write_text(json.dumps(failure, indent=2) + "\n")
 
 
 def format_summary(results: dict, out_dir: Path) -> str:

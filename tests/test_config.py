@@ -121,3 +121,15 @@ def test_logger_group(logger, expected, tmp_path, monkeypatch):
     assert [type(lg).__name__ for lg in loggers] == [expected]
     if logger == "wandb":  # no API key: offline, to be synced later
         assert loggers[0]._offline is True
+
+
+@pytest.mark.parametrize("sweep, params", [
+    ("paper_table", {"algo": "lamaml,cmaml,sync,online,ewc,gem,mer", "seed": "0,1,2,3,4"}),
+    ("lr_robustness", {"algo.alpha_init": "0.001,0.003,0.01,0.03,0.1,0.3", "seed": "0,1,2"}),
+])
+def test_ready_made_sweeps(sweep, params):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"sweep={sweep}"], return_hydra_config=True)
+    assert dict(cfg.hydra.sweeper.params) == params

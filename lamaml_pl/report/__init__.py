@@ -1,0 +1,1 @@
+"""Aggregate runs (results.json) into the paper's tables and figures: ``python -m lamaml_pl.report DIR``."""

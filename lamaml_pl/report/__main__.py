@@ -1,0 +1,49 @@
+"""``python -m lamaml_pl.report multirun/<date>/<time> [more folders] [--out DIR]``
+
+Reads every run below the folders (results.json + composed config), groups runs that differ only
+in their seed, and writes report.md / report.csv (mean ± sample std beside the paper's numbers)
+and figures: per-group accuracy matrix and per-task curves, wall time per method and, when the
+runs sweep ``algo.alpha_init``, the learning-rate robustness curve.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lamaml_pl.report.aggregate import group_runs
+from lamaml_pl.report.collect import load_runs
+from lamaml_pl.report.write import markdown, plot_group_matrices, plot_lr_robustness, plot_wall_time, write_csv
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lamaml_pl.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", type=Path, help="multirun or run folders")
+    parser.add_argument("--out", type=Path, help="where to write (default: <first folder>/report)")
+    args = parser.parse_args(argv)
+    try:
+        runs = load_runs(args.folders)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not runs:
+        print(f"error: no runs (results.json or .hydra/config.yaml) below {', '.join(map(str, args.folders))}",
+              file=sys.stderr)
+        return 2
+    out = args.out or args.folders[0] / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    groups = group_runs(runs)
+    table = markdown(groups)
+    (out / "report.md").write_text(table)
+    write_csv(groups, out / "report.csv")
+    plot_group_matrices(groups, out)
+    plot_wall_time(groups, out / "wall_time.png")
+    plot_lr_robustness(groups, out / "lr_robustness.png")
+    print(table)
+    print(f"report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

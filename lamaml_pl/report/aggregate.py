@@ -1,0 +1,55 @@
+"""Group runs that differ only in their seed and summarise each group (mean ± sample std)."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from lamaml_pl.report.collect import Run
+from lamaml_pl.report.paper import TABLE1
+
+METRICS = ("ra", "bti", "la", "wall_time_s")
+
+
+@dataclass
+class Group:
+    algo: str
+    data: str
+    varying: dict  # the settings that tell this group from others of the same algo and data
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def completed(self) -> list[Run]:
+        return [r for r in self.runs if not r.failed]
+
+    @property
+    def label(self) -> str:
+        extra = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in sorted(self.varying.items()))
+        return f"{self.algo} ({extra})" if extra else self.algo
+
+    def stat(self, key: str) -> tuple[float | None, float | None]:
+        """Mean and sample standard deviation (ddof = 1; None with fewer than 2 runs)."""
+        values = [r.results[key] for r in self.completed if r.results.get(key) is not None]
+        if not values:
+            return None, None
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+    @property
+    def paper(self) -> tuple[float, float, float, float] | None:
+        return TABLE1.get((self.algo, self.data))
+
+
+def group_runs(runs: list[Run]) -> list[Group]:
+    by_pair: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        by_pair.setdefault((run.results["algo"], run.results["data"]), []).append(run)
+    groups = []
+    for (algo, data), pair_runs in sorted(by_pair.items()):
+        keys = set().union(*(r.settings for r in pair_runs))
+        varying_keys = sorted(k for k in keys if len({repr(r.settings.get(k)) for r in pair_runs}) > 1)
+        by_setting: dict[tuple, Group] = {}
+        for run in pair_runs:
+            varying = {k: run.settings.get(k) for k in varying_keys}
+            key = tuple(repr(varying[k]) for k in varying_keys)
+            by_setting.setdefault(key, Group(algo, data, varying)).runs.append(run)
+        groups += [by_setting[k] for k in sorted(by_setting)]
+    return groups

@@ -1,0 +1,62 @@
+"""Find every run below some folders and read its results.json and composed config."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# config keys that do not define a setting: the seed, where things are, how the run is executed
+IGNORED_PREFIXES = ("seed", "data.seed", "data.root", "data.download", "paths.", "trainer.", "logger.", "hydra")
+
+
+@dataclass
+class Run:
+    folder: Path
+    results: dict
+    settings: dict  # flattened config without IGNORED_PREFIXES
+
+    @property
+    def failed(self) -> bool:
+        return self.results.get("status") == "failed"
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tuple(tree) if isinstance(tree, list) else tree}
+
+
+def run_folders(roots: list[Path]) -> list[Path]:
+    """Every folder holding a results.json or a Hydra job record (.hydra/config.yaml)."""
+    found = set()
+    for root in roots:
+        if not root.exists():
+            raise FileNotFoundError(f"{root} does not exist")
+        found |= {p.parent for p in root.rglob("results.json")}
+        found |= {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
+    return sorted(found)
+
+
+def load_run(folder: Path) -> Run:
+    results_file = folder / "results.json"
+    if results_file.is_file():
+        results = json.loads(results_file.read_text())
+    else:  # a job that died before it could write anything
+        results = {"status": "failed", "error": "no results.json (the job was killed or never finished)"}
+    config_file = folder / ".hydra" / "config.yaml"
+    if not config_file.is_file():
+        config_file = folder / "config.yaml"
+    config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False) if config_file.is_file() else {}
+    settings = {k: v for k, v in flatten(config).items() if not k.startswith(IGNORED_PREFIXES)}
+    results.setdefault("algo", settings.get("algo.name", "?"))
+    results.setdefault("data", settings.get("data.name", "?"))
+    return Run(folder, results, settings)
+
+
+def load_runs(roots: list[Path]) -> list[Run]:
+    return [load_run(folder) for folder in run_folders(roots)]

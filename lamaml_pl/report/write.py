@@ -1,0 +1,138 @@
+"""The report's tables (Markdown, CSV) and figures."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from lamaml_pl.metrics import AccuracyLog  # noqa: E402
+from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves  # noqa: E402
+from lamaml_pl.report.aggregate import Group  # noqa: E402
+
+STD_NOTE = "± is the sample standard deviation (ddof = 1) over seeds; paper values are mean ± std as published."
+COLUMNS = ["benchmark", "method", "n", "failed", "ra_mean", "ra_std", "paper_ra", "delta_ra",
+           "bti_mean", "bti_std", "paper_bti", "delta_bti", "la_mean", "la_std", "wall_s_mean", "wall_s_std"]
+
+
+def table_rows(groups: list[Group]) -> list[dict]:
+    rows = []
+    for g in groups:
+        (ra, ra_sd), (bti, bti_sd), (la, la_sd), (wall, wall_sd) = (g.stat(k) for k in ("ra", "bti", "la", "wall_time_s"))
+        paper = g.paper
+        rows.append({
+            "benchmark": g.data, "method": g.label, "n": len(g.completed), "failed": len(g.runs) - len(g.completed),
+            "ra_mean": ra, "ra_std": ra_sd, "paper_ra": paper[0] if paper else None,
+            "delta_ra": ra - paper[0] if paper and ra is not None else None,
+            "bti_mean": bti, "bti_std": bti_sd, "paper_bti": paper[2] if paper else None,
+            "delta_bti": bti - paper[2] if paper and bti is not None else None,
+            "la_mean": la, "la_std": la_sd, "wall_s_mean": wall, "wall_s_std": wall_sd,
+        })
+    return rows
+
+
+def _pm(mean, std) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def _num(value, signed=False) -> str:
+    return "—" if value is None else (f"{value:+.2f}" if signed else f"{value:.2f}")
+
+
+def markdown(groups: list[Group]) -> str:
+    lines = [f"RA, BTI, LA in percent. {STD_NOTE}", "",
+             "| benchmark | method | n | RA | paper RA | Δ RA | BTI | paper BTI | Δ BTI | LA | wall (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row, g in zip(table_rows(groups), groups):
+        paper = g.paper
+        n = f"{row['n']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
+        lines.append(
+            f"| {row['benchmark']} | {row['method']} | {n} | {_pm(row['ra_mean'], row['ra_std'])} "
+            f"| {_pm(paper[0], paper[1]) if paper else '—'} | {_num(row['delta_ra'], True)} "
+            f"| {_pm(row['bti_mean'], row['bti_std'])} | {_pm(paper[2], paper[3]) if paper else '—'} "
+            f"| {_num(row['delta_bti'], True)} | {_pm(row['la_mean'], row['la_std'])} "
+            f"| {_pm(row['wall_s_mean'], row['wall_s_std'])} |"
+        )
+    failed = [r for g in groups for r in g.runs if r.failed]
+    if failed:
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- `{r.folder}`: {r.results.get('error', 'unknown error')}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(groups: list[Group], path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(table_rows(groups))
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+
+
+def plot_group_matrices(groups: list[Group], out_dir: Path) -> None:
+    """Per group: the mean accuracy matrix and the mean per-task accuracy over the stream."""
+    for g in groups:
+        done = [r for r in g.completed if "acc_matrix" in r.results]
+        if not done:
+            continue
+        name = slug(f"{g.data}_{g.label}")
+        title = f"{g.label} on {g.data} (mean of {len(done)})"
+        R = torch.tensor([r.results["acc_matrix"] for r in done], dtype=torch.float64).mean(0) / 100
+        plot_accuracy_matrix(R, out_dir / f"matrix_{name}.png", title)
+        rows = torch.tensor([r.results["eval_rows"]["rows"] for r in done], dtype=torch.float64).mean(0) / 100
+        log = AccuracyLog(rows.shape[1])
+        for row, tag in zip(rows, done[0].results["eval_rows"]["tags"]):
+            log.append(row, tag)
+        plot_task_curves(log, out_dir / f"tasks_{name}.png", title)
+
+
+def plot_wall_time(groups: list[Group], path: Path) -> None:
+    """Wall time per method and benchmark (the paper's MER vs La-MAML timing comparison)."""
+    stats = [(f"{g.label}\n{g.data}", *g.stat("wall_time_s")) for g in groups if g.stat("wall_time_s")[0] is not None]
+    if not stats:
+        return
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(stats)), 4))
+    labels, means, stds = zip(*stats)
+    ax.bar(range(len(stats)), means, yerr=[s or 0 for s in stds], capsize=3, color="tab:blue")
+    ax.set_xticks(range(len(stats)), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("wall time per run (s)")
+    ax.set_title("Wall time (mean ± sample std over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_lr_robustness(groups: list[Group], path: Path, key: str = "algo.alpha_init") -> bool:
+    """RA against the initial inner learning rate α₀, one line per method and benchmark."""
+    lines: dict[str, list[tuple[float, float, float]]] = {}
+    for g in groups:
+        if key not in g.varying or g.stat("ra")[0] is None:
+            continue
+        others = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in sorted(g.varying.items()) if k != key)
+        name = f"{g.algo} on {g.data}" + (f" ({others})" if others else "")
+        mean, std = g.stat("ra")
+        lines.setdefault(name, []).append((float(g.varying[key]), mean, std or 0.0))
+    if not lines:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, points in sorted(lines.items()):
+        xs, ys, errs = zip(*sorted(points))
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("alpha_init (α₀)")
+    ax.set_ylabel("RA (%)")
+    ax.set_title("Learning-rate robustness (mean ± sample std over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

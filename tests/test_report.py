@@ -1,0 +1,72 @@
+"""Sweeps through ``train.py -m`` and their report: grouping, mean ± sample std, failed jobs."""
+import csv
+import json
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from lamaml_pl.report.__main__ import main as report_main
+from tests.conftest import ROOT, tiny_run_overrides
+
+
+def multirun(overrides, sweep_dir):
+    return subprocess.run([sys.executable, "train.py", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def sweep_overrides(algo, root, sweep_dir):
+    return [o for o in tiny_run_overrides(algo, "mnist_rot", root, sweep_dir)
+            if not o.startswith(("paths.output_dir", "logger="))] + ["logger=none"]
+
+
+def test_report_of_a_two_seed_two_lr_sweep(tiny_mnist_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = multirun(sweep_overrides("lamaml", tiny_mnist_root, sweep) + ["algo.alpha_init=0.1,0.3", "seed=0,1"], sweep)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    assert len(runs) == 4 and all(r["status"] == "completed" for r in runs)
+
+    assert report_main([str(sweep), "--out", str(tmp_path / "report")]) == 0
+    with open(tmp_path / "report" / "report.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["method"] for r in rows] == ["lamaml (alpha_init=0.1)", "lamaml (alpha_init=0.3)"]
+    for row, alpha in zip(rows, (0.1, 0.3)):
+        members = [json.loads((p.parent / "results.json").read_text()) for p in sweep.glob("*/config.yaml")
+                   if f"alpha_init: {alpha}" in p.read_text()]
+        assert int(row["n"]) == 2 and len(members) == 2
+        for key, column in (("ra", "ra"), ("bti", "bti"), ("la", "la")):
+            values = [m[key] for m in members]
+            assert float(row[f"{column}_mean"]) == pytest.approx(statistics.fmean(values))
+            assert float(row[f"{column}_std"]) == pytest.approx(statistics.stdev(values))  # ddof = 1
+        assert float(row["paper_ra"]) == 77.42
+        assert float(row["delta_ra"]) == pytest.approx(float(row["ra_mean"]) - 77.42)
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "sample standard deviation (ddof = 1)" in markdown
+    for figure in ("wall_time.png", "lr_robustness.png", "matrix_mnist_rot_lamaml_alpha_init=0.1.png", "tasks_mnist_rot_lamaml_alpha_init=0.3.png"):
+        assert (tmp_path / "report" / figure).is_file(), figure
+
+
+def test_a_failing_job_is_recorded_and_the_others_finish(tiny_mnist_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    overrides = [o for o in sweep_overrides("cmaml", tiny_mnist_root, sweep) if not o.startswith("data.samples_per_task")]
+    result = multirun(overrides + ["data.samples_per_task=40,500,30"], sweep)  # the pool holds 300 digits
+    assert result.returncode != 0  # Hydra reports the failure once every job has run
+    status = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
+    assert status["0"]["status"] == status["2"]["status"] == "completed"
+    assert status["1"]["status"] == "failed"
+    assert "data.samples_per_task=500 exceeds the 300 training digits" in status["1"]["error"]
+
+    assert report_main([str(sweep), "--out", str(tmp_path / "report")]) == 0
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "Failed runs:" in markdown and "data.samples_per_task=500 exceeds" in markdown
+    with open(tmp_path / "report" / "report.csv") as handle:
+        rows = {r["method"]: r for r in csv.DictReader(handle)}
+    assert rows["cmaml (samples_per_task=500)"]["n"] == "0" and rows["cmaml (samples_per_task=500)"]["failed"] == "1"
+    assert rows["cmaml (samples_per_task=40)"]["n"] == "1"
+
+
+def test_report_of_an_empty_folder_says_so(tmp_path, capsys):
+    assert report_main([str(tmp_path)]) == 2
+    assert "no runs" in capsys.readouterr().err
