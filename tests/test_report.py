@@ -70,3 +70,14 @@ def test_a_failing_job_is_recorded_and_the_others_finish(tiny_mnist_root, tmp_pa
 def test_report_of_an_empty_folder_says_so(tmp_path, capsys):
     assert report_main([str(tmp_path)]) == 2
     assert "no runs" in capsys.readouterr().err
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tiny_mnist_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = multirun(sweep_overrides("sync", tiny_mnist_root, sweep)
+                      + ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1"], sweep)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
+    runs = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
+    assert sorted(runs) == ["0", "1"] and [runs[k]["seed"] for k in ("0", "1")] == [0, 1]
+    assert all(r["status"] == "completed" for r in runs.values())
