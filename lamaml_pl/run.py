@@ -1,7 +1,6 @@
 """The one place that wires data, network, algorithm, trainer and loggers together."""
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
@@ -12,18 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lamaml_pl.callbacks import TaskProgressBar
+from lamaml_pl.loggers import build_loggers, publish_results
 from lamaml_pl.outputs import collect_results, format_summary, write_outputs
-
-log = logging.getLogger(__name__)
-
-OmegaConf.register_new_resolver("no_wandb_key", lambda: not os.environ.get("WANDB_API_KEY"), replace=True)
-
-
-def build_loggers(logger_cfg: DictConfig | None) -> list[pl.loggers.Logger] | bool:
-    """Every entry of the ``logger`` group with a ``_target_`` (none -> no logger)."""
-    if not logger_cfg:
-        return False
-    return [instantiate(entry) for entry in logger_cfg.values() if entry and "_target_" in entry]
 
 
 def describe_device(trainer: pl.Trainer) -> str:
@@ -43,10 +32,11 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     net = instantiate(cfg.model)
     algo = instantiate(cfg.algo, net=net, stream=datamodule.info)
+    loggers = build_loggers(cfg)
     trainer = instantiate(
         cfg.trainer,
         max_epochs=datamodule.max_epochs,
-        logger=build_loggers(cfg.get("logger")),
+        logger=loggers,
         callbacks=[TaskProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else [],
         default_root_dir=str(out_dir),
     )
@@ -60,5 +50,6 @@ def train(cfg: DictConfig) -> dict:
         algo.algo_name, datamodule.describe(), cfg.seed, algo.accuracy_log, wall_time, describe_device(trainer)
     )
     write_outputs(out_dir, results, algo.accuracy_log)
+    publish_results(loggers, results, out_dir)
     print(format_summary(results, out_dir), flush=True)
     return results

@@ -111,16 +111,19 @@ def test_impossible_values_end_with_one_clear_message(override, message, tiny_mn
 @pytest.mark.parametrize("logger, expected", [("csv", "CSVLogger"), ("tensorboard", "TensorBoardLogger"),
                                               ("wandb", "WandbLogger"), ("none", None)])
 def test_logger_group(logger, expected, tmp_path, monkeypatch):
-    from lamaml_pl.run import build_loggers
+    from lamaml_pl.loggers import build_loggers
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    loggers = build_loggers(compose_config([f"logger={logger}", f"paths.output_dir={tmp_path}"]).logger)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    loggers = build_loggers(compose_config([f"logger={logger}", f"paths.output_dir={tmp_path}"]))
     if expected is None:
         assert loggers is False
         return
     assert [type(lg).__name__ for lg in loggers] == [expected]
     if logger == "wandb":  # no API key: offline, to be synced later
         assert loggers[0]._offline is True
+        loggers[0].experiment.finish()
 
 
 @pytest.mark.parametrize("sweep, params", [

@@ -47,6 +47,22 @@ def test_tiny_run(algo, data, tiny_mnist_root, tmp_path):
     assert results["acc_matrix"][0][0] > 40
 
 
+def test_wandb_offline_run_gets_config_matrix_and_plots(tiny_mnist_root, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = [o.replace("logger=csv", "logger=wandb") for o in
+                 tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path)]
+    train(compose_config(overrides))
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    record = next(runs[0].glob("run-*.wandb")).read_bytes()  # wandb's offline log, synced later
+    for key in (b"alpha_init", b"samples_per_task", b"task_seed", b"val/acc_task001", b"bti"):
+        assert key in record, key  # the whole config, the per-task accuracies, the summary
+    files = runs[0] / "files"
+    assert list((files / "media" / "table").glob("accuracy_matrix_*.table.json"))
+    assert len(list((files / "media" / "images").glob("plots_*.png"))) == 2
+
+
 def test_single_task_stream(tiny_mnist_root, tmp_path):
     overrides = [o.replace("data.n_tasks=2", "data.n_tasks=1") for o in
                  tiny_run_overrides("mer", "mnist_rot", tiny_mnist_root, tmp_path)]
