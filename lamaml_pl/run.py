@@ -15,6 +15,12 @@ from lamaml_pl.loggers import build_loggers, publish_results
 from lamaml_pl.outputs import collect_results, format_summary, write_outputs
 
 
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The task progress bar (unless disabled) and every entry of the ``callbacks`` group."""
+    callbacks = [TaskProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
+    return callbacks + [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
+
+
 def describe_device(trainer: pl.Trainer) -> str:
     device = trainer.strategy.root_device
     if device.type == "cuda":
@@ -37,7 +43,7 @@ def train(cfg: DictConfig) -> dict:
         cfg.trainer,
         max_epochs=datamodule.max_epochs,
         logger=loggers,
-        callbacks=[TaskProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else [],
+        callbacks=build_callbacks(cfg),
         default_root_dir=str(out_dir),
     )
 

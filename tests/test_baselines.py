@@ -223,3 +223,14 @@ def test_task_ring_memory_writes_like_gems_ring_buffer():
     memory.mem_cnt = 2
     restored.load_state_dict(memory.state_dict())
     assert restored.mem_cnt == 2 and torch.equal(restored.y, memory.y)
+
+
+def test_gradient_cosine_against_hand_computed_gradients():
+    from lamaml_pl.callbacks.gradient_alignment import gradient_cosine
+
+    net = linear_net()
+    a, b = (X[:2], Y[:2]), (X[1:], (Y[1:] + 1) % 3)
+    ga, gb = (np.concatenate([g.ravel() for g in ce_grad(W0, B0, *batch)]) for batch in (a, b))
+    expected = ga @ gb / np.linalg.norm(ga) / np.linalg.norm(gb)
+    assert gradient_cosine(net, (t(a[0]), t(a[1])), (t(b[0]), t(b[1]))) == pytest.approx(expected)
+    assert gradient_cosine(net, (t(a[0]), t(a[1])), (t(a[0]), t(a[1]))) == pytest.approx(1.0)

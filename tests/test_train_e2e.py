@@ -93,3 +93,15 @@ def test_tiny_run_on_the_gpu(tiny_mnist_root, tmp_path):
     check_run_folder(tmp_path, n_tasks=2)
     assert results["device"].startswith("cuda")
     assert results["acc_matrix"][0][0] > 40
+
+
+def test_gradient_alignment_callback(tiny_mnist_root, tmp_path):
+    overrides = [o.replace("data.n_tasks=2", "data.n_tasks=3") for o in
+                 tiny_run_overrides("er", "mnist_rot", tiny_mnist_root, tmp_path)]
+    train(compose_config(overrides + ["callbacks=gradient_alignment", "callbacks.gradient_alignment.every_n_batches=2"]))
+    rows = (tmp_path / "gradient_alignment.csv").read_text().splitlines()
+    assert rows[0] == "batch,task,cosine"
+    records = [line.split(",") for line in rows[1:]]
+    assert [int(r[1]) for r in records] == [1, 1, 2, 2]  # 4 batches per task, every 2nd, from task 1 on
+    assert all(-1.0 <= float(r[2]) <= 1.0 for r in records)
+    assert (tmp_path / "gradient_alignment.png").is_file()
