@@ -7,7 +7,6 @@ Hydra sweep share a wandb group named after the sweep folder.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -18,9 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from lamaml_pl.outputs import CURVES_FILE, HEATMAP_FILE
-
-OmegaConf.register_new_resolver("no_wandb_key", lambda: not os.environ.get("WANDB_API_KEY"), replace=True)
-
 
 def sweep_group() -> str | None:
     """The wandb group of a multirun job (the sweep folder's name); None for single runs."""

@@ -81,3 +81,23 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tiny_mnist_root, tmp_pa
     runs = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
     assert sorted(runs) == ["0", "1"] and [runs[k]["seed"] for k in ("0", "1")] == [0, 1]
     assert all(r["status"] == "completed" for r in runs.values())
+
+
+def test_submitit_local_launcher(tiny_mnist_root, tmp_path):
+    """The submitit path (submitit_slurm on a cluster) through submitit's local executor."""
+    sweep = tmp_path / "sweep"
+    result = multirun(sweep_overrides("cmaml", tiny_mnist_root, sweep)
+                      + ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "seed=0,1"], sweep)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
+    assert sorted(runs) == ["0", "1"] and all(r["status"] == "completed" for r in runs.values())
+    assert list(sweep.glob(".submitit/*"))  # submitit's own job records
+
+
+@pytest.mark.parametrize("accelerator, n_gpus, job, expected", [
+    ("auto", 4, 5, [1]), ("gpu", 2, 0, [0]), ("auto", 1, 3, 1), ("cpu", 4, 2, 1), ("auto", 4, None, 1),
+])
+def test_one_gpu_per_sweep_job(accelerator, n_gpus, job, expected):
+    from lamaml_pl.resolvers import devices_for_job
+
+    assert devices_for_job(accelerator, n_gpus, job) == expected

@@ -1,0 +1,29 @@
+"""OmegaConf resolvers used by the config tree (registered when lamaml_pl.run is imported)."""
+from __future__ import annotations
+
+import os
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+
+def devices_for_job(accelerator: str, n_gpus: int, job_num: int | None) -> int | list[int]:
+    """One GPU per sweep job, round robin, when a sweep sees several GPUs; else 1 device.
+
+    With the joblib launcher, job k of a sweep on a machine with n GPUs trains on GPU k mod n.
+    """
+    if accelerator in ("auto", "gpu", "cuda") and n_gpus > 1 and job_num is not None:
+        return [job_num % n_gpus]
+    return 1
+
+
+def _job_devices(accelerator: str) -> int | list[int]:
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    job_num = HydraConfig.get().job.num if multirun else None
+    return devices_for_job(accelerator, torch.cuda.device_count(), job_num)
+
+
+OmegaConf.register_new_resolver("no_wandb_key", lambda: not os.environ.get("WANDB_API_KEY"), replace=True)
+OmegaConf.register_new_resolver("job_devices", _job_devices, replace=True)
