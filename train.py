@@ -7,7 +7,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lamaml_pl.errors import config_error_in
+from lamaml_pl.errors import DivergenceError, config_error_in
 from lamaml_pl.outputs import write_failure
 from lamaml_pl.run import train
 
@@ -17,14 +17,15 @@ def main(cfg: DictConfig) -> float:
     try:
         return train(cfg)["ra"]
     except Exception as err:
-        # the job's results.json records the failure; in a sweep Hydra runs the other jobs on
-        # and reports the failure at the end
-        write_failure(Path(cfg.paths.output_dir), err)
-        bad_input = config_error_in(err)
-        if bad_input is None or HydraConfig.get().mode == RunMode.MULTIRUN:
+        # the job's results.json records the failure (a diverged run has already written its
+        # partial results); in a sweep Hydra runs the other jobs on and reports the failure at the end
+        if not isinstance(err, DivergenceError):
+            write_failure(Path(cfg.paths.output_dir), err)
+        clean = err if isinstance(err, DivergenceError) else config_error_in(err)
+        if clean is None or HydraConfig.get().mode == RunMode.MULTIRUN:
             raise
-        print(f"error: {bad_input}", file=sys.stderr)
-        sys.exit(2)
+        print(f"error: {clean}", file=sys.stderr)
+        sys.exit(3 if isinstance(err, DivergenceError) else 2)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ class ConfigError(ValueError):
     """A configuration value is impossible; the message names the value and what is allowed."""
 
 
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite; the message names the algorithm, task and batch."""
+
+
 def require_positive(name: str, value) -> None:
     """Raise ConfigError unless ``value`` is a number > 0."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:

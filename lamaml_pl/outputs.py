@@ -44,10 +44,12 @@ def versions() -> dict[str, str]:
     }
 
 
-def collect_results(algo: str, data: dict, seed: int, log: AccuracyLog, wall_time_s: float, device: str) -> dict:
+def collect_results(
+    algo: str, data: dict, seed: int, log: AccuracyLog, wall_time_s: float, device: str, status: str = "completed"
+) -> dict:
     """Everything results.json holds; accuracies in percent."""
     return {
-        "status": "completed",
+        "status": status,
         "algo": algo,
         "data": data["name"],
         "seed": seed,
@@ -75,7 +77,8 @@ def write_outputs(out_dir: Path, results: dict, log: AccuracyLog) -> None:
         for i, row in enumerate(R.tolist()):
             writer.writerow([i] + [f"{100 * a:.2f}" for a in row])
     title = f"{results['algo']} on {results['data']} (seed {results['seed']})"
-    plot_accuracy_matrix(R, out_dir / HEATMAP_FILE, title)
+    if len(R):
+        plot_accuracy_matrix(R, out_dir / HEATMAP_FILE, title)
     plot_task_curves(log, out_dir / CURVES_FILE, title)
 
 
@@ -94,7 +97,11 @@ def format_summary(results: dict, out_dir: Path) -> str:
     """The accuracy matrix (small streams) and RA / BTI / LA / FWT, as printed after a run."""
     R = results["acc_matrix"]
     lines = [f"\n{results['algo']} on {results['data']}, seed {results['seed']} ({results['data_source']})"]
-    if len(R) <= PRINT_MATRIX_UP_TO:
+    if results["status"] != "completed":
+        lines.append(f"{results['status'].upper()}: {results.get('error', '')}")
+    if not R:
+        lines.append("no task finished")
+    elif len(R) <= PRINT_MATRIX_UP_TO:
         lines.append("accuracy matrix (%): row i = after task i, column j = task j")
         lines.append("      " + "".join(f"{j:>6d}" for j in range(len(R[0]))))
         lines += [f"{i:>4d}  " + "".join(f"{a:6.1f}" for a in row) for i, row in enumerate(R)]

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lamaml_pl.callbacks import TaskProgressBar
+from lamaml_pl.errors import DivergenceError
 from lamaml_pl.loggers import build_loggers, publish_results
 from lamaml_pl.outputs import collect_results, format_summary, write_outputs
 
@@ -49,13 +50,22 @@ def train(cfg: DictConfig) -> dict:
 
     start = time.perf_counter()
     trainer.validate(algo, datamodule=datamodule, verbose=False)  # row before training: FWT's baseline
-    trainer.fit(algo, datamodule=datamodule)
+    diverged = None
+    try:
+        trainer.fit(algo, datamodule=datamodule)
+    except DivergenceError as err:  # keep the rows evaluated so far, then report the divergence
+        diverged = err
     wall_time = time.perf_counter() - start
 
     results = collect_results(
-        algo.algo_name, datamodule.describe(), cfg.seed, algo.accuracy_log, wall_time, describe_device(trainer)
+        algo.algo_name, datamodule.describe(), cfg.seed, algo.accuracy_log, wall_time, describe_device(trainer),
+        status="diverged" if diverged else "completed",
     )
+    if diverged:
+        results["error"] = str(diverged)
     write_outputs(out_dir, results, algo.accuracy_log)
     publish_results(loggers, results, out_dir)
     print(format_summary(results, out_dir), flush=True)
+    if diverged:
+        raise diverged
     return results

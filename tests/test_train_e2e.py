@@ -105,3 +105,27 @@ def test_gradient_alignment_callback(tiny_mnist_root, tmp_path):
     assert [int(r[1]) for r in records] == [1, 1, 2, 2]  # 4 batches per task, every 2nd, from task 1 on
     assert all(-1.0 <= float(r[2]) <= 1.0 for r in records)
     assert (tmp_path / "gradient_alignment.png").is_file()
+
+
+def test_divergence_stops_the_run_and_keeps_the_rows_so_far(tiny_mnist_root, tmp_path):
+    from lamaml_pl.errors import DivergenceError
+
+    overrides = [o.replace("algo.lr=0.05", "algo.lr=1e30") for o in
+                 tiny_run_overrides("online", "mnist_rot", tiny_mnist_root, tmp_path)]
+    with pytest.raises(DivergenceError, match=r"online diverged: loss (nan|inf) at task 0, batch \d+"):
+        train(compose_config(overrides))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "diverged" and "online diverged" in results["error"]
+    assert results["eval_rows"]["tags"] == [-1]  # the row before training, nothing after
+    assert results["ra"] is None and results["bti"] is None and (tmp_path / "task_accuracy.png").is_file()
+
+
+def test_divergence_on_the_command_line_exits_non_zero(tiny_mnist_root, tmp_path):
+    overrides = [o.replace("algo.lr=0.05", "algo.lr=1e30") for o in
+                 tiny_run_overrides("online", "mnist_rot", tiny_mnist_root, tmp_path)
+                 if not o.startswith("paths.output_dir")]
+    result = subprocess.run([sys.executable, "train.py", *overrides, f"hydra.run.dir={tmp_path}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 3
+    assert "error: online diverged: loss" in result.stderr and "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "diverged"

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from lamaml_pl.data.datamodule import StreamInfo
+from lamaml_pl.errors import DivergenceError
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy
 
 
@@ -65,6 +66,11 @@ class ContinualLearner(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
         loss = self.observe(x, y, self.current_task)
+        if not torch.isfinite(loss):
+            raise DivergenceError(
+                f"{self.algo_name} diverged: loss {loss.item()} at task {self.current_task}, "
+                f"batch {batch_idx} of pass {self.task_epoch} (global batch {self.trainer.global_step})"
+            )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 

@@ -78,14 +78,10 @@ class AccuracyLog:
 
     def metrics(self) -> dict[str, float | None]:
         """All four once every task has its row; before that (or for the joint IID oracle,
-        which has one row) only RA, the mean over all tasks of the last row."""
+        which has one row) only RA, the mean over all tasks of the last row; none before the
+        first task ends."""
         R = self.matrix()
         if self.complete():
             return cl_metrics(R, self.baseline())
-        return {"ra": 100 * retained_accuracy(R), "bti": None, "la": None, "fwt": None}
-
-    def state_dict(self) -> dict:
-        return {"rows": self.rows, "tags": self.tags}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rows, self.tags = list(state["rows"]), list(state["tags"])
+        ra = 100 * retained_accuracy(R) if len(R) else None
+        return {"ra": ra, "bti": None, "la": None, "fwt": None}

@@ -19,7 +19,8 @@ class Run:
 
     @property
     def failed(self) -> bool:
-        return self.results.get("status") == "failed"
+        """Failed or diverged: listed with its error, left out of the means."""
+        return self.results.get("status", "completed") != "completed"
 
 
 def flatten(tree, prefix: str = "") -> dict:
