@@ -1,0 +1,44 @@
+"""Table of impossible settings: each ends in one ConfigError that names the value."""
+import pytest
+from hydra.utils import instantiate
+
+from lamaml_pl.errors import ConfigError, config_error_in
+from tests.conftest import compose_config
+
+CASES = [
+    (["data.n_tasks=21"], "data.n_tasks=21 is larger than the mnist_rot benchmark, which has 20 tasks"),
+    (["data=mnist_many", "data.n_tasks=101"], "data.n_tasks=101 is larger than the mnist_many benchmark"),
+    (["data.n_tasks=0"], "data.n_tasks=0 is not allowed"),
+    (["data.batch_size=0"], "data.batch_size=0 is not allowed"),
+    (["data.batch_size=-3"], "data.batch_size=-3 is not allowed"),
+    (["data.eval_batch_size=0"], "data.eval_batch_size=0 is not allowed"),
+    (["data.epochs_per_task=0"], "data.epochs_per_task=0 is not allowed"),
+    (["data.samples_per_task=0"], "data.samples_per_task=0 is not allowed"),
+    (["data.samples_per_task=301"], "data.samples_per_task=301 exceeds the 300 training digits"),
+    (["data.transform=flip"], "data.transform='flip' is unknown: use one of rotation, permutation"),
+    (["model.init=orthogonal"], "model.init='orthogonal' is unknown: use one of kaiming_normal, xavier_uniform"),
+    (["algo.memories=0"], "algo.memories=0 is not allowed"),
+    (["algo.glances=0"], "algo.glances=0 is not allowed"),
+    (["algo.alpha_init=-0.1"], "algo.alpha_init=-0.1 is not allowed"),
+    (["algo.opt_lr=0"], "algo.opt_lr=0 is not allowed"),
+    (["algo.replay_batch_size=0"], "algo.replay_batch_size=0 is not allowed"),
+    (["algo.grad_clip_norm=0"], "algo.grad_clip_norm=0 is not allowed"),
+    (["algo.memory_snapshot=deep"], "algo.memory_snapshot='deep' is unknown: use one of alias, copy"),
+    (["algo=mer", "algo.beta=2.0"], "algo.beta=2.0 is not allowed: Reptile rates must lie in (0, 1]"),
+    (["algo=mer", "algo.batches_per_example=0"], "algo.batches_per_example=0 is not allowed"),
+    (["algo=ewc", "algo.memory_strength=-1"], "algo.memory_strength=-1 is not allowed: it must be >= 0"),
+    (["algo=gem", "algo.n_memories=0"], "algo.n_memories=0 is not allowed"),
+    (["algo=online", "algo.lr=0"], "algo.lr=0 is not allowed"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", CASES, ids=[" ".join(o) for o, _ in CASES])
+def test_bad_input_names_the_value(overrides, message, tiny_mnist_root):
+    cfg = compose_config([f"data.root={tiny_mnist_root}", "data.download=false", "data.samples_per_task=20",
+                          *overrides])
+    with pytest.raises(Exception) as caught:
+        datamodule = instantiate(cfg.data)
+        instantiate(cfg.algo, net=instantiate(cfg.model), stream=datamodule.info)
+    error = config_error_in(caught.value)
+    assert isinstance(error, ConfigError), caught.value
+    assert message in str(error)
