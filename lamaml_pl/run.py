@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lamaml_pl.callbacks import TaskProgressBar
-from lamaml_pl.errors import DivergenceError
+from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.loggers import build_loggers, publish_results
 from lamaml_pl.outputs import collect_results, format_summary, write_outputs
 
@@ -29,8 +29,17 @@ def describe_device(trainer: pl.Trainer) -> str:
     return f"{device} ({os.cpu_count()} cores)"
 
 
+def check_accelerator(accelerator: str) -> None:
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator!r} but this machine has no CUDA device: "
+            "use trainer=cpu or trainer.accelerator=auto"
+        )
+
+
 def train(cfg: DictConfig) -> dict:
     """Run one continual-learning stream; returns (and writes) the results."""
+    check_accelerator(cfg.trainer.accelerator)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)

@@ -42,3 +42,13 @@ def test_bad_input_names_the_value(overrides, message, tiny_mnist_root):
     error = config_error_in(caught.value)
     assert isinstance(error, ConfigError), caught.value
     assert message in str(error)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_asked_for_without_one(tiny_mnist_root, tmp_path):
+    from lamaml_pl.run import train
+
+    cfg = compose_config([f"data.root={tiny_mnist_root}", "data.download=false", "trainer=gpu",
+                          f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="trainer.accelerator='gpu' but this machine has no CUDA device"):
+        train(cfg)

@@ -129,3 +129,12 @@ def test_divergence_on_the_command_line_exits_non_zero(tiny_mnist_root, tmp_path
     assert result.returncode == 3
     assert "error: online diverged: loss" in result.stderr and "Traceback" not in result.stderr
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "diverged"
+
+
+@pytest.mark.parametrize("algo", ["lamaml", "gem"])
+def test_same_seed_gives_identical_numbers(algo, tiny_mnist_root, tmp_path):
+    runs = [train(compose_config(tiny_run_overrides(algo, "mnist_perm", tiny_mnist_root, tmp_path / str(i))))
+            for i in range(2)]
+    assert runs[0]["acc_matrix"] == runs[1]["acc_matrix"] and runs[0]["ra"] == runs[1]["ra"]
+    other = train(compose_config(tiny_run_overrides(algo, "mnist_perm", tiny_mnist_root, tmp_path / "s1") + ["seed=1"]))
+    assert other["acc_matrix"] != runs[0]["acc_matrix"]
