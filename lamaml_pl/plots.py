@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog  # noqa: E402
 
@@ -26,6 +27,8 @@ def plot_accuracy_matrix(R: torch.Tensor, path: Path, title: str) -> None:
                 value = 100 * R[i, j].item()
                 ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
                         color="white" if value < 60 else "black")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("evaluated task j")
     ax.set_ylabel("after training task i")
     ax.set_title(title)
