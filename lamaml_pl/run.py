@@ -10,15 +10,18 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lamaml_pl.callbacks import TaskProgressBar
+from lamaml_pl.callbacks import TaskCheckpoint, TaskProgressBar
+from lamaml_pl.callbacks.task_checkpoint import CHECKPOINT_DIR, LAST
 from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.loggers import build_loggers, publish_results
 from lamaml_pl.outputs import collect_results, format_summary, write_outputs
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    """The task progress bar (unless disabled) and every entry of the ``callbacks`` group."""
-    callbacks = [TaskProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
+    """Task checkpoints, the task progress bar (unless disabled) and the ``callbacks`` group."""
+    callbacks = [TaskCheckpoint()]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(TaskProgressBar())
     return callbacks + [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
 
 
@@ -35,6 +38,22 @@ def check_accelerator(accelerator: str) -> None:
             f"trainer.accelerator={accelerator!r} but this machine has no CUDA device: "
             "use trainer=cpu or trainer.accelerator=auto"
         )
+
+
+def resume_checkpoint(resume: str | None, out_dir: Path) -> Path | None:
+    """``resume``: null (fresh run), ``auto`` (this output folder's checkpoint if there is one),
+    a run folder, or a .ckpt file."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        found = out_dir / CHECKPOINT_DIR / LAST
+        return found if found.is_file() else None
+    path = Path(resume)
+    if path.is_dir():
+        path = path / CHECKPOINT_DIR / LAST
+    if not path.is_file():
+        raise ConfigError(f"resume={resume!r}: no checkpoint at {path} (use a run folder, a .ckpt file or auto)")
+    return path
 
 
 def train(cfg: DictConfig) -> dict:
@@ -57,11 +76,13 @@ def train(cfg: DictConfig) -> dict:
         default_root_dir=str(out_dir),
     )
 
+    checkpoint = resume_checkpoint(cfg.get("resume"), out_dir)
     start = time.perf_counter()
-    trainer.validate(algo, datamodule=datamodule, verbose=False)  # row before training: FWT's baseline
+    if checkpoint is None:  # the row before training (FWT's baseline); a resumed run has it already
+        trainer.validate(algo, datamodule=datamodule, verbose=False)
     diverged = None
     try:
-        trainer.fit(algo, datamodule=datamodule)
+        trainer.fit(algo, datamodule=datamodule, ckpt_path=checkpoint)
     except DivergenceError as err:  # keep the rows evaluated so far, then report the divergence
         diverged = err
     wall_time = time.perf_counter() - start

@@ -16,6 +16,7 @@ CASES = [
     (["data.samples_per_task=0"], "data.samples_per_task=0 is not allowed"),
     (["data.samples_per_task=301"], "data.samples_per_task=301 exceeds the 300 training digits"),
     (["data.transform=flip"], "data.transform='flip' is unknown: use one of rotation, permutation"),
+    (["data.shuffle=sorted"], "data.shuffle='sorted' is unknown: use one of global, seeded"),
     (["model.init=orthogonal"], "model.init='orthogonal' is unknown: use one of kaiming_normal, xavier_uniform"),
     (["algo.memories=0"], "algo.memories=0 is not allowed"),
     (["algo.glances=0"], "algo.glances=0 is not allowed"),

@@ -5,8 +5,10 @@ batch (the convention of GEM, MER, La-MAML and Mammoth); optimisation is manual.
 """
 from __future__ import annotations
 
+import random
 from abc import abstractmethod
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -46,6 +48,13 @@ class ContinualLearner(pl.LightningModule):
 
     def on_task_end(self, t: int) -> None:
         """Called after the last epoch of task ``t``."""
+
+    def algorithm_state(self) -> dict:
+        """Python-side state a checkpoint must carry (tensors in buffers travel by themselves)."""
+        return {}
+
+    def load_algorithm_state(self, state: dict) -> None:
+        """Restore what ``algorithm_state`` returned."""
 
     # ---- Lightning plumbing ----------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
@@ -89,3 +98,37 @@ class ContinualLearner(pl.LightningModule):
         metrics["val/acc_seen_mean"] = seen.mean().item()
         metrics["task"] = float(tag)
         self.log_dict(metrics, on_step=False, on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["continual"] = {
+            "current_task": self.current_task,
+            "task_epoch": self.task_epoch,
+            "rows": self.accuracy_log.rows,
+            "tags": self.accuracy_log.tags,
+            "algorithm": self.algorithm_state(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "python": random.getstate(),
+                "numpy": numpy_rng_state(),
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["continual"]
+        self.current_task, self.task_epoch = state["current_task"], state["task_epoch"]
+        self.accuracy_log.rows, self.accuracy_log.tags = list(state["rows"]), list(state["tags"])
+        self.load_algorithm_state(state["algorithm"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        random.setstate(rng["python"])
+        name, keys, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+def numpy_rng_state() -> tuple:
+    """NumPy's global RNG state with its key array as a tensor (checkpoints load weights-only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)

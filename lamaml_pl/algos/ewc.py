@@ -47,6 +47,12 @@ class EWC(ContinualLearner):
     def configure_optimizers(self):
         return torch.optim.SGD(self.net.parameters(), lr=self.lr)
 
+    def algorithm_state(self) -> dict:
+        return {"store_x": self.store_x, "store_y": self.store_y}
+
+    def load_algorithm_state(self, state: dict) -> None:
+        self.store_x, self.store_y = list(state["store_x"]), list(state["store_y"])
+
     def consolidation(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         n = len(list(self.net.parameters()))
         return [(getattr(self, f"fisher_sum_{i}"), getattr(self, f"anchor_{i}"), getattr(self, f"offset_{i}"))

@@ -68,6 +68,12 @@ class GEM(ContinualLearner):
     def configure_optimizers(self):
         return torch.optim.SGD(self.net.parameters(), lr=self.lr)
 
+    def algorithm_state(self) -> dict:
+        return {"observed_tasks": self.observed_tasks, "last_task": self.last_task}
+
+    def load_algorithm_state(self, state: dict) -> None:
+        self.observed_tasks, self.last_task = list(state["observed_tasks"]), state["last_task"]
+
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         if t != self.last_task:
             self.observed_tasks.append(t)

@@ -104,6 +104,14 @@ class LaMAML(ContinualLearner):
         if self.memory_snapshot == "copy":
             self.old_task_memory = copy.deepcopy(self.memory)
 
+    def algorithm_state(self) -> dict:
+        return {"old_task_memory": None if self.old_task_memory is None else self.old_task_memory.state_dict()}
+
+    def load_algorithm_state(self, state: dict) -> None:
+        if state["old_task_memory"] is not None:
+            self.old_task_memory = copy.deepcopy(self.memory)
+            self.old_task_memory.load_state_dict(state["old_task_memory"])
+
     # ---- the update ------------------------------------------------------------------------
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         for glance in range(self.glances):

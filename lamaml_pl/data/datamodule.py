@@ -13,10 +13,14 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lamaml_pl.data.datasets import TaskTensorDataset, keep_batch
 from lamaml_pl.errors import ConfigError, require_positive
+
+
+SHUFFLES = ("global", "seeded")
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,12 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         batch_size: int,
         eval_batch_size: int,
         joint: bool = False,
+        shuffle: str = "global",
+        seed: int = 0,
     ):
         super().__init__()
+        if shuffle not in SHUFFLES:
+            raise ConfigError(f"data.shuffle={shuffle!r} is unknown: use one of {', '.join(SHUFFLES)}")
         for key, value in (
             ("data.n_tasks", n_tasks),
             ("data.epochs_per_task", epochs_per_task),
@@ -65,6 +73,8 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.joint = joint
+        self.shuffle = shuffle
+        self.seed = seed
         self._ready = False
 
     @property
@@ -106,11 +116,16 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         """What results.json records about the data: source, task transforms, sizes."""
 
     def train_dataloader(self) -> DataLoader:
+        """Reshuffled every epoch. ``shuffle=global`` draws the order from torch's global RNG (as
+        the original); ``seeded`` from a generator seeded with (seed, epoch), so the order does
+        not depend on what else consumed random numbers — what makes a resumed run exact."""
+        epoch = self.trainer.current_epoch if self.trainer else 0
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch) if self.shuffle == "seeded" else None
         if self.joint:
             dataset = TaskTensorDataset.concat([self.train_dataset(k) for k in range(self.n_tasks)])
         else:
-            dataset = self.train_dataset(self.task_of_epoch(self.trainer.current_epoch if self.trainer else 0))
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, collate_fn=keep_batch)
+            dataset = self.train_dataset(self.task_of_epoch(epoch))
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, collate_fn=keep_batch, generator=generator)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.eval_dataset(), batch_size=None, shuffle=False)

@@ -57,15 +57,17 @@ class MnistDataModule(TaskSequentialDataModule):
         drop_last_test_sample: bool = True,
         max_rotation: float = 180.0,
         joint: bool = False,
+        shuffle: str = "global",
     ):
-        super().__init__(name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size, joint)
+        super().__init__(
+            name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size, joint, shuffle, seed
+        )
         if transform not in TRANSFORMS:
             raise ConfigError(f"data.transform={transform!r} is unknown: use one of {', '.join(TRANSFORMS)}")
         require_positive("data.samples_per_task", samples_per_task)
         self.transform = transform
         self.root = root
         self.samples_per_task = samples_per_task
-        self.seed = seed
         self.task_seed = task_seed
         self.download = download
         self.drop_last_test_sample = drop_last_test_sample
