@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import platform
 import resource
 import sys
@@ -67,15 +69,23 @@ def collect_results(
     }
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Write under a temporary name, then rename: a crash never leaves a half-written file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def write_outputs(out_dir: Path, results: dict, log: AccuracyLog) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    write_atomically(out_dir / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
     R = log.matrix()
-    with open(out_dir / MATRIX_FILE, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["after_task"] + [f"task_{j}" for j in range(R.shape[1])])
-        for i, row in enumerate(R.tolist()):
-            writer.writerow([i] + [f"{100 * a:.2f}" for a in row])
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["after_task"] + [f"task_{j}" for j in range(R.shape[1])])
+    for i, row in enumerate(R.tolist()):
+        writer.writerow([i] + [f"{100 * a:.2f}" for a in row])
+    write_atomically(out_dir / MATRIX_FILE, table.getvalue())
     title = f"{results['algo']} on {results['data']} (seed {results['seed']})"
     if len(R):
         plot_accuracy_matrix(R, out_dir / HEATMAP_FILE, title)
@@ -90,7 +100,7 @@ def write_failure(out_dir: Path, err: BaseException) -> None:
         "error": f"{type(err).__name__}: {err}",
         "traceback": "".join(traceback.format_exception(err)),
     }
-    (out_dir / RESULTS_FILE).write_text(json.dumps(failure, indent=2) + "\n")
+    write_atomically(out_dir / RESULTS_FILE, json.dumps(failure, indent=2) + "\n")
 
 
 def format_summary(results: dict, out_dir: Path) -> str:
