@@ -52,12 +52,16 @@ class GradientAlignment(Callback):
         self.every_n_batches, self.probe_per_task = int(every_n_batches), int(probe_per_task)
         self.records: list[tuple[int, int, float]] = []  # (batch count, task, cosine)
         self.batches = 0
+        self.probes: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # task -> probe of tasks < task
 
     def probe(self, datamodule, task: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [datamodule.train_dataset(k) for k in range(task)]
-        x = torch.cat([p.x[: self.probe_per_task] for p in parts]).to(device)
-        y = torch.cat([p.y[: self.probe_per_task] for p in parts]).to(device)
-        return x, y
+        """Built once per task: transforming earlier tasks' data at every measurement is waste."""
+        if task not in self.probes:
+            parts = [datamodule.train_dataset(k) for k in range(task)]
+            x = torch.cat([p.x[: self.probe_per_task] for p in parts]).to(device)
+            y = torch.cat([p.y[: self.probe_per_task] for p in parts]).to(device)
+            self.probes = {task: (x, y)}  # only the current task's probe is ever needed again
+        return self.probes[task]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.batches += 1
