@@ -56,8 +56,15 @@ def test_corrupt_idx_file_is_reported(tiny_mnist_root, tmp_path):
     raw.mkdir(parents=True)
     for f in (tiny_mnist_root / "MNIST" / "raw").iterdir():
         (raw / f.name).write_bytes(f.read_bytes())
-    (raw / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03garbage")
-    with pytest.raises(ConfigError, match="could not be read"):
+    images = raw / "t10k-images-idx3-ubyte"
+    whole = images.read_bytes()
+    images.write_bytes(whole[:-100])  # an interrupted download
+    with pytest.raises(ConfigError, match=f"MNIST file {images} is truncated.*holds {len(whole) - 100} bytes"):
+        load_mnist(tmp_path, download=False)
+    labels = raw / "train-labels-idx1-ubyte"
+    images.write_bytes(whole)
+    labels.write_bytes(b"<html>404 Not Found</html>")  # a proxy's error page saved under the name
+    with pytest.raises(ConfigError, match=f"MNIST file {labels} is truncated or not an IDX file .*magic number"):
         load_mnist(tmp_path, download=False)
 
 

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 def command(algo, root, run_dir, *extra):
     return [sys.executable, "train.py", f"algo={algo}", "data=mnist_perm", f"data.root={root}", "data.download=false",
-            "data.n_tasks=4", "data.samples_per_task=100", "data.shuffle=seeded", "trainer.enable_progress_bar=false",
+            "data.n_tasks=4", "data.samples_per_task=100", "trainer.enable_progress_bar=false",
             "logger=none", f"hydra.run.dir={run_dir}", *extra]
 
 

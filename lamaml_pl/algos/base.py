@@ -35,6 +35,7 @@ class ContinualLearner(pl.LightningModule):
         self.stream = stream
         self.current_task = -1
         self.task_epoch = 0
+        self._pending_rng: dict | None = None  # RNG states of a loaded checkpoint, restored at its epoch's end
         self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None)
         self.accuracy_log = AccuracyLog(stream.n_tasks)
 
@@ -69,6 +70,9 @@ class ContinualLearner(pl.LightningModule):
             self.on_task_start(task)
 
     def on_train_epoch_end(self) -> None:
+        if self._pending_rng is not None:  # after a resume: see on_load_checkpoint
+            restore_rng_states(self._pending_rng)
+            self._pending_rng = None
         if self.task_epoch == self.stream.epochs_per_task - 1:
             self.on_task_end(self.current_task)
 
@@ -119,13 +123,20 @@ class ContinualLearner(pl.LightningModule):
         self.current_task, self.task_epoch = state["current_task"], state["task_epoch"]
         self.accuracy_log.rows, self.accuracy_log.tags = list(state["rows"]), list(state["tags"])
         self.load_algorithm_state(state["algorithm"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        random.setstate(rng["python"])
-        name, keys, pos, has_gauss, cached = rng["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        # The checkpoint is taken after the task's evaluation, before its epoch ends. On resume
+        # Lightning first rebuilds that finished epoch's loader (a draw from the global stream),
+        # then ends the epoch: restoring the RNG states there, not now, continues the exact random
+        # stream of the uninterrupted run, also with data.shuffle=global.
+        self._pending_rng = state["rng"]
+
+
+def restore_rng_states(rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    random.setstate(rng["python"])
+    name, keys, pos, has_gauss, cached = rng["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
 def numpy_rng_state() -> tuple:

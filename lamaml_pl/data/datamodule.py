@@ -118,7 +118,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Reshuffled every epoch. ``shuffle=global`` draws the order from torch's global RNG (as
         the original); ``seeded`` from a generator seeded with (seed, epoch), so the order does
-        not depend on what else consumed random numbers — what makes a resumed run exact."""
+        not depend on what else consumed random numbers."""
         epoch = self.trainer.current_epoch if self.trainer else 0
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch) if self.shuffle == "seeded" else None
         if self.joint:

