@@ -47,10 +47,18 @@ def versions() -> dict[str, str]:
 
 
 def collect_results(
-    algo: str, data: dict, seed: int, log: AccuracyLog, wall_time_s: float, device: str, status: str = "completed"
+    algo: str,
+    data: dict,
+    seed: int,
+    log: AccuracyLog,
+    wall_time_s: float,
+    device: str,
+    status: str = "completed",
+    val_log: AccuracyLog | None = None,
 ) -> dict:
-    """Everything results.json holds; accuracies in percent."""
-    return {
+    """Everything results.json holds; accuracies in percent. The top-level metrics and matrix
+    come from the test sets; ``validation`` holds the held-out split's, where there is one."""
+    results = {
         "status": status,
         "algo": algo,
         "data": data["name"],
@@ -66,7 +74,14 @@ def collect_results(
         "data_source": data["data_source"],
         "data_info": data,
         "versions": versions(),
+        "matrix_from": "test",
     }
+    if val_log is not None and val_log.rows:
+        results["validation"] = {
+            **{key: None if value is None else round(value, 4) for key, value in val_log.metrics().items()},
+            "acc_matrix": (100 * val_log.matrix()).round(decimals=4).tolist(),
+        }
+    return results
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -89,7 +89,7 @@ def train(cfg: DictConfig) -> dict:
 
     results = collect_results(
         algo.algo_name, datamodule.describe(), cfg.seed, algo.accuracy_log, wall_time, describe_device(trainer),
-        status="diverged" if diverged else "completed",
+        status="diverged" if diverged else "completed", val_log=algo.val_accuracy_log,
     )
     if diverged:
         results["error"] = str(diverged)

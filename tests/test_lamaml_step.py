@@ -147,7 +147,7 @@ def test_old_task_memory_is_a_no_op_unless_the_buffer_is_copied(snapshot, only_o
     algo.memory.add(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3, dtype=torch.long), 1)
     replayed_tasks = set()
     for _ in range(50):
-        replay_x, _ = algo.replay_batch(torch.from_numpy(X), torch.from_numpy(Y), 1)
+        replay_x, _, _ = algo.replay_batch(torch.from_numpy(X), torch.from_numpy(Y), 1)
         replayed = replay_x[: len(replay_x) - len(X)]
         replayed_tasks |= {0 if torch.equal(r, torch.from_numpy(MEM_X[0])) else 1 for r in replayed}
     assert replayed_tasks == ({0} if only_old_tasks else {0, 1})

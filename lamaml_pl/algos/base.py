@@ -11,11 +11,14 @@ from abc import abstractmethod
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import DivergenceError
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy
+
+MASK_VALUE = -1e11  # logits of other tasks at evaluation (the original writes -10e10)
 
 
 class ContinualLearner(pl.LightningModule):
@@ -36,8 +39,12 @@ class ContinualLearner(pl.LightningModule):
         self.current_task = -1
         self.task_epoch = 0
         self._pending_rng: dict | None = None  # RNG states of a loaded checkpoint, restored at its epoch's end
+        self.classes_per_task = stream.classes_per_task
         self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None)
-        self.accuracy_log = AccuracyLog(stream.n_tasks)
+        self.accuracy_log = AccuracyLog(stream.n_tasks)  # the reported matrix: the test sets
+        # the held-out validation split (model selection), where the benchmark has one
+        self.val_task_accuracy = TaskAccuracy(stream.n_tasks, stream.val_sizes) if stream.val_sizes else None
+        self.val_accuracy_log = AccuracyLog(stream.n_tasks) if stream.val_sizes else None
 
     # ---- what an algorithm provides -------------------------------------------------------
     @abstractmethod
@@ -58,8 +65,31 @@ class ContinualLearner(pl.LightningModule):
         """Restore what ``algorithm_state`` returned."""
 
     # ---- Lightning plumbing ----------------------------------------------------------------
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, t: torch.Tensor | int | None = None) -> torch.Tensor:
+        """Logits; on task-incremental streams those outside task ``t``'s classes are masked."""
+        return self.mask_logits(self.net(x), t)
+
+    def mask_logits(self, logits: torch.Tensor, t: torch.Tensor | int | None) -> torch.Tensor:
+        """Every logit outside each sample's task set to -1e11, as the original (spec §0.3)."""
+        if self.classes_per_task is None or t is None:
+            return logits
+        low = torch.as_tensor(t, device=logits.device).expand(len(logits)).view(-1, 1) * self.classes_per_task
+        classes = torch.arange(logits.shape[1], device=logits.device)
+        inside = (classes >= low) & (classes < low + self.classes_per_task)
+        return logits.masked_fill(~inside, MASK_VALUE)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """Mean cross-entropy; on task-incremental streams each sample's over its own task's
+        classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``, spec §0.3), else over all outputs."""
+        if self.classes_per_task is None:
+            return F.cross_entropy(logits, y)
+        offsets = torch.as_tensor(t, device=y.device).expand_as(y) * self.classes_per_task
+        columns = offsets.view(-1, 1) + torch.arange(self.classes_per_task, device=y.device)
+        return F.cross_entropy(logits.gather(1, columns), y - offsets)
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Predicted labels at evaluation (iCaRL overrides: nearest mean of exemplars)."""
+        return self(x, t).argmax(dim=1)
 
     def on_train_epoch_start(self) -> None:
         epoch = self.trainer.current_epoch
@@ -87,21 +117,30 @@ class ContinualLearner(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y, t = batch
-        self.task_accuracy.update(self(x, t).argmax(dim=1), y, t)
+        metric = self.task_accuracy if dataloader_idx == 0 else self.val_task_accuracy
+        metric.update(self.predict(x, t), y, t)
 
     def on_validation_epoch_end(self) -> None:
-        row = self.task_accuracy.compute().reshape(-1).cpu()  # torchmetrics squeezes a 1-task row to 0-d
-        self.task_accuracy.reset()
         fitting = self.trainer.state.fn == "fit"
         tag = self.current_task if fitting else INIT_TAG
-        self.accuracy_log.append(row, tag)
+        row = self._finish_row(self.task_accuracy, self.accuracy_log, tag)
         seen = row[: tag + 1] if tag >= 0 else row
         metrics = {f"val/acc_task{j:03d}": acc.item() for j, acc in enumerate(row)}
         metrics["val/acc_seen_mean"] = seen.mean().item()
         metrics["task"] = float(tag)
-        self.log_dict(metrics, on_step=False, on_epoch=True)
+        if self.val_task_accuracy is not None:
+            held_out = self._finish_row(self.val_task_accuracy, self.val_accuracy_log, tag)
+            metrics["valsplit/acc_seen_mean"] = (held_out[: tag + 1] if tag >= 0 else held_out).mean().item()
+        self.log_dict(metrics, on_step=False, on_epoch=True, add_dataloader_idx=False)
+
+    @staticmethod
+    def _finish_row(metric: TaskAccuracy, log: AccuracyLog, tag: int) -> torch.Tensor:
+        row = metric.compute().reshape(-1).cpu()  # torchmetrics squeezes a 1-task row to 0-d
+        metric.reset()
+        log.append(row, tag)
+        return row
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["continual"] = {
@@ -109,6 +148,7 @@ class ContinualLearner(pl.LightningModule):
             "task_epoch": self.task_epoch,
             "rows": self.accuracy_log.rows,
             "tags": self.accuracy_log.tags,
+            "val_rows": None if self.val_accuracy_log is None else self.val_accuracy_log.rows,
             "algorithm": self.algorithm_state(),
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -122,6 +162,8 @@ class ContinualLearner(pl.LightningModule):
         state = checkpoint["continual"]
         self.current_task, self.task_epoch = state["current_task"], state["task_epoch"]
         self.accuracy_log.rows, self.accuracy_log.tags = list(state["rows"]), list(state["tags"])
+        if self.val_accuracy_log is not None:
+            self.val_accuracy_log.rows, self.val_accuracy_log.tags = list(state["val_rows"]), list(state["tags"])
         self.load_algorithm_state(state["algorithm"])
         # The checkpoint is taken after the task's evaluation, before its epoch ends. On resume
         # Lightning first rebuilds that finished epoch's loader (a draw from the global stream),

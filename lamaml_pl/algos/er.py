@@ -11,7 +11,6 @@ during a task's first pass only.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
@@ -49,9 +48,10 @@ class ER(ContinualLearner):
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         opt = self.optimizers()
         for _ in range(self.glances):
-            mem_x, mem_y, _ = self.memory.sample(self.replay_batch_size)
+            mem_x, mem_y, mem_t = self.memory.sample(self.replay_batch_size)
             opt.zero_grad()
-            loss = F.cross_entropy(self.net(torch.cat([mem_x, x])), torch.cat([mem_y, y]))
+            batch_t = torch.cat([mem_t, torch.full_like(y, t)])
+            loss = self.loss(self.net(torch.cat([mem_x, x])), torch.cat([mem_y, y]), batch_t)
             self.manual_backward(loss)
             nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
             opt.step()

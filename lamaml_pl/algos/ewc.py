@@ -12,7 +12,6 @@ whatever the number of past tasks; value and gradient equal the per-task sum.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
@@ -60,14 +59,15 @@ class EWC(ContinualLearner):
 
     def on_task_start(self, t: int) -> None:
         if self.store_y:
-            self.consolidate(torch.cat(self.store_x)[: self.n_memories], torch.cat(self.store_y)[: self.n_memories])
+            stored_x, stored_y = torch.cat(self.store_x)[: self.n_memories], torch.cat(self.store_y)[: self.n_memories]
+            self.consolidate(stored_x, stored_y, t - 1)
         self.store_x, self.store_y = [], []
 
     @torch.enable_grad()
-    def consolidate(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def consolidate(self, x: torch.Tensor, y: torch.Tensor, task: int) -> None:
         """Add the finished task's (F, θ*) to the closed-form sum."""
         self.net.zero_grad(set_to_none=False)
-        F.cross_entropy(self.net(x), y).backward()
+        self.loss(self.net(x), y, task).backward()
         with torch.no_grad():
             for p, (A, mu, c) in zip(self.net.parameters(), self.consolidation()):
                 fisher = p.grad**2
@@ -88,7 +88,7 @@ class EWC(ContinualLearner):
             self.store_y.append(y.detach())
         opt = self.optimizers()
         opt.zero_grad()
-        loss = F.cross_entropy(self.net(x), y) + self.memory_strength * self.penalty()
+        loss = self.loss(self.net(x), y, t) + self.memory_strength * self.penalty()
         self.manual_backward(loss)
         opt.step()
         return loss.detach()

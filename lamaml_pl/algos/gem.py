@@ -19,7 +19,6 @@ Quirks (faithful defaults; the option gives the other behaviour):
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -83,7 +82,7 @@ class GEM(ContinualLearner):
         past_tasks = self.observed_tasks[:-1]
         for _ in range(self.glances):
             opt.zero_grad()
-            loss = F.cross_entropy(self.net(x), y)
+            loss = self.loss(self.net(x), y, t)
             self.manual_backward(loss)
             if self.grad_clip_norm is not None:
                 nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
@@ -99,11 +98,11 @@ class GEM(ContinualLearner):
         norm-clipped if set — all rows in one vectorised pass (torch.func.vmap)."""
         params = {name: p.detach() for name, p in self.net.named_parameters()}
 
-        def task_loss(p, x, y):
-            return F.cross_entropy(functional_call(self.net, p, (x,)), y)
+        def task_loss(p, x, y, k):
+            return self.loss(functional_call(self.net, p, (x,)), y, k)
 
         idx = torch.tensor(tasks, device=self.memory.y.device)
-        grads = vmap(grad(task_loss), in_dims=(None, 0, 0))(params, self.memory.x[idx], self.memory.y[idx])
+        grads = vmap(grad(task_loss), in_dims=(None, 0, 0, 0))(params, self.memory.x[idx], self.memory.y[idx], idx)
         flat = torch.cat([g.reshape(len(tasks), -1) for g in grads.values()], dim=1)
         if self.grad_clip_norm is not None:
             norms = torch.linalg.vector_norm(flat, dim=1, keepdim=True)

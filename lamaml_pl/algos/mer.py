@@ -13,7 +13,6 @@ runs); the original MER, whose numbers fill the MNIST table, does not clip (null
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
@@ -64,16 +63,20 @@ class MER(ContinualLearner):
             before_example = [p.detach().clone() for p in params]
             for _ in range(self.steps):
                 before_batch = [p.detach().clone() for p in params]
-                mem_x, mem_y, _ = self.memory.sample(self.replay_batch_size)
+                mem_x, mem_y, mem_t = self.memory.sample(self.replay_batch_size)
                 batch_x, batch_y = torch.cat([x[i : i + 1], mem_x]), torch.cat([y[i : i + 1], mem_y])
-                losses = [self.sgd_step(params, batch_x[j : j + 1], batch_y[j : j + 1], lr) for j in range(len(batch_y))]
+                batch_t = torch.cat([torch.full_like(y[:1], t), mem_t])
+                losses = [self.sgd_step(params, batch_x[j : j + 1], batch_y[j : j + 1], batch_t[j : j + 1], lr)
+                          for j in range(len(batch_y))]
                 interpolate(params, before_batch, self.beta)
             interpolate(params, before_example, self.gamma)
             self.memory.add(x[i : i + 1], y[i : i + 1], t)
         return torch.stack(losses).sum() / self.steps  # the original's logging quirk (§8)
 
-    def sgd_step(self, params: list[nn.Parameter], x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
-        loss = F.cross_entropy(self.net(x), y)
+    def sgd_step(
+        self, params: list[nn.Parameter], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, lr: float
+    ) -> torch.Tensor:
+        loss = self.loss(self.net(x), y, t)
         grads = torch.autograd.grad(loss, params)
         if self.grad_clip_norm is not None:
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))

@@ -8,7 +8,6 @@ The same update on a joint stream of all tasks (``data.joint=true``) is the IID 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
@@ -29,7 +28,7 @@ class Online(ContinualLearner):
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         opt = self.optimizers()
         opt.zero_grad()
-        loss = F.cross_entropy(self.net(x), y)
+        loss = self.loss(self.net(x), y, t)
         self.manual_backward(loss)
         opt.step()
         return loss.detach()

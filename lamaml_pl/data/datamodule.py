@@ -34,6 +34,10 @@ class StreamInfo:
     joint: bool = False  # all tasks' data in every epoch (IID oracle)
     # per-task denominators of test accuracy (the test-set sizes; see Q12)
     test_sizes: list[int] = field(default_factory=list)
+    # task-incremental streams: task k owns classes [k*c, (k+1)*c) and logits outside are masked
+    classes_per_task: int | None = None
+    # sizes of the held-out validation sets, when the stream has them (evaluated beside the test sets)
+    val_sizes: list[int] = field(default_factory=list)
 
 
 class TaskSequentialDataModule(pl.LightningDataModule):
@@ -111,6 +115,10 @@ class TaskSequentialDataModule(pl.LightningDataModule):
     def eval_dataset(self) -> Dataset:
         """All tasks' test sets as ``(x, y, t)`` batches (``batch_size=None`` loader)."""
 
+    def val_dataset(self) -> Dataset | None:
+        """Held-out validation batches for model selection, if the benchmark has a split."""
+        return None
+
     @abstractmethod
     def describe(self) -> dict:
         """What results.json records about the data: source, task transforms, sizes."""
@@ -127,5 +135,8 @@ class TaskSequentialDataModule(pl.LightningDataModule):
             dataset = self.train_dataset(self.task_of_epoch(epoch))
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, collate_fn=keep_batch, generator=generator)
 
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.eval_dataset(), batch_size=None, shuffle=False)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The test sets (the reported matrix); then the validation sets, where there are any."""
+        test = DataLoader(self.eval_dataset(), batch_size=None, shuffle=False)
+        held_out = self.val_dataset()
+        return test if held_out is None else [test, DataLoader(held_out, batch_size=None, shuffle=False)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 
 def keep_batch(batch):
@@ -13,26 +13,42 @@ def keep_batch(batch):
 
 
 class TaskTensorDataset(Dataset):
-    """One task's training samples as tensors; yields ``(x, y, t)`` batches via ``__getitems__``."""
+    """One task's training samples as tensors; yields ``(x, y, t)`` batches via ``__getitems__``.
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, task_id: int | torch.Tensor):
+    ``transform`` (optional) maps a stacked batch of stored inputs to model inputs, e.g. uint8
+    images to augmented, normalised floats; it runs once per batch, not per sample.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        task_id: int | torch.Tensor,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         self.x, self.y = x, y
         self.t = task_id if isinstance(task_id, torch.Tensor) else torch.full_like(y, task_id)
+        self.transform = transform
 
     @classmethod
     def concat(cls, parts: list["TaskTensorDataset"]) -> "TaskTensorDataset":
         """Several tasks in one dataset, each sample keeping its task id (joint training)."""
-        return cls(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), torch.cat([p.t for p in parts]))
+        return cls(
+            torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), torch.cat([p.t for p in parts]),
+            parts[0].transform,
+        )
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, i):
-        return self.x[i], self.y[i], self.t[i]
+        x, y, t = self.__getitems__([i])
+        return x[0], y[0], t[0]
 
     def __getitems__(self, indices: list[int]):
         idx = torch.as_tensor(indices)
-        return self.x[idx], self.y[idx], self.t[idx]
+        x = self.x[idx]
+        return (x if self.transform is None else self.transform(x)), self.y[idx], self.t[idx]
 
 
 class EvalBatches(Dataset):
@@ -63,3 +79,54 @@ class EvalBatches(Dataset):
         stop = min(start + self.batch_size, self.n_samples)
         y = self.labels[start:stop]
         return self.make_inputs(task, start, stop), y, torch.full_like(y, task)
+
+
+class TaskSetBatches(Dataset):
+    """Test (or validation) sets that differ per task, as a flat list of ``(x, y, t)`` batches.
+
+    ``sets[k]`` = task k's stored inputs and labels; ``transform`` turns a slice of stored inputs
+    into model inputs when the batch is requested.
+    """
+
+    def __init__(
+        self,
+        sets: list[tuple[torch.Tensor, torch.Tensor]],
+        batch_size: int,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+    ):
+        self.sets, self.transform = sets, transform
+        self.index = [
+            (task, start, min(start + batch_size, len(y)))
+            for task, (_, y) in enumerate(sets)
+            for start in range(0, len(y), batch_size)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int):
+        task, start, stop = self.index[k]
+        x, y = self.sets[task]
+        labels = y[start:stop]
+        return self.transform(x[start:stop]), labels, torch.full_like(labels, task)
+
+
+class TaskBalancedBatches(Sampler[list[int]]):
+    """The IID oracle's batches (spec/benchmarks.md §4): ``tasks_per_batch`` distinct tasks drawn
+    uniformly, ``batch_size / tasks_per_batch`` distinct samples of each, shuffled; a fixed number
+    of batches per epoch. Draws from torch's global RNG."""
+
+    def __init__(self, task_ids: torch.Tensor, batch_size: int, tasks_per_batch: int, batches_per_epoch: int):
+        self.members = [torch.nonzero(task_ids == k).flatten() for k in range(int(task_ids.max()) + 1)]
+        self.per_task = batch_size // tasks_per_batch
+        self.tasks_per_batch, self.batches_per_epoch = tasks_per_batch, batches_per_epoch
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __iter__(self):
+        for _ in range(self.batches_per_epoch):
+            tasks = torch.randperm(len(self.members))[: self.tasks_per_batch]
+            picks = [self.members[k][torch.randperm(len(self.members[k]))[: self.per_task]] for k in tasks.tolist()]
+            batch = torch.cat(picks)
+            yield batch[torch.randperm(len(batch))].tolist()

@@ -1,0 +1,65 @@
+"""Batched image augmentation and normalisation for the CIFAR-100 / TinyImageNet streams.
+
+The original applies torchvision's per-image PIL transforms in 3 loader workers
+(spec/benchmarks.md §2-§3): RandomCrop(size, padding 4, zero fill) -> RandomHorizontalFlip ->
+[CIFAR: ColorJitter(brightness 63/255)] -> ToTensor -> Normalize. The same random operations
+are applied here to a whole uint8 batch at once with torch's global RNG (so runs are seeded and
+resumable): the distribution is the original's; pixel values can differ from PIL's only by its
+uint8 rounding of the brightness blend.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+class ImageAugment:
+    """uint8 ``[N, 3, H, W]`` -> normalised float32, optionally with the training augmentations.
+
+    Args:
+        mean, std: per-channel normalisation (after scaling to [0, 1]).
+        crop_padding: zero padding of the random crop (0: no crop).
+        flip: random horizontal flips with probability 0.5.
+        brightness: ColorJitter brightness b; factors uniform in [max(0, 1-b), 1+b] (0: none).
+    """
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        crop_padding: int = 0,
+        flip: bool = False,
+        brightness: float = 0.0,
+    ):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.crop_padding, self.flip, self.brightness = int(crop_padding), bool(flip), float(brightness)
+
+    def __call__(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        x = images.float().div_(255)
+        if train:
+            if self.crop_padding:
+                x = random_crop(x, self.crop_padding)
+            if self.flip:
+                flipped = torch.rand(len(x)) < 0.5
+                x = torch.where(flipped.view(-1, 1, 1, 1), x.flip(-1), x)
+            if self.brightness:
+                low = max(0.0, 1 - self.brightness)
+                factor = torch.empty(len(x)).uniform_(low, 1 + self.brightness)
+                x = (x * factor.view(-1, 1, 1, 1)).clamp_(0, 1)
+        return (x - self.mean) / self.std
+
+
+def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
+    """Each image cropped back to its size at a uniform offset of its zero-padded version."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding))
+    top = torch.randint(0, 2 * padding + 1, (n,))
+    left = torch.randint(0, 2 * padding + 1, (n,))
+    rows = (top.view(-1, 1) + torch.arange(h)).view(n, 1, h, 1)
+    cols = (left.view(-1, 1) + torch.arange(w)).view(n, 1, 1, w)
+    batch = torch.arange(n).view(n, 1, 1, 1)
+    channels = torch.arange(x.shape[1]).view(1, -1, 1, 1)
+    return padded[batch, channels, rows, cols]
