@@ -25,7 +25,7 @@ class ContinualLearner(pl.LightningModule):
     """Base LightningModule of every algorithm.
 
     Hooks: ``on_task_start(t)`` runs before the first batch of task t, ``on_task_end(t)``
-    after its last epoch. ``task_epoch`` is the pass over the current task (0-based).
+    after its last batch, before the task's evaluation row. ``task_epoch`` is the pass over the current task (0-based).
     ``name`` is the algorithm's name in results and logs (the ``algo`` config's ``name``).
     Validation fills one row of the accuracy log per pass over all tasks' test sets.
     """
@@ -48,14 +48,14 @@ class ContinualLearner(pl.LightningModule):
 
     # ---- what an algorithm provides -------------------------------------------------------
     @abstractmethod
-    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        """Update on one incoming batch of task ``t``; returns the loss to log (detached)."""
+
+
 
     def on_task_start(self, t: int) -> None:
         """Called before the first batch of task ``t``."""
 
     def on_task_end(self, t: int) -> None:
-        """Called after the last epoch of task ``t``."""
+        """Called after the last batch of task ``t``, before its evaluation."""
 
     def algorithm_state(self) -> dict:
         """Python-side state a checkpoint must carry (tensors in buffers travel by themselves)."""
@@ -103,12 +103,17 @@ class ContinualLearner(pl.LightningModule):
         if self._pending_rng is not None:  # after a resume: see on_load_checkpoint
             restore_rng_states(self._pending_rng)
             self._pending_rng = None
-        if self.task_epoch == self.stream.epochs_per_task - 1:
+
+    def on_validation_epoch_start(self) -> None:
+        # A task's last pass ends in its evaluation: end the task first, as the original does
+        # inside its last observe (iCaRL's exemplars must exist before the task is scored).
+        fitting = self.trainer.state.fn == "fit" and not self.trainer.sanity_checking
+        if fitting and self.task_epoch == self.stream.epochs_per_task - 1:
             self.on_task_end(self.current_task)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y, _ = batch
-        loss = self.observe(x, y, self.current_task)
+        x, y, t = batch
+        loss = self.observe(x, y, t if self.stream.joint else self.current_task)  # joint: each sample's task
         if not torch.isfinite(loss):
             raise DivergenceError(
                 f"{self.algo_name} diverged: loss {loss.item()} at task {self.current_task}, "

@@ -62,7 +62,7 @@ def load_cifar100(root: str | os.PathLike, download: bool = True) -> ImageSplits
             )
     train_x, train_y = _read_cifar_pickle(folder / "train")
     test_x, test_y = _read_cifar_pickle(folder / "test")
-    return ImageSplits(train_x, train_y, test_x, test_y, 100, source)
+    return ImageSplits(train_x, train_y, test_x, test_y, int(train_y.max()) + 1, source)
 
 
 def _download_cifar100(root: Path) -> None:

@@ -1,0 +1,75 @@
+"""Meta-BGD: C-MAML's look-ahead meta-objective with Bayesian Gradient Descent over the weights
+and the inner learning rates α (spec/algorithms.md §9, the La-MAML repository's ``meta-bgd``).
+
+For every glance, ``mc_iters`` times: sample θ, α from the posterior, run the CIFAR La-MAML
+inner loop (``inner_chunks`` chunks, always second order, inner gradients clamped to
+±grad_clip_norm, raw α), backpropagate the mean meta-loss, norm-clip the θ gradients (not α's)
+and add them to the BGD sums; then one BGD step, which leaves θ and α at their means.
+The incoming batch enters the reservoir once, at the first glance's first sample.
+
+Q17 (kept, as published): α is itself a Bayesian parameter, the inner loop is second order
+whatever ``second_order`` says, and α's gradients are not clipped.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lamaml_pl.algos.bgd import BGD
+from lamaml_pl.algos.lamaml import LaMAML
+from lamaml_pl.data.datamodule import StreamInfo
+from lamaml_pl.errors import require_positive
+
+
+class MetaBGD(LaMAML):
+    def __init__(
+        self,
+        name: str,
+        net: nn.Module,
+        stream: StreamInfo,
+        alpha_init: float = 0.1,
+        glances: int = 1,
+        memories: int = 200,
+        replay_batch_size: int = 10,
+        grad_clip_norm: float = 2.0,
+        inner_chunks: int = 3,
+        std_init: float = 0.02,
+        mean_eta: float = 50.0,
+        mc_iters: int = 2,
+        reservoir_exclusive: bool = False,
+    ):
+        require_positive("algo.mc_iters", mc_iters)
+        super().__init__(
+            name, net, stream, learn_lr=False, sync_update=True, alpha_init=alpha_init, glances=glances,
+            memories=memories, replay_batch_size=replay_batch_size, grad_clip_norm=grad_clip_norm,
+            second_order=True, use_old_task_memory=False, inner_clamp=True, inner_alpha_relu=False,
+            reservoir_exclusive=reservoir_exclusive, inner_chunks=inner_chunks,
+        )
+        self.std_init, self.mean_eta, self.mc_iters = std_init, mean_eta, int(mc_iters)
+
+    def configure_optimizers(self):
+        return BGD([*self.net.parameters(), *self.alpha.parameters()], self.std_init, self.mean_eta, self.mc_iters)
+
+    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        bgd = self.optimizers().optimizer
+        size = -(-len(y) // self.inner_chunks)
+        for glance in range(self.glances):
+            for sample in range(self.mc_iters):
+                bgd.randomize_weights()
+                order = torch.randperm(len(y), device=y.device)
+                x, y = x[order], y[order]
+                replay = self.replay_batch(x, y, t)
+                fast = dict(zip(self.weight_names, self.net.parameters()))
+                meta_losses = []
+                for chunk_x, chunk_y in zip(x.split(size), y.split(size)):
+                    fast = self.inner_step(fast, list(self.alpha), chunk_x, chunk_y, t)
+                    meta_losses.append(self.loss_at(fast, *replay))
+                if glance == 0 and sample == 0:
+                    self.memory.add(x, y, t)
+                meta_loss = torch.stack(meta_losses).mean()
+                bgd.zero_grad()
+                self.manual_backward(meta_loss)
+                nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
+                bgd.aggregate_grads(len(y))
+            bgd.step()
+        return meta_loss.detach()
