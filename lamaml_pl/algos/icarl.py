@@ -54,7 +54,7 @@ class ICaRL(ContinualLearner):
         self.targets: dict[int, torch.Tensor] = {}  # class -> full logits stored for distillation
         self.store_x: list[torch.Tensor] = []  # the current task's first pass, for herding
         self.store_y: list[torch.Tensor] = []
-        self.class_means: torch.Tensor | None = None  # [n_classes, n_classes] during evaluation
+        self.class_means: torch.Tensor | None = None  # [n_classes, n_outputs] during an evaluation pass
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.net.parameters(), lr=self.lr)
@@ -114,21 +114,30 @@ class ICaRL(ContinualLearner):
     # ---- evaluation: nearest mean of exemplars ---------------------------------------------
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()
-        self.class_means = self.exemplar_means()
+        self.class_means = self.exemplar_means()  # once per evaluation pass, not per batch
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self.class_means = None  # the weights change before the next pass
 
     @torch.no_grad()
-    def exemplar_means(self) -> torch.Tensor:
+    def exemplar_means(self) -> torch.Tensor | None:
         """Mean full logit vector of each class's exemplars; NaN rows for classes without any."""
-        n = self.stream.n_classes
-        means = torch.full((n, n), float("nan"), device=self.device)
-        for k, x in self.exemplars.items():
-            means[k] = self.net(x).mean(dim=0)
+        if not self.exemplars:
+            return None
+        rows = {k: self.net(x).mean(dim=0) for k, x in self.exemplars.items()}
+        width = next(iter(rows.values())).shape[0]
+        means = torch.full((self.stream.n_classes, width), float("nan"), device=self.device)
+        for k, row in rows.items():
+            means[k] = row
         return means
 
     def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         c = self.classes_per_task
-        means = self.class_means if self.class_means is not None else self.exemplar_means()
         columns = t.view(-1, 1) * c + torch.arange(c, device=x.device)  # [N, c] candidate classes
+        means = self.class_means if self.class_means is not None else self.exemplar_means()
+        if means is None:
+            return columns[:, 0]
         distances = torch.linalg.vector_norm(self.net(x).unsqueeze(1) - means[columns], dim=2)
         distances = torch.nan_to_num(distances, nan=float("inf"))  # a class without exemplars never wins...
         nearest = distances.argmin(dim=1)  # ...and a task without any predicts its first class

@@ -132,7 +132,7 @@ def _tiny_val_files(val_dir: Path, class_of: dict[str, int]) -> list[tuple[Path,
             if wnid not in class_of:
                 raise ConfigError(f"data.root: {annotations} names class {wnid!r}, which has no train folder")
             files.append((val_dir / "images" / name, class_of[wnid]))
-        return sorted(files)
+        return sorted(files, key=lambda f: (f[1], f[0].name))  # the restructured tree's (ImageFolder) order
     files = [(f, class_of[w]) for w in sorted(class_of) for f in sorted((val_dir / w / "images").glob("*.JPEG"))]
     if not files:
         raise ConfigError(
