@@ -9,6 +9,16 @@ class DivergenceError(RuntimeError):
     """The training loss became NaN or infinite; the message names the algorithm, task and batch."""
 
 
+def require_replay_fits(replay_batch_size: int, memories: int) -> None:
+    """A replay batch larger than the whole buffer is a typo, not a setting."""
+    require_positive("algo.memories", memories)
+    if replay_batch_size > memories:
+        raise ConfigError(
+            f"algo.replay_batch_size={replay_batch_size} is larger than algo.memories={memories}: "
+            f"use at most {memories} replayed samples per update, or a larger buffer"
+        )
+
+
 def require_positive(name: str, value) -> None:
     """Raise ConfigError unless ``value`` is a number > 0."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:

@@ -23,6 +23,8 @@ CASES = [
     (["algo.alpha_init=-0.1"], "algo.alpha_init=-0.1 is not allowed"),
     (["algo.opt_lr=0"], "algo.opt_lr=0 is not allowed"),
     (["algo.replay_batch_size=0"], "algo.replay_batch_size=0 is not allowed"),
+    (["algo.replay_batch_size=300"], "algo.replay_batch_size=300 is larger than algo.memories=200: use at most 200"),
+    (["algo=er", "algo.memories=5"], "algo.replay_batch_size=10 is larger than algo.memories=5"),
     (["algo.grad_clip_norm=0"], "algo.grad_clip_norm=0 is not allowed"),
     (["algo.memory_snapshot=deep"], "algo.memory_snapshot='deep' is unknown: use one of alias, copy"),
     (["algo=mer", "algo.beta=2.0"], "algo.beta=2.0 is not allowed: Reptile rates must lie in (0, 1]"),

@@ -3,6 +3,8 @@
 The reference below works in NumPy float64 with the closed-form softmax cross-entropy gradient
 (no autograd): for logits z = W x + b, dCE/dW = (softmax(z) - onehot(y)) xᵀ.
 """
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from torch import nn
 
 from lamaml_pl.algos import LaMAML
 from lamaml_pl.data import StreamInfo
+from lamaml_pl.nets import MLP
 from tests.conftest import detach_from_trainer
 from tests.reference import ce_grad, ce_loss
 
@@ -54,19 +57,23 @@ def reference_update(order, learn_lr, sync_update, max_norm, inner_clamp=False):
     return theta, alpha
 
 
-def make_learner(learn_lr, sync_update, max_norm, second_order=False, **options):
-    net = nn.Linear(2, 3).double()
+def make_learner(learn_lr, sync_update, max_norm, second_order=False, hand_written=False, **options):
+    """A 2 -> 3 linear model; ``hand_written`` makes it an MLP without hidden layers, which takes
+    the hand-written first-order glance (``fast_mlp``) instead of autograd."""
+    net = MLP(2, [], 3).double() if hand_written else nn.Linear(2, 3).double()
+    linear = net[0] if hand_written else net
     with torch.no_grad():
-        net.weight.copy_(torch.from_numpy(W0))
-        net.bias.copy_(torch.from_numpy(B0))
+        linear.weight.copy_(torch.from_numpy(W0))
+        linear.bias.copy_(torch.from_numpy(B0))
     algo = LaMAML(
         "test", net, StreamInfo(2, 3, (2,), 1, [1, 1]), learn_lr=learn_lr, sync_update=sync_update,
-        alpha_init=0.1, opt_lr=OPT_LR, opt_wt=OPT_WT, glances=1, memories=4, replay_batch_size=5,
+        alpha_init=0.1, opt_lr=OPT_LR, opt_wt=OPT_WT, glances=1, memories=5, replay_batch_size=5,
         grad_clip_norm=max_norm, second_order=second_order, **options,
     ).double()
     with torch.no_grad():
         algo.alpha[0].copy_(torch.from_numpy(ALPHA_W))
         algo.alpha[1].copy_(torch.from_numpy(ALPHA_B))
+    assert algo.fast_mlp == hand_written
     detach_from_trainer(algo)
     algo.memory.add(torch.from_numpy(MEM_X), torch.from_numpy(MEM_Y), 0)
     algo.current_task = 0
@@ -81,14 +88,15 @@ def matches(actual, expected):
     return all(np.allclose(a, e, atol=1e-10) for a, e in zip(actual[0] + actual[1], expected[0] + expected[1]))
 
 
+@pytest.mark.parametrize("hand_written", [False, True], ids=["autograd", "hand-written"])
 @pytest.mark.parametrize(
     "learn_lr, sync_update, max_norm",
     [(False, True, 100.0), (True, True, 100.0), (True, False, 100.0), (True, False, 0.05)],
     ids=["cmaml", "sync", "lamaml", "lamaml-clipped"],
 )
-def test_one_observe_equals_hand_computed_update(learn_lr, sync_update, max_norm):
+def test_one_observe_equals_hand_computed_update(learn_lr, sync_update, max_norm, hand_written):
     torch.manual_seed(0)
-    algo = make_learner(learn_lr, sync_update, max_norm)
+    algo = make_learner(learn_lr, sync_update, max_norm, hand_written=hand_written)
     algo.observe(torch.from_numpy(X), torch.from_numpy(Y), 0)
     # the batch is shuffled inside observe, so the inner-step order is one of the two
     candidates = [reference_update(order, learn_lr, sync_update, max_norm) for order in ([0, 1], [1, 0])]
@@ -126,10 +134,11 @@ def test_second_order_meta_gradient_matches_finite_differences():
     assert not np.allclose(state(first_order)[0][0], new_w, atol=1e-6)
 
 
-def test_inner_clamp_option_clamps_inner_gradients():
+@pytest.mark.parametrize("hand_written", [False, True], ids=["autograd", "hand-written"])
+def test_inner_clamp_option_clamps_inner_gradients(hand_written):
     """Q1: the original discards its clamp; inner_clamp=True applies it (c = 0.05 bites here)."""
     torch.manual_seed(0)
-    algo = make_learner(True, False, 0.05, inner_clamp=True)
+    algo = make_learner(True, False, 0.05, inner_clamp=True, hand_written=hand_written)
     algo.observe(torch.from_numpy(X), torch.from_numpy(Y), 0)
     clamped = [reference_update(order, True, False, 0.05, inner_clamp=True) for order in ([0, 1], [1, 0])]
     unclamped = [reference_update(order, True, False, 0.05) for order in ([0, 1], [1, 0])]
@@ -151,3 +160,26 @@ def test_old_task_memory_is_a_no_op_unless_the_buffer_is_copied(snapshot, only_o
         replayed = replay_x[: len(replay_x) - len(X)]
         replayed_tasks |= {0 if torch.equal(r, torch.from_numpy(MEM_X[0])) else 1 for r in replayed}
     assert replayed_tasks == ({0} if only_old_tasks else {0, 1})
+
+
+@pytest.mark.parametrize("inner_alpha_relu, inner_clamp, sync_update", [(True, False, False), (False, True, True)])
+def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, inner_clamp, sync_update):
+    """784-100-100-10, four batches: the two paths end at the same weights and rates."""
+    torch.manual_seed(0)
+    net = MLP(784, [100, 100], 10).double()
+    x, y = torch.randn(40, 784, dtype=torch.float64), torch.randint(0, 10, (40,))
+    learners = []
+    for fast_mlp in (True, False):
+        algo = LaMAML("lamaml", copy.deepcopy(net), StreamInfo(2, 10, (784,), 1), fast_mlp=fast_mlp,
+                      inner_alpha_relu=inner_alpha_relu, inner_clamp=inner_clamp, sync_update=sync_update,
+                      grad_clip_norm=0.5).double()
+        assert algo.fast_mlp == fast_mlp
+        detach_from_trainer(algo)
+        algo.current_task = 0
+        torch.manual_seed(1)
+        for b in range(4):
+            algo.observe(x[10 * b : 10 * b + 10], y[10 * b : 10 * b + 10], 0)
+        learners.append(algo)
+    for fast, slow in zip([*learners[0].net.parameters(), *learners[0].alpha],
+                          [*learners[1].net.parameters(), *learners[1].alpha]):
+        assert torch.allclose(fast, slow, atol=1e-12)

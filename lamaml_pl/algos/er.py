@@ -16,7 +16,7 @@ from torch import nn
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.data.datamodule import StreamInfo
-from lamaml_pl.errors import require_positive
+from lamaml_pl.errors import require_positive, require_replay_fits
 
 
 class ER(ContinualLearner):
@@ -37,6 +37,7 @@ class ER(ContinualLearner):
         for key, value in (("algo.lr", lr), ("algo.replay_batch_size", replay_batch_size),
                            ("algo.glances", glances), ("algo.grad_clip_norm", grad_clip_norm)):
             require_positive(key, value)
+        require_replay_fits(int(replay_batch_size), int(memories))
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.replay_batch_size, self.glances = lr, int(replay_batch_size), int(glances)
         self.grad_clip_norm, self.insert_every_epoch = grad_clip_norm, insert_every_epoch

@@ -25,7 +25,7 @@ from torch.func import functional_call
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.data.datamodule import StreamInfo
-from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
 
 META_LOSSES = ("last", "mean")
 
@@ -55,6 +55,7 @@ class LaER(ContinualLearner):
             require_positive(key, value)
         if meta_loss not in META_LOSSES:
             raise ConfigError(f"algo.meta_loss={meta_loss!r} is unknown: use one of {', '.join(META_LOSSES)}")
+        require_replay_fits(int(replay_batch_size), int(memories))
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.opt_lr, self.replay_batch_size, self.glances = opt_lr, int(replay_batch_size), int(glances)
         self.inner_chunks, self.grad_clip_norm, self.second_order = int(inner_chunks), grad_clip_norm, second_order

@@ -29,6 +29,11 @@ Quirks of the original code (faithful defaults; the flag gives the corrected beh
 - Q3 ``inner_alpha_relu`` (True): the MNIST inner step uses relu(α); the CIFAR code uses raw α
   (its presets set False).
 - Q10 ``reservoir_exclusive`` (False): see :class:`ReservoirBuffer`.
+
+Speed: first order on an MLP (the MNIST runs), ``fast_mlp`` (True) computes each glance with
+gradients written by hand (:mod:`lamaml_pl.algos.fast_mlp`) instead of building and
+backpropagating the fast-weight graph; False forces the autograd path. Same numbers up to
+floating-point summation order.
 """
 from __future__ import annotations
 
@@ -40,9 +45,11 @@ from torch import nn
 from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.fast_mlp import first_order_glance
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.data.datamodule import StreamInfo
-from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
+from lamaml_pl.nets import MLP
 
 MEMORY_SNAPSHOTS = ("alias", "copy")
 
@@ -72,6 +79,7 @@ class LaMAML(ContinualLearner):
         inner_alpha_relu: bool = True,
         reservoir_exclusive: bool = False,
         inner_chunks: int | None = None,
+        fast_mlp: bool = True,
     ):
         super().__init__(name, net, stream)
         if inner_chunks is not None:
@@ -89,6 +97,7 @@ class LaMAML(ContinualLearner):
             raise ConfigError(
                 f"algo.memory_snapshot={memory_snapshot!r} is unknown: use one of {', '.join(MEMORY_SNAPSHOTS)}"
             )
+        require_replay_fits(int(replay_batch_size), int(memories))
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.learn_lr, self.sync_update = learn_lr, sync_update
         self.opt_lr, self.opt_wt = opt_lr, opt_wt
@@ -101,6 +110,9 @@ class LaMAML(ContinualLearner):
         self.memory_snapshot = memory_snapshot
         self.inner_alpha_relu = inner_alpha_relu
         self.inner_chunks = inner_chunks
+        # the hand-written first-order glance applies to MLPs on unmasked streams
+        self.fast_mlp = (fast_mlp and not second_order and inner_chunks is None and isinstance(net, MLP)
+                         and stream.classes_per_task is None)
         self.weight_names = [name for name, _ in net.named_parameters()]
         self.alpha = nn.ParameterList(
             [nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()]
@@ -132,18 +144,43 @@ class LaMAML(ContinualLearner):
             order = torch.randperm(len(y), device=y.device)
             x, y = x[order], y[order]
             replay_x, replay_y, replay_t = self.replay_batch(x, y, t)
-            fast = dict(zip(self.weight_names, self.net.parameters()))
-            rates = [F.relu(a) if self.inner_alpha_relu else a for a in self.alpha]
-            meta_losses = []
-            size = 1 if self.inner_chunks is None else -(-len(y) // self.inner_chunks)
-            for chunk_x, chunk_y in zip(x.split(size), y.split(size)):
-                fast = self.inner_step(fast, rates, chunk_x, chunk_y, t)
-                meta_losses.append(self.loss_at(fast, replay_x, replay_y, replay_t))
+            weight_opt, alpha_opt = self.optimizers()
+            weight_opt.zero_grad()
+            alpha_opt.zero_grad()
+            if self.fast_mlp:
+                meta_loss = self.hand_written_glance(x, y, replay_x, replay_y)
+            else:
+                meta_loss = self.autograd_glance(x, y, t, replay_x, replay_y, replay_t)
             if glance == 0 and self.task_epoch == 0:
                 self.memory.add(x, y, t)
-            meta_loss = torch.stack(meta_losses).mean()
-            self.meta_step(meta_loss)
+            self.meta_step()
         return meta_loss.detach()
+
+    def autograd_glance(self, x, y, t, replay_x, replay_y, replay_t) -> torch.Tensor:
+        """The inner loop on fast weights through ``functional_call``; backpropagates the mean
+        meta-loss into θ.grad and α.grad."""
+        fast = dict(zip(self.weight_names, self.net.parameters()))
+        rates = [F.relu(a) if self.inner_alpha_relu else a for a in self.alpha]
+        meta_losses = []
+        size = 1 if self.inner_chunks is None else -(-len(y) // self.inner_chunks)
+        for chunk_x, chunk_y in zip(x.split(size), y.split(size)):
+            fast = self.inner_step(fast, rates, chunk_x, chunk_y, t)
+            meta_losses.append(self.loss_at(fast, replay_x, replay_y, replay_t))
+        meta_loss = torch.stack(meta_losses).mean()
+        self.manual_backward(meta_loss)
+        return meta_loss
+
+    def hand_written_glance(self, x, y, replay_x, replay_y) -> torch.Tensor:
+        """The same glance for a first-order MLP, gradients by hand (:mod:`fast_mlp`)."""
+        rates = [(F.relu(a) if self.inner_alpha_relu else a).detach() for a in self.alpha]
+        clamp = self.grad_clip_norm if self.inner_clamp else None
+        weights = list(self.net.parameters())
+        meta_loss, grad_theta, grad_rate = first_order_glance(weights, rates, x, y, replay_x, replay_y, clamp)
+        for w, g in zip(weights, grad_theta):
+            w.grad = g
+        for a, g in zip(self.alpha, grad_rate):
+            a.grad = g * (a.detach() > 0) if self.inner_alpha_relu else g  # relu's derivative
+        return meta_loss
 
     def replay_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, ...]:
         """[replayed samples] + [the incoming batch] with their task ids, drawn once per glance
@@ -168,11 +205,9 @@ class LaMAML(ContinualLearner):
             grads = [g.clamp(-self.grad_clip_norm, self.grad_clip_norm) for g in grads]
         return {name: torch.addcmul(w, g, lr, value=-1) for (name, w), g, lr in zip(fast.items(), grads, rates)}
 
-    def meta_step(self, meta_loss: torch.Tensor) -> None:
+    def meta_step(self) -> None:
+        """Clip both gradient groups, then the α step and the θ step (look-ahead: new α)."""
         weight_opt, alpha_opt = self.optimizers()
-        weight_opt.zero_grad()
-        alpha_opt.zero_grad()
-        self.manual_backward(meta_loss)
         nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
         nn.utils.clip_grad_norm_(self.alpha.parameters(), self.grad_clip_norm)
         if self.learn_lr:

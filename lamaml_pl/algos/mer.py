@@ -18,7 +18,7 @@ from torch import nn
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.data.datamodule import StreamInfo
-from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
 
 
 class MER(ContinualLearner):
@@ -45,6 +45,7 @@ class MER(ContinualLearner):
                 raise ConfigError(f"{key}={value} is not allowed: Reptile rates must lie in (0, 1]")
         if grad_clip_norm is not None:
             require_positive("algo.grad_clip_norm", grad_clip_norm)
+        require_replay_fits(int(replay_batch_size), int(memories))
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.beta, self.gamma = lr, beta, gamma
         self.replay_batch_size, self.steps = int(replay_batch_size), int(batches_per_example)
