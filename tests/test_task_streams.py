@@ -8,6 +8,7 @@ from lamaml_pl.data import MnistDataModule
 from lamaml_pl.data.task_transforms import (
     FILL_INDEX,
     apply_pixel_map,
+    apply_pixel_map_by_pixel,
     pad_with_fill,
     permutation_pixel_maps,
     rotation_angles,
@@ -34,8 +35,11 @@ def make_dm(root, transform="rotation", **kw):
 def test_rotation_map_equals_pil_rotate(angle):
     images, _ = synthetic_digits(20, seed=5)
     expected = np.stack([np.asarray(Image.fromarray(im, mode="L").rotate(angle)) for im in images])
-    ours = apply_pixel_map(pad_with_fill(torch.from_numpy(images).reshape(20, -1)), rotation_pixel_map(angle))
+    padded = pad_with_fill(torch.from_numpy(images).reshape(20, -1))
+    ours = apply_pixel_map(padded, rotation_pixel_map(angle))
     assert torch.equal((ours * 255).round().to(torch.uint8), torch.from_numpy(expected).reshape(20, -1))
+    # the evaluation's pixel-major gather gives the same inputs
+    assert torch.equal(apply_pixel_map_by_pixel(padded.t().contiguous(), rotation_pixel_map(angle)), ours)
 
 
 def test_rotation_angles_fall_one_per_bin_and_follow_the_seed():
