@@ -10,35 +10,19 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lamaml_pl.callbacks import TaskCheckpoint, TaskProgressBar, TrainThreads
+from lamaml_pl.callbacks import TaskCheckpoint, TaskProgressBar
 from lamaml_pl.callbacks.task_checkpoint import CHECKPOINT_DIR, LAST
 from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.loggers import build_loggers, publish_results
-from lamaml_pl.nets import MLP
 from lamaml_pl.outputs import collect_results, format_summary, write_outputs
 
 
-def build_callbacks(cfg: DictConfig, net: torch.nn.Module) -> list[pl.Callback]:
-    """Task checkpoints, the training thread count, the task progress bar (unless disabled) and
-    the ``callbacks`` group."""
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """Task checkpoints, the task progress bar (unless disabled) and the ``callbacks`` group."""
     callbacks: list[pl.Callback] = [TaskCheckpoint()]
-    threads = train_threads(cfg.get("train_threads", "auto"), net)
-    if threads is not None:
-        callbacks.append(TrainThreads(threads))
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(TaskProgressBar())
     return callbacks + [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
-
-
-def train_threads(setting, net: torch.nn.Module) -> int | None:
-    """``auto``: 1 for the MNIST MLP (tiny ops; faster on one thread), else torch's default (None)."""
-    if setting is None:
-        return None
-    if setting == "auto":
-        return 1 if isinstance(net, MLP) else None
-    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
-        raise ConfigError(f"train_threads={setting!r} is not allowed: use auto, null or a positive number of threads")
-    return setting
 
 
 def describe_device(trainer: pl.Trainer) -> str:
@@ -88,7 +72,7 @@ def train(cfg: DictConfig) -> dict:
         cfg.trainer,
         max_epochs=datamodule.max_epochs,
         logger=loggers,
-        callbacks=build_callbacks(cfg, net),
+        callbacks=build_callbacks(cfg),
         default_root_dir=str(out_dir),
     )
 

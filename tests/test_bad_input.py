@@ -56,14 +56,3 @@ def test_gpu_asked_for_without_one(tiny_mnist_root, tmp_path):
     with pytest.raises(ConfigError, match="trainer.accelerator='gpu' but this machine has no CUDA device"):
         train(cfg)
 
-
-def test_train_threads_setting():
-    from torch import nn
-
-    from lamaml_pl.nets import MLP
-    from lamaml_pl.run import train_threads
-
-    assert train_threads("auto", MLP(4, [3], 2)) == 1 and train_threads("auto", nn.Linear(2, 2)) is None
-    assert train_threads(None, MLP(4, [3], 2)) is None and train_threads(3, nn.Linear(2, 2)) == 3
-    with pytest.raises(ConfigError, match="train_threads=0 is not allowed: use auto, null or a positive number"):
-        train_threads(0, nn.Linear(2, 2))

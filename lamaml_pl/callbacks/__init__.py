@@ -2,6 +2,5 @@
 from lamaml_pl.callbacks.gradient_alignment import GradientAlignment
 from lamaml_pl.callbacks.task_checkpoint import TaskCheckpoint
 from lamaml_pl.callbacks.task_progress import TaskProgressBar
-from lamaml_pl.callbacks.threads import TrainThreads
 
-__all__ = ["GradientAlignment", "TaskCheckpoint", "TaskProgressBar", "TrainThreads"]
+__all__ = ["GradientAlignment", "TaskCheckpoint", "TaskProgressBar"]
