@@ -46,6 +46,14 @@ def versions() -> dict[str, str]:
     }
 
 
+def percent_rows(fractions: torch.Tensor) -> list:
+    """Accuracies in percent, 4 decimals; entries not evaluated (NaN) become null in JSON."""
+    percent = (100 * fractions).round(decimals=4)
+    return [None if v != v else v for v in percent.tolist()] if percent.dim() == 1 else [
+        [None if v != v else v for v in row] for row in percent.tolist()
+    ]
+
+
 def collect_results(
     algo: str,
     data: dict,
@@ -64,9 +72,9 @@ def collect_results(
         "data": data["name"],
         "seed": seed,
         **{key: None if value is None else round(value, 4) for key, value in log.metrics().items()},
-        "acc_matrix": (100 * log.matrix()).round(decimals=4).tolist(),
-        "baseline_row": (100 * log.baseline()).round(decimals=4).tolist(),
-        "eval_rows": {"tags": log.tags, "rows": [[round(100 * a, 4) for a in row] for row in log.rows]},
+        "acc_matrix": percent_rows(log.matrix()),
+        "baseline_row": percent_rows(log.baseline()),
+        "eval_rows": {"tags": log.tags, "rows": percent_rows(torch.tensor(log.rows, dtype=torch.float64))},
         "units": "percent",
         "wall_time_s": round(wall_time_s, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -79,7 +87,7 @@ def collect_results(
     if val_log is not None and val_log.rows:
         results["validation"] = {
             **{key: None if value is None else round(value, 4) for key, value in val_log.metrics().items()},
-            "acc_matrix": (100 * val_log.matrix()).round(decimals=4).tolist(),
+            "acc_matrix": percent_rows(val_log.matrix()),
         }
     return results
 
@@ -129,7 +137,7 @@ def format_summary(results: dict, out_dir: Path) -> str:
     elif len(R) <= PRINT_MATRIX_UP_TO:
         lines.append("accuracy matrix (%): row i = after task i, column j = task j")
         lines.append("      " + "".join(f"{j:>6d}" for j in range(len(R[0]))))
-        lines += [f"{i:>4d}  " + "".join(f"{a:6.1f}" for a in row) for i, row in enumerate(R)]
+        lines += [f"{i:>4d}  " + "".join("     ." if a is None else f"{a:6.1f}" for a in row) for i, row in enumerate(R)]
     else:
         lines.append(f"accuracy matrix: {len(R)}x{len(R[0])}, see {out_dir / MATRIX_FILE}")
     metrics = "  ".join(

@@ -111,7 +111,7 @@ def test_missing_tinyimagenet_names_the_layout_and_the_fetch_command(tmp_path):
 
 def test_training_batches_are_augmented_and_evaluation_batches_only_normalised(tiny_cifar_root):
     dm = datamodule(cifar_overrides(tiny_cifar_root))
-    x, _, _ = dm.eval_dataset()[0]
+    x, _, _ = dm.eval_dataset(dm.n_tasks)[0]
     stored = dm.test_sets[0][0][: len(x)].float() / 255
     mean, std = torch.tensor([0.5071, 0.4867, 0.4408]).view(1, 3, 1, 1), torch.tensor([0.2675, 0.2565, 0.2761]).view(1, 3, 1, 1)
     assert torch.allclose(x, (stored - mean) / std, atol=1e-5)
@@ -126,7 +126,7 @@ def test_masking_keeps_predictions_and_losses_inside_the_task(tiny_cifar_root, a
     cfg = compose_config(cifar_overrides(tiny_cifar_root, f"algo={algo}"))
     dm = instantiate(cfg.data)
     learner = instantiate(cfg.algo, net=instantiate(cfg.model), stream=dm.info)
-    x, y, t = dm.eval_dataset()[7]  # task 7's test batch
+    x, y, t = dm.eval_dataset(dm.n_tasks)[7]  # task 7's test batch
     with torch.no_grad():
         predictions = learner.predict(x, t)
         logits = learner.net(x)

@@ -65,7 +65,7 @@ def test_train_and_test_of_a_task_share_its_transform(tiny_mnist_root, transform
     dm.setup()
     base_train = dm.train_pixels[:, :784].float() / 255
     base_test = dm.test_pixels[:, :784].float() / 255
-    x_test, y_test, t_test = dm.eval_dataset()[1]  # first test batch of task 1
+    x_test, y_test, t_test = dm.eval_dataset(dm.n_tasks)[1]  # first test batch of task 1
     for task in range(4):
         pixel_map = dm.pixel_maps[task]
         train = dm.train_dataset(task)
@@ -99,12 +99,12 @@ def test_first_tasks_do_not_depend_on_how_many_are_run(tiny_mnist_root):
 def test_eval_drops_the_last_test_sample_but_keeps_its_denominator(tiny_mnist_root):
     dm = make_dm(tiny_mnist_root, eval_batch_size=40)
     info = dm.info
-    batches = [dm.eval_dataset()[k] for k in range(len(dm.eval_dataset()))]
+    batches = [dm.eval_dataset(dm.n_tasks)[k] for k in range(len(dm.eval_dataset(dm.n_tasks)))]
     per_task = [sum(len(y) for x, y, t in batches if t[0] == task) for task in range(4)]
     assert per_task == [99] * 4 and info.test_sizes == [100] * 4
     full = make_dm(tiny_mnist_root, eval_batch_size=40, drop_last_test_sample=False)
     full.setup()
-    assert sum(len(full.eval_dataset()[k][1]) for k in range(len(full.eval_dataset()))) == 400
+    assert sum(len(full.eval_dataset(full.n_tasks)[k][1]) for k in range(len(full.eval_dataset(full.n_tasks)))) == 400
 
 
 def test_joint_stream_serves_every_task_in_one_epoch(tiny_mnist_root):

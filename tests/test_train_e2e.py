@@ -138,3 +138,20 @@ def test_same_seed_gives_identical_numbers(algo, tiny_mnist_root, tmp_path):
     assert runs[0]["acc_matrix"] == runs[1]["acc_matrix"] and runs[0]["ra"] == runs[1]["ra"]
     other = train(compose_config(tiny_run_overrides(algo, "mnist_perm", tiny_mnist_root, tmp_path / "s1") + ["seed=1"]))
     assert other["acc_matrix"] != runs[0]["acc_matrix"]
+
+
+def test_evaluating_seen_tasks_and_the_next_keeps_every_metric(tiny_mnist_root, tmp_path):
+    """eval_tasks=seen_and_next: the entries it evaluates and all four metrics equal the full run's."""
+    full_dir, short_dir = tmp_path / "full", tmp_path / "short"
+    base = [o for o in tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path)
+            if not o.startswith(("paths.output_dir", "data.n_tasks"))] + ["data.n_tasks=4"]
+    full = train(compose_config([*base, f"paths.output_dir={full_dir}"]))
+    short = train(compose_config([*base, "data.eval_tasks=seen_and_next", f"paths.output_dir={short_dir}"]))
+    for key in ("ra", "bti", "la", "fwt"):
+        assert short[key] == full[key]
+    assert short["baseline_row"] == full["baseline_row"]  # the row before training stays complete
+    for i, (row, full_row) in enumerate(zip(short["acc_matrix"], full["acc_matrix"])):
+        assert row[: i + 2] == full_row[: i + 2] and all(v is None for v in row[i + 2 :])
+    saved = json.loads((short_dir / "results.json").read_text())
+    assert saved["acc_matrix"][0][3] is None  # null in the JSON, not NaN
+    assert (short_dir / "accuracy_matrix.png").is_file() and (short_dir / "task_accuracy.png").is_file()

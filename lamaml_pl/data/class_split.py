@@ -61,9 +61,11 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         shuffle: str = "global",
         tasks_per_batch: int | None = None,
         batches_per_epoch: int | None = None,
+        eval_tasks: str = "all",
     ):
         super().__init__(
-            name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size, joint, shuffle, seed
+            name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size, joint, shuffle, seed,
+            eval_tasks,
         )
         if source not in SOURCES:
             raise ConfigError(f"data.source={source!r} is unknown: use one of {', '.join(SOURCES)}")
@@ -134,11 +136,13 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         x, y = self.train_sets[task]
         return TaskTensorDataset(x, y, task, transform=lambda batch: self.augment(batch, train=True))
 
-    def eval_dataset(self) -> TaskSetBatches:
-        return TaskSetBatches(self.test_sets, self.eval_batch_size, self.normalise)
+    def eval_dataset(self, n_tasks: int) -> TaskSetBatches:
+        return TaskSetBatches(self.test_sets[:n_tasks], self.eval_batch_size, self.normalise)
 
-    def val_dataset(self) -> TaskSetBatches | None:
-        return TaskSetBatches(self.val_sets, self.eval_batch_size, self.normalise) if self.validation > 0 else None
+    def val_dataset(self, n_tasks: int) -> TaskSetBatches | None:
+        if self.validation == 0:
+            return None
+        return TaskSetBatches(self.val_sets[:n_tasks], self.eval_batch_size, self.normalise)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return self.augment(images, train=False)

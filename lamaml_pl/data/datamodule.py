@@ -21,6 +21,7 @@ from lamaml_pl.errors import ConfigError, require_positive
 
 
 SHUFFLES = ("global", "seeded")
+EVAL_TASKS = ("all", "seen_and_next")
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,13 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         joint: bool = False,
         shuffle: str = "global",
         seed: int = 0,
+        eval_tasks: str = "all",
     ):
         super().__init__()
         if shuffle not in SHUFFLES:
             raise ConfigError(f"data.shuffle={shuffle!r} is unknown: use one of {', '.join(SHUFFLES)}")
+        if eval_tasks not in EVAL_TASKS:
+            raise ConfigError(f"data.eval_tasks={eval_tasks!r} is unknown: use one of {', '.join(EVAL_TASKS)}")
         for key, value in (
             ("data.n_tasks", n_tasks),
             ("data.epochs_per_task", epochs_per_task),
@@ -79,6 +83,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         self.joint = joint
         self.shuffle = shuffle
         self.seed = seed
+        self.eval_tasks = eval_tasks
         self._ready = False
 
     @property
@@ -112,12 +117,22 @@ class TaskSequentialDataModule(pl.LightningDataModule):
     def train_dataset(self, task: int) -> Dataset: ...
 
     @abstractmethod
-    def eval_dataset(self) -> Dataset:
-        """All tasks' test sets as ``(x, y, t)`` batches (``batch_size=None`` loader)."""
+    def eval_dataset(self, n_tasks: int) -> Dataset:
+        """The test sets of tasks ``0 .. n_tasks-1`` as ``(x, y, t)`` batches (``batch_size=None``)."""
 
-    def val_dataset(self) -> Dataset | None:
+    def val_dataset(self, n_tasks: int) -> Dataset | None:
         """Held-out validation batches for model selection, if the benchmark has a split."""
         return None
+
+    def tasks_to_evaluate(self) -> int:
+        """How many tasks (a prefix) this evaluation covers: all of them, or with
+        ``eval_tasks=seen_and_next`` during training the tasks seen so far and the next one —
+        all that RA, BTI, LA and FWT need (FWT: the next task and the row before training, which
+        stays complete); the other entries of the row are left empty (NaN)."""
+        trainer = self.trainer
+        if self.eval_tasks == "all" or self.joint or trainer is None or trainer.state.fn != "fit":
+            return self.n_tasks
+        return min(self.n_tasks, self.task_of_epoch(trainer.current_epoch) + 2)
 
     @abstractmethod
     def describe(self) -> dict:
@@ -137,6 +152,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """The test sets (the reported matrix); then the validation sets, where there are any."""
-        test = DataLoader(self.eval_dataset(), batch_size=None, shuffle=False)
-        held_out = self.val_dataset()
+        n_tasks = self.tasks_to_evaluate()
+        test = DataLoader(self.eval_dataset(n_tasks), batch_size=None, shuffle=False)
+        held_out = self.val_dataset(n_tasks)
         return test if held_out is None else [test, DataLoader(held_out, batch_size=None, shuffle=False)]

@@ -59,9 +59,11 @@ class MnistDataModule(TaskSequentialDataModule):
         max_rotation: float = 180.0,
         joint: bool = False,
         shuffle: str = "global",
+        eval_tasks: str = "all",
     ):
         super().__init__(
-            name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size, joint, shuffle, seed
+            name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size, joint, shuffle, seed,
+            eval_tasks,
         )
         if transform not in TRANSFORMS:
             raise ConfigError(f"data.transform={transform!r} is unknown: use one of {', '.join(TRANSFORMS)}")
@@ -114,10 +116,10 @@ class MnistDataModule(TaskSequentialDataModule):
         idx = self.train_indices[task]
         return TaskTensorDataset(self.task_inputs(task, self.train_pixels[idx]), self.train_labels[idx], task)
 
-    def eval_dataset(self) -> EvalBatches:
+    def eval_dataset(self, n_tasks: int) -> EvalBatches:
         n_eval = len(self.test_labels) - (1 if self.drop_last_test_sample else 0)
         return EvalBatches(
-            self.n_tasks,
+            n_tasks,
             n_eval,
             self.eval_batch_size,
             lambda task, start, stop: apply_pixel_map_by_pixel(

@@ -86,9 +86,9 @@ def plot_group_matrices(groups: list[Group], out_dir: Path) -> None:
             continue
         name = slug(f"{g.data}_{g.label}")
         title = f"{g.label} on {g.data} (mean of {len(done)})"
-        R = torch.tensor([r.results["acc_matrix"] for r in done], dtype=torch.float64).mean(0) / 100
+        R = as_tensor([r.results["acc_matrix"] for r in done]).mean(0) / 100
         plot_accuracy_matrix(R, out_dir / f"matrix_{name}.png", title)
-        rows = torch.tensor([r.results["eval_rows"]["rows"] for r in done], dtype=torch.float64).mean(0) / 100
+        rows = as_tensor([r.results["eval_rows"]["rows"] for r in done]).mean(0) / 100
         log = AccuracyLog(rows.shape[1])
         for row, tag in zip(rows, done[0].results["eval_rows"]["tags"]):
             log.append(row, tag)
@@ -136,3 +136,11 @@ def plot_lr_robustness(groups: list[Group], path: Path, key: str = "algo.alpha_i
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def as_tensor(nested: list) -> torch.Tensor:
+    """Matrices from results.json, entries not evaluated (null) as NaN."""
+    def entry(v):
+        return [entry(u) for u in v] if isinstance(v, list) else (float("nan") if v is None else v)
+
+    return torch.tensor(entry(nested), dtype=torch.float64)
