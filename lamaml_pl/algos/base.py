@@ -25,7 +25,8 @@ class ContinualLearner(pl.LightningModule):
     """Base LightningModule of every algorithm.
 
     Hooks: ``on_task_start(t)`` runs before the first batch of task t, ``on_task_end(t)``
-    after its last batch, before the task's evaluation row. ``task_epoch`` is the pass over the current task (0-based).
+    after its last batch, before the task's evaluation row. ``task_epoch`` is the pass over the
+    current task (0-based).
     ``name`` is the algorithm's name in results and logs (the ``algo`` config's ``name``).
     Validation fills one row of the accuracy log per pass over all tasks' test sets.
     """
@@ -48,8 +49,9 @@ class ContinualLearner(pl.LightningModule):
 
     # ---- what an algorithm provides -------------------------------------------------------
     @abstractmethod
-
-
+    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        """Update on one incoming batch of task ``t`` (on a joint stream, ``t`` holds each
+        sample's task); returns the loss to log (detached)."""
 
     def on_task_start(self, t: int) -> None:
         """Called before the first batch of task ``t``."""
