@@ -52,23 +52,16 @@ class MetaBGD(LaMAML):
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         bgd = self.optimizers().optimizer
-        size = -(-len(y) // self.inner_chunks)
         for glance in range(self.glances):
             for sample in range(self.mc_iters):
                 bgd.randomize_weights()
                 order = torch.randperm(len(y), device=y.device)
                 x, y = x[order], y[order]
                 replay = self.replay_batch(x, y, t)
-                fast = dict(zip(self.weight_names, self.net.parameters()))
-                meta_losses = []
-                for chunk_x, chunk_y in zip(x.split(size), y.split(size)):
-                    fast = self.inner_step(fast, list(self.alpha), chunk_x, chunk_y, t)
-                    meta_losses.append(self.loss_at(fast, *replay))
+                bgd.zero_grad()
+                meta_loss = self.autograd_glance(x, y, t, *replay)  # raw α, clamped, second order
                 if glance == 0 and sample == 0:
                     self.memory.add(x, y, t)
-                meta_loss = torch.stack(meta_losses).mean()
-                bgd.zero_grad()
-                self.manual_backward(meta_loss)
                 nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
                 bgd.aggregate_grads(len(y))
             bgd.step()
