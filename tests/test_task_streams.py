@@ -64,7 +64,7 @@ def test_train_and_test_of_a_task_share_its_transform(tiny_mnist_root, transform
     dm = make_dm(tiny_mnist_root, transform)
     dm.setup()
     base_train = dm.train_pixels[:, :784].float() / 255
-    base_test = dm.test_pixels[:, :784].float() / 255
+    base_test = dm.test_pixels_by_pixel[:784].t().float() / 255
     x_test, y_test, t_test = dm.eval_dataset(dm.n_tasks)[1]  # first test batch of task 1
     for task in range(4):
         pixel_map = dm.pixel_maps[task]

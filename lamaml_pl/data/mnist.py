@@ -86,10 +86,9 @@ class MnistDataModule(TaskSequentialDataModule):
             )
         self.source = digits.source
         self.train_pixels, self.train_labels = pad_with_fill(digits.train_x), digits.train_y
-        self.test_pixels, self.test_labels = pad_with_fill(digits.test_x), digits.test_y
-        # pixel-major copy: a task's test inputs are then a gather of whole rows (half the time
-        # of gathering 784 columns of every image), with exactly the same values
-        self.test_pixels_by_pixel = self.test_pixels.t().contiguous()
+        # test digits stored pixel-major: a task's test inputs are then a gather of whole rows
+        # (half the time of gathering 784 columns of every image), with exactly the same values
+        self.test_pixels_by_pixel, self.test_labels = pad_with_fill(digits.test_x).t().contiguous(), digits.test_y
         if self.transform == "rotation":
             self.angles = rotation_angles(self.benchmark_tasks, self.task_seed, 0.0, self.max_rotation)
             self.pixel_maps = [rotation_pixel_map(a) for a in self.angles[: self.n_tasks]]
