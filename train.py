@@ -9,12 +9,17 @@ from omegaconf import DictConfig
 
 from lamaml_pl.errors import DivergenceError, config_error_in
 from lamaml_pl.outputs import write_failure
+from lamaml_pl.population.cli import population_lists
+from lamaml_pl.population.run import is_population, train_population
 from lamaml_pl.run import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     try:
+        if is_population(cfg):  # many members in one batched process: no single score to return
+            train_population(cfg)
+            return None
         return train(cfg)["ra"]
     except Exception as err:
         # the job's results.json records the failure (a diverged run has already written its
@@ -29,4 +34,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv = population_lists(sys.argv)
     main()

@@ -1,0 +1,68 @@
+"""The ``population`` config: axes of values -> one config per member (their Cartesian product).
+
+``population.seed=[0,1,2] population.alpha_init=[0.03,0.1]`` gives 6 members; each member's
+config is the composed config with ``seed`` and ``algo.<axis>`` set to its values — exactly what
+``python train.py seed=... algo.alpha_init=...`` would run alone.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from lamaml_pl.errors import ConfigError
+
+SEED_AXIS = "seed"
+# the hyperparameters a population may vary, per algorithm class: scalars that change no shape
+AXES_OF = {
+    "LaMAML": ("alpha_init", "opt_lr", "opt_wt", "grad_clip_norm"),
+    "ER": ("lr", "grad_clip_norm"),
+    "Online": ("lr",),
+}
+
+
+def population_axes(cfg: DictConfig) -> dict[str, list]:
+    """The axes given (non-null entries of ``cfg.population``), each as a list of values."""
+    axes = {}
+    for key, values in (cfg.get("population") or {}).items():
+        if values is None:
+            continue
+        values = list(values) if isinstance(values, (ListConfig, Sequence)) and not isinstance(values, str) else [values]
+        if not values:
+            raise ConfigError(f"population.{key}=[] has no values: give one or more, e.g. population.{key}=[1,2]")
+        axes[key] = values
+    return axes
+
+
+def check_axes(axes: dict[str, list], algo_class: str, algo_name: str) -> None:
+    if algo_class not in AXES_OF:
+        raise ConfigError(
+            f"algo={algo_name} has no population mode: populations train "
+            f"{', '.join(['lamaml', 'cmaml', 'sync', 'er', 'online'])} on MNIST"
+        )
+    allowed = (SEED_AXIS, *AXES_OF[algo_class])
+    for key in axes:
+        if key not in allowed:
+            raise ConfigError(f"population.{key} cannot vary in a population of algo={algo_name}: use {', '.join(allowed)}")
+
+
+def member_settings(axes: dict[str, list]) -> list[dict]:
+    """One ``{axis: value}`` per member, the last axis varying fastest."""
+    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+
+
+def member_config(cfg: DictConfig, settings: dict) -> DictConfig:
+    """The single-run config of one member (no ``population`` entries left)."""
+    member = OmegaConf.to_container(cfg, resolve=False)
+    member["population"] = {key: None for key in cfg.population}
+    for key, value in settings.items():
+        if key == SEED_AXIS:
+            member["seed"] = value
+        else:
+            member["algo"][key] = value
+    return OmegaConf.create(member)
+
+
+def member_folder(index: int, settings: dict) -> str:
+    return f"{index:03d}_" + "_".join(f"{key}={value}" for key, value in settings.items())

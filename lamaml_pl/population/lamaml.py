@@ -1,0 +1,119 @@
+"""C-MAML, Sync-La-MAML and La-MAML for N members: the first-order MLP glance of
+:mod:`lamaml_pl.algos.fast_mlp` and :meth:`LaMAML.meta_step`, batched over the member axis.
+
+Per member: fast weights ``fast_i = θ - S_i ⊙ r`` (``S_i`` the cumulative inner gradients, ``r``
+= relu(α) or α), ``∇θ = mean_i G_i`` and ``∇α = -mean_i S_i ⊙ G_i`` with ``G_i`` the meta-gradient
+at ``fast_i``; then both groups norm-clipped, the α step (learn_lr) and the θ step (sync: SGD at
+``opt_wt``; else ``θ -= relu(α_new) ⊙ ∇θ``). α, opt_lr, opt_wt and grad_clip_norm may differ
+between members.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lamaml_pl.algos.lamaml import LaMAML
+from lamaml_pl.data.datamodule import StreamInfo
+from lamaml_pl.population import stacked_mlp
+from lamaml_pl.population.base import PopulationLearner
+from lamaml_pl.population.member_rng import MemberRNG
+from lamaml_pl.population.reservoir import StackedReservoir
+
+
+class PopulationLaMAML(PopulationLearner):
+    def __init__(self, learners: list[LaMAML], rngs: list[MemberRNG], stream: StreamInfo):
+        super().__init__(learners, rngs, stream)
+        first = learners[0]
+        self.learn_lr, self.sync_update = first.learn_lr, first.sync_update
+        self.glances, self.replay_batch_size = first.glances, first.replay_batch_size
+        self.inner_clamp, self.inner_alpha_relu = first.inner_clamp, first.inner_alpha_relu
+        self.alpha = nn.ParameterList(
+            [nn.Parameter(a, requires_grad=False) for a in stacked_mlp.stack_mlps([m.alpha for m in learners])]
+        )
+        for name in ("opt_lr", "opt_wt", "grad_clip_norm"):
+            self.register_buffer(name, self.member_values(learners, name), persistent=False)
+        self.memory = StackedReservoir(
+            self.n_members, first.memory.capacity, stream.input_shape, exclusive=first.memory.exclusive
+        )
+
+    def plan_epoch(self, batch_sizes: list[int]) -> list[tuple]:
+        """Per batch and glance, as :meth:`LaMAML.observe` draws them: the glance's sample order,
+        the replay indices, and (first glance of a task's first pass) the reservoir's uniforms."""
+        plan, age = [], self.memory.age
+        for size in batch_sizes:
+            # the buffer's size at each glance: the batch is inserted after the first glance
+            stored = [min(age + (size if g > 0 and self.task_epoch == 0 else 0), self.memory.capacity)
+                      for g in range(self.glances)]
+            orders, replays, uniforms = [], [], []
+            for rng in self.rngs:
+                member_orders, member_replays = [], []
+                for glance in range(self.glances):
+                    member_orders.append(rng.randperm(size))
+                    member_replays.append(rng.randint(max(stored[glance], 1), min(self.replay_batch_size, stored[glance])))
+                    if glance == 0 and self.task_epoch == 0:
+                        uniforms.append(rng.rand(size))
+                orders.append(torch.stack(member_orders))
+                replays.append(member_replays)
+            inserts = torch.stack(uniforms) if uniforms else torch.empty(len(self.rngs), 0)
+            replays = [torch.stack([member[g] for member in replays]) for g in range(self.glances)]
+            plan.append((torch.stack(orders), *replays, inserts))
+            if self.task_epoch == 0:
+                age += size
+        return plan
+
+    @torch.no_grad()
+    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int, draws: tuple) -> torch.Tensor:
+        orders, *replays, inserts = draws
+        members = torch.arange(self.n_members, device=x.device).unsqueeze(1)
+        for glance in range(self.glances):
+            order = orders[:, glance]
+            x, y = x[members, order], y[members, order]
+            mem_x, mem_y = self.memory.gather(replays[glance])
+            meta_loss = self.glance(x, y, torch.cat([mem_x, x], dim=1), torch.cat([mem_y, y], dim=1))
+            if glance == 0 and self.task_epoch == 0:
+                self.memory.add(x, y, inserts)
+        return meta_loss
+
+    def glance(self, x, y, replay_x, replay_y) -> torch.Tensor:
+        """One meta-update of every member; returns the mean meta-losses (N,)."""
+        weights, alpha = list(self.weights), list(self.alpha)
+        rates = [F.relu(a) if self.inner_alpha_relu else a for a in alpha]
+        n_classes = weights[-1].shape[-1]
+        targets = F.one_hot(y, n_classes).to(x.dtype)
+        replay_targets = F.one_hot(replay_y, n_classes).to(x.dtype)
+        fast = weights
+        cumulative = [torch.zeros_like(w) for w in weights]
+        grad_theta = [torch.zeros_like(w) for w in weights]
+        grad_rate = [torch.zeros_like(w) for w in weights]
+        losses = []
+        n = y.shape[1]
+        for i in range(n):
+            _, inner = stacked_mlp.grads(fast, x[:, i : i + 1], targets[:, i : i + 1])
+            if self.inner_clamp:
+                inner = [g.clamp(-c, c) for g, c in zip(inner, self.clip_bounds(inner))]
+            torch._foreach_add_(cumulative, inner)
+            fast = torch._foreach_sub(fast, torch._foreach_mul(inner, rates))
+            out, outer = stacked_mlp.grads(fast, replay_x, replay_targets)
+            torch._foreach_add_(grad_theta, outer)
+            torch._foreach_addcmul_(grad_rate, cumulative, outer)
+            losses.append(stacked_mlp.cross_entropy(out, replay_y))
+        grad_theta = torch._foreach_div(grad_theta, n)
+        grad_rate = torch._foreach_div(grad_rate, -n)
+        if self.inner_alpha_relu:
+            grad_rate = [g * (a > 0) for g, a in zip(grad_rate, alpha)]
+        self.meta_step(weights, alpha, grad_theta, grad_rate)
+        return torch.stack(losses, dim=1).mean(dim=1)
+
+    def clip_bounds(self, like: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [stacked_mlp.per_member(self.grad_clip_norm, g) for g in like]
+
+    def meta_step(self, weights, alpha, grad_theta, grad_rate) -> None:
+        stacked_mlp.clip_norms_(grad_theta, self.grad_clip_norm)
+        stacked_mlp.clip_norms_(grad_rate, self.grad_clip_norm)
+        if self.learn_lr:
+            for a, g in zip(alpha, grad_rate):
+                a.sub_(g * stacked_mlp.per_member(self.opt_lr, g))
+        for w, g, a in zip(weights, grad_theta, alpha):
+            step = g * stacked_mlp.per_member(self.opt_wt, g) if self.sync_update else g * F.relu(a)
+            w.sub_(step)

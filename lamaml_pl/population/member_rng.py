@@ -1,0 +1,49 @@
+"""Each member's random numbers: the draws its config would take from torch's global RNG alone.
+
+A single run (``lamaml_pl.run.train``) seeds torch, builds the data and the net, and then takes
+every random number from the global CPU generator: Lightning's loaders draw int64 seeds, the
+train sampler shuffles with a seed drawn from it, and the learner draws its glance orders,
+replay indices and reservoir slots. A member gets a private generator started at the state the
+single run has after building its net, and :class:`MemberRNG` replays the loop's draws in the
+same order — so the member sees the same data order and the same replay draws as the run alone.
+
+The loop's draws (measured on Lightning 2.x, ``num_workers=0``; the population equivalence test
+fails if a Lightning update changes them): the evaluation before training and every evaluation
+after a task draw one seed (the loader iterator's base seed); the first training epoch two
+(iterator base seed, sampler seed), every later epoch three (one more iterator), the last being
+the sampler's seed for ``randperm``.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def draw_seed(generator: torch.Generator) -> int:
+    """One int64 draw, as a DataLoader iterator or RandomSampler takes from the global RNG."""
+    return int(torch.empty((), dtype=torch.int64).random_(generator=generator).item())
+
+
+class MemberRNG:
+    """A member's generator, with the loop's draws around its data orders."""
+
+    def __init__(self, state: torch.Tensor):
+        self.generator = torch.Generator()
+        self.generator.set_state(state)
+
+    def epoch_order(self, epoch: int, n_samples: int, evaluated_before: bool) -> torch.Tensor:
+        """The sample order of training epoch ``epoch``; ``evaluated_before``: an evaluation ran
+        between the previous epoch (or the start of training) and this one."""
+        skipped = (1 if evaluated_before else 0) + (1 if epoch == 0 else 2)
+        for _ in range(skipped):
+            draw_seed(self.generator)
+        sampler = torch.Generator().manual_seed(draw_seed(self.generator))
+        return torch.randperm(n_samples, generator=sampler)
+
+    def randperm(self, n: int) -> torch.Tensor:
+        return torch.randperm(n, generator=self.generator)
+
+    def randint(self, high: int, size: int) -> torch.Tensor:
+        return torch.randint(0, high, (size,), generator=self.generator)
+
+    def rand(self, size: int) -> torch.Tensor:
+        return torch.rand(size, generator=self.generator)

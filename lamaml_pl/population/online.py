@@ -1,0 +1,29 @@
+"""Online fine-tuning for N members (:class:`lamaml_pl.algos.Online`, batched): one SGD step
+on each incoming batch, no clipping; lr may differ between members. Draws nothing."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lamaml_pl.algos.online import Online
+from lamaml_pl.data.datamodule import StreamInfo
+from lamaml_pl.population import stacked_mlp
+from lamaml_pl.population.base import PopulationLearner
+from lamaml_pl.population.member_rng import MemberRNG
+
+
+class PopulationOnline(PopulationLearner):
+    def __init__(self, learners: list[Online], rngs: list[MemberRNG], stream: StreamInfo):
+        super().__init__(learners, rngs, stream)
+        self.register_buffer("lr", self.member_values(learners, "lr"), persistent=False)
+
+    def plan_epoch(self, batch_sizes: list[int]) -> list[tuple]:
+        return [() for _ in batch_sizes]
+
+    @torch.no_grad()
+    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int, draws: tuple) -> torch.Tensor:
+        weights = list(self.weights)
+        out, grads = stacked_mlp.grads(weights, x, F.one_hot(y, weights[-1].shape[-1]).to(x.dtype))
+        for w, g in zip(weights, grads):
+            w.sub_(g * stacked_mlp.per_member(self.lr, g))
+        return stacked_mlp.cross_entropy(out, y)

@@ -1,0 +1,71 @@
+"""An MLP for N population members at once: every weight carries a leading member axis.
+
+``weights = [W1 (N, h1, d), b1 (N, h1), W2, b2, ...]``; a batch is ``(N, B, d)`` (each member its
+own samples) or ``(B, d)`` (one batch shared by all, e.g. a test set). Forward and gradients are
+batched matrix products written by hand — the per-member computation of
+:func:`lamaml_pl.algos.fast_mlp.mlp_grads`, so the step of N members is one set of kernels.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def stack_mlps(nets: list[nn.Module]) -> list[torch.Tensor]:
+    """The members' parameters stacked along a new leading axis, in ``net.parameters()`` order."""
+    return [torch.stack(group).detach().clone() for group in zip(*(list(net.parameters()) for net in nets))]
+
+
+def layer(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x W^T + b`` per member; a shared ``(B, d)`` input is broadcast over the members."""
+    if x.dim() == 2:
+        return torch.matmul(x, weight.transpose(1, 2)) + bias.unsqueeze(1)
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+def logits(weights: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """(N, B, classes) outputs of every member."""
+    h = x
+    n_layers = len(weights) // 2
+    for k in range(n_layers - 1):
+        h = torch.relu(layer(h, weights[2 * k], weights[2 * k + 1]))
+    return layer(h, weights[-2], weights[-1])
+
+
+def grads(weights: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Logits and the gradient of each member's mean cross-entropy over its own ``(N, B, d)``
+    batch, ``targets`` one-hot ``(N, B, classes)``."""
+    activations = [x]
+    n_layers = len(weights) // 2
+    for k in range(n_layers - 1):
+        activations.append(torch.relu(layer(activations[-1], weights[2 * k], weights[2 * k + 1])))
+    out = layer(activations[-1], weights[-2], weights[-1])
+    dz = torch.softmax(out, dim=2) - targets
+    if x.shape[1] > 1:
+        dz = dz.div_(x.shape[1])
+    result: list[torch.Tensor] = [None] * len(weights)  # type: ignore[list-item]
+    for k in reversed(range(n_layers)):
+        result[2 * k] = torch.bmm(dz.transpose(1, 2), activations[k])
+        result[2 * k + 1] = dz.sum(dim=1)
+        if k > 0:
+            dz = torch.ops.aten.threshold_backward(torch.bmm(dz, weights[2 * k]), activations[k], 0)
+    return out, result
+
+
+def clip_norms_(tensors: list[torch.Tensor], max_norm: torch.Tensor) -> None:
+    """``nn.utils.clip_grad_norm_`` per member: scale member i's tensors by
+    ``min(1, max_norm_i / (‖all of member i's tensors‖ + 1e-6))``."""
+    norms = torch.stack([t.flatten(1).norm(dim=1) for t in tensors], dim=1)
+    scale = (max_norm.to(norms.dtype) / (norms.norm(dim=1) + 1e-6)).clamp(max=1.0)
+    for t in tensors:
+        t.mul_(scale.view(-1, *[1] * (t.dim() - 1)))
+
+
+def per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A ``(N,)`` vector in ``like``'s dtype, shaped to broadcast against it."""
+    return values.to(like.dtype).view(-1, *[1] * (like.dim() - 1))
+
+
+def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean cross-entropy, ``(N,)``."""
+    return -torch.log_softmax(out, dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
