@@ -65,7 +65,7 @@ class PopulationLearner(pl.LightningModule):
 
     # ---- Lightning plumbing ----------------------------------------------------------------
     def configure_optimizers(self):
-        return None
+        return []  # the batched steps update the stacked tensors themselves
 
     def on_train_epoch_start(self) -> None:
         data = self.trainer.datamodule

@@ -21,6 +21,7 @@ from lamaml_pl.errors import ConfigError
 from lamaml_pl.nets import MLP
 from lamaml_pl.outputs import collect_results, write_atomically, write_outputs
 from lamaml_pl.population.base import PopulationLearner
+from lamaml_pl.report.collect import POPULATION_MANIFEST as MANIFEST
 from lamaml_pl.population.datamodule import PopulationDataModule
 from lamaml_pl.population.er import PopulationER
 from lamaml_pl.population.grid import check_axes, member_config, member_folder, member_settings, population_axes
@@ -29,7 +30,6 @@ from lamaml_pl.population.member_rng import MemberRNG
 from lamaml_pl.population.online import PopulationOnline
 from lamaml_pl.run import check_accelerator, describe_device
 
-MANIFEST = "population.json"
 MEMBERS_DIR = "members"
 POPULATION_OF = {LaMAML: PopulationLaMAML, ER: PopulationER, Online: PopulationOnline}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+POPULATION_MANIFEST = "population.json"  # written by lamaml_pl.population.run
 # config keys that do not define a setting: the seed, where things are, how the run is executed
 IGNORED_PREFIXES = ("seed", "data.seed", "data.root", "data.download", "paths.", "trainer.", "logger.", "hydra")
 
@@ -33,14 +34,15 @@ def flatten(tree, prefix: str = "") -> dict:
 
 
 def run_folders(roots: list[Path]) -> list[Path]:
-    """Every folder holding a results.json or a Hydra job record (.hydra/config.yaml)."""
+    """Every folder holding a results.json or a Hydra job record (.hydra/config.yaml); a
+    population's own folder (its population.json) is not a run, its members are."""
     found = set()
     for root in roots:
         if not root.exists():
             raise FileNotFoundError(f"{root} does not exist")
         found |= {p.parent for p in root.rglob("results.json")}
         found |= {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
-    return sorted(found)
+    return sorted(folder for folder in found if not (folder / POPULATION_MANIFEST).is_file())
 
 
 def load_run(folder: Path) -> Run:
