@@ -38,7 +38,8 @@ CASES = {
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 
 
-def run_case(overrides: list[str], data_root: str, extra: list[str]) -> dict:
+def run_train(overrides: list[str], data_root: str, extra: list[str], output: str = "results.json") -> tuple:
+    """One ``train.py`` child process in a scratch folder: (wall s, peak RSS MB, its ``output`` JSON)."""
     with tempfile.TemporaryDirectory() as out_dir:
         cmd = [sys.executable, "train.py", *overrides, f"data.root={data_root}", *QUIET, *extra,
                f"hydra.run.dir={out_dir}"]
@@ -49,11 +50,15 @@ def run_case(overrides: list[str], data_root: str, extra: list[str]) -> dict:
         wall = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n" + (Path(out_dir) / "stdout.log").read_text()[-3000:])
-        results = json.loads((Path(out_dir) / "results.json").read_text())
+        return wall, usage.ru_maxrss / 1024, json.loads((Path(out_dir) / output).read_text())
+
+
+def run_case(overrides: list[str], data_root: str, extra: list[str]) -> dict:
+    wall, peak_rss_mb, results = run_train(overrides, data_root, extra)
     return {
         "wall_s": wall,
         "fit_s": results["wall_time_s"],
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb,
         "ra": results["ra"],
         "bti": results["bti"],
         "device": results["device"],

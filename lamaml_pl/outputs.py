@@ -99,7 +99,8 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def write_outputs(out_dir: Path, results: dict, log: AccuracyLog) -> None:
+def write_outputs(out_dir: Path, results: dict, log: AccuracyLog, plots: bool = True) -> None:
+    """results.json, accuracy_matrix.csv and (``plots``) the heat map and task curves."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomically(out_dir / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
     R = log.matrix()
@@ -109,6 +110,8 @@ def write_outputs(out_dir: Path, results: dict, log: AccuracyLog) -> None:
     for i, row in enumerate(R.tolist()):
         writer.writerow([i] + [f"{100 * a:.2f}" for a in row])
     write_atomically(out_dir / MATRIX_FILE, table.getvalue())
+    if not plots:
+        return
     title = f"{results['algo']} on {results['data']} (seed {results['seed']})"
     if len(R):
         plot_accuracy_matrix(R, out_dir / HEATMAP_FILE, title)

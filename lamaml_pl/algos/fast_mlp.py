@@ -39,6 +39,12 @@ def mlp_grads(weights: list[torch.Tensor], x: torch.Tensor, targets: torch.Tenso
     return logits, grads
 
 
+def one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """``F.one_hot(labels).to(dtype)`` without its bounds check, which waits for the GPU (and so
+    cannot run inside a CUDA graph)."""
+    return torch.zeros(*labels.shape, n_classes, dtype=dtype, device=labels.device).scatter_(-1, labels.unsqueeze(-1), 1.0)
+
+
 @torch.no_grad()
 def first_order_glance(
     weights: list[torch.Tensor],
@@ -53,7 +59,7 @@ def first_order_glance(
     each. Returns the mean meta-loss, ∇_θ and ∇_r of it."""
     x, replay_x = x.flatten(1), replay_x.flatten(1)
     n_classes = weights[-1].shape[0]
-    targets, replay_targets = F.one_hot(y, n_classes).to(x.dtype), F.one_hot(replay_y, n_classes).to(x.dtype)
+    targets, replay_targets = one_hot(y, n_classes, x.dtype), one_hot(replay_y, n_classes, x.dtype)
     fast = [w.detach() for w in weights]
     cumulative = [torch.zeros_like(w) for w in fast]  # S_i
     grad_theta = [torch.zeros_like(w) for w in fast]  # Σ G_i

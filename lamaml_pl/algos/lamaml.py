@@ -33,7 +33,8 @@ Quirks of the original code (faithful defaults; the flag gives the corrected beh
 Speed: first order on an MLP (the MNIST runs), ``fast_mlp`` (True) computes each glance with
 gradients written by hand (:mod:`lamaml_pl.algos.fast_mlp`) instead of building and
 backpropagating the fast-weight graph; False forces the autograd path. Same numbers up to
-floating-point summation order.
+floating-point summation order. On a GPU that glance is captured once per shape and replayed
+as a CUDA graph (``cuda_graph``, True; False launches its kernels one by one).
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from torch import nn
 from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.cuda_graph import GraphedStep
 from lamaml_pl.algos.fast_mlp import first_order_glance
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.data.datamodule import StreamInfo
@@ -80,6 +82,7 @@ class LaMAML(ContinualLearner):
         reservoir_exclusive: bool = False,
         inner_chunks: int | None = None,
         fast_mlp: bool = True,
+        cuda_graph: bool = True,
     ):
         super().__init__(name, net, stream)
         if inner_chunks is not None:
@@ -113,6 +116,8 @@ class LaMAML(ContinualLearner):
         # the hand-written first-order glance applies to MLPs on unmasked streams
         self.fast_mlp = (fast_mlp and not second_order and inner_chunks is None and isinstance(net, MLP)
                          and stream.classes_per_task is None)
+        self.cuda_graph = cuda_graph
+        self.graphed_glance = GraphedStep(self.first_order_glance, state=list)
         self.weight_names = [name for name, _ in net.named_parameters()]
         self.alpha = nn.ParameterList(
             [nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()]
@@ -173,14 +178,19 @@ class LaMAML(ContinualLearner):
     def hand_written_glance(self, x, y, replay_x, replay_y) -> torch.Tensor:
         """The same glance for a first-order MLP, gradients by hand (:mod:`fast_mlp`)."""
         rates = [(F.relu(a) if self.inner_alpha_relu else a).detach() for a in self.alpha]
-        clamp = self.grad_clip_norm if self.inner_clamp else None
-        weights = list(self.net.parameters())
-        meta_loss, grad_theta, grad_rate = first_order_glance(weights, rates, x, y, replay_x, replay_y, clamp)
-        for w, g in zip(weights, grad_theta):
+        step = self.graphed_glance if self.cuda_graph and x.is_cuda else self.first_order_glance
+        meta_loss, grad_theta, grad_rate = step(x, y, replay_x, replay_y, *rates)
+        for w, g in zip(self.net.parameters(), grad_theta):
             w.grad = g
         for a, g in zip(self.alpha, grad_rate):
             a.grad = g * (a.detach() > 0) if self.inner_alpha_relu else g  # relu's derivative
         return meta_loss
+
+    def first_order_glance(self, x, y, replay_x, replay_y, *rates):
+        """:func:`fast_mlp.first_order_glance` at the current weights (no host sync: on a GPU
+        it runs as a CUDA graph, ``algo.cuda_graph``)."""
+        clamp = self.grad_clip_norm if self.inner_clamp else None
+        return first_order_glance(list(self.net.parameters()), list(rates), x, y, replay_x, replay_y, clamp)
 
     def replay_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, ...]:
         """[replayed samples] + [the incoming batch] with their task ids, drawn once per glance

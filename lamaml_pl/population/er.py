@@ -4,9 +4,9 @@ to the reservoir. lr and grad_clip_norm may differ between members."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from lamaml_pl.algos.er import ER
+from lamaml_pl.algos.fast_mlp import one_hot
 from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
@@ -56,7 +56,7 @@ class PopulationER(PopulationLearner):
             mem_x, mem_y = self.memory.gather(replays[:, glance])
             batch_y = torch.cat([mem_y, y], dim=1)
             out, grads = stacked_mlp.grads(
-                weights, torch.cat([mem_x, x], dim=1), F.one_hot(batch_y, weights[-1].shape[-1]).to(x.dtype)
+                weights, torch.cat([mem_x, x], dim=1), one_hot(batch_y, weights[-1].shape[-1], x.dtype)
             )
             loss = stacked_mlp.cross_entropy(out, batch_y)
             stacked_mlp.clip_norms_(grads, self.grad_clip_norm)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lamaml_pl.algos.cuda_graph import GraphedStep
+from lamaml_pl.algos.fast_mlp import one_hot
 from lamaml_pl.algos.lamaml import LaMAML
 from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.population import stacked_mlp
@@ -22,8 +24,10 @@ from lamaml_pl.population.reservoir import StackedReservoir
 
 
 class PopulationLaMAML(PopulationLearner):
-    def __init__(self, learners: list[LaMAML], rngs: list[MemberRNG], stream: StreamInfo):
+    def __init__(self, learners: list[LaMAML], rngs: list[MemberRNG], stream: StreamInfo, cuda_graph: bool = True):
         super().__init__(learners, rngs, stream)
+        self.cuda_graph = cuda_graph
+        self.graphed_glance = GraphedStep(self.glance, state=lambda: [*self.weights, *self.alpha])
         first = learners[0]
         self.learn_lr, self.sync_update = first.learn_lr, first.sync_update
         self.glances, self.replay_batch_size = first.glances, first.replay_batch_size
@@ -70,18 +74,19 @@ class PopulationLaMAML(PopulationLearner):
             order = orders[:, glance]
             x, y = x[members, order], y[members, order]
             mem_x, mem_y = self.memory.gather(replays[glance])
-            meta_loss = self.glance(x, y, torch.cat([mem_x, x], dim=1), torch.cat([mem_y, y], dim=1))
+            step = self.graphed_glance if self.cuda_graph and x.is_cuda else self.glance
+            meta_loss = step(x, y, torch.cat([mem_x, x], dim=1), torch.cat([mem_y, y], dim=1))
             if glance == 0 and self.task_epoch == 0:
                 self.memory.add(x, y, inserts)
         return meta_loss
 
     def glance(self, x, y, replay_x, replay_y) -> torch.Tensor:
-        """One meta-update of every member; returns the mean meta-losses (N,)."""
+        """One meta-update of every member; returns the mean meta-losses (N,). No host sync:
+        on a GPU it runs as a CUDA graph (``population.cuda_graph``)."""
         weights, alpha = list(self.weights), list(self.alpha)
         rates = [F.relu(a) if self.inner_alpha_relu else a for a in alpha]
         n_classes = weights[-1].shape[-1]
-        targets = F.one_hot(y, n_classes).to(x.dtype)
-        replay_targets = F.one_hot(replay_y, n_classes).to(x.dtype)
+        targets, replay_targets = one_hot(y, n_classes, x.dtype), one_hot(replay_y, n_classes, x.dtype)
         fast = weights
         cumulative = [torch.zeros_like(w) for w in weights]
         grad_theta = [torch.zeros_like(w) for w in weights]

@@ -3,9 +3,9 @@ on each incoming batch, no clipping; lr may differ between members. Draws nothin
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from lamaml_pl.algos.online import Online
+from lamaml_pl.algos.fast_mlp import one_hot
 from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
@@ -23,7 +23,7 @@ class PopulationOnline(PopulationLearner):
     @torch.no_grad()
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int, draws: tuple) -> torch.Tensor:
         weights = list(self.weights)
-        out, grads = stacked_mlp.grads(weights, x, F.one_hot(y, weights[-1].shape[-1]).to(x.dtype))
+        out, grads = stacked_mlp.grads(weights, x, one_hot(y, weights[-1].shape[-1], x.dtype))
         for w, g in zip(weights, grads):
             w.sub_(g * stacked_mlp.per_member(self.lr, g))
         return stacked_mlp.cross_entropy(out, y)
