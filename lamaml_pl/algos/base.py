@@ -46,6 +46,11 @@ class ContinualLearner(pl.LightningModule):
         # the held-out validation split (model selection), where the benchmark has one
         self.val_task_accuracy = TaskAccuracy(stream.n_tasks, stream.val_sizes) if stream.val_sizes else None
         self.val_accuracy_log = AccuracyLog(stream.n_tasks) if stream.val_sizes else None
+        # divergence is recorded on the device and checked once per pass, not with a host sync per
+        # batch (which would stall a GPU): batches counted this pass, first non-finite batch, its loss
+        self.register_buffer("_batches", torch.zeros((), dtype=torch.long), persistent=False)
+        self.register_buffer("_bad_batch", torch.full((), -1, dtype=torch.long), persistent=False)
+        self.register_buffer("_bad_loss", torch.zeros((), dtype=torch.float64), persistent=False)
 
     # ---- what an algorithm provides -------------------------------------------------------
     @abstractmethod
@@ -102,6 +107,7 @@ class ContinualLearner(pl.LightningModule):
             self.on_task_start(task)
 
     def on_train_epoch_end(self) -> None:
+        self.check_divergence()
         if self._pending_rng is not None:  # after a resume: see on_load_checkpoint
             restore_rng_states(self._pending_rng)
             self._pending_rng = None
@@ -110,19 +116,30 @@ class ContinualLearner(pl.LightningModule):
         # A task's last pass ends in its evaluation: end the task first, as the original does
         # inside its last observe (iCaRL's exemplars must exist before the task is scored).
         fitting = self.trainer.state.fn == "fit" and not self.trainer.sanity_checking
+        if fitting:
+            self.check_divergence()  # before the row: a diverged task is not scored
         if fitting and self.task_epoch == self.stream.epochs_per_task - 1:
             self.on_task_end(self.current_task)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y, t = batch
         loss = self.observe(x, y, t if self.stream.joint else self.current_task)  # joint: each sample's task
-        if not torch.isfinite(loss):
-            raise DivergenceError(
-                f"{self.algo_name} diverged: loss {loss.item()} at task {self.current_task}, "
-                f"batch {batch_idx} of pass {self.task_epoch} (global batch {self.trainer.global_step})"
-            )
+        first_bad = ~torch.isfinite(loss) & (self._bad_batch < 0)
+        self._bad_batch = torch.where(first_bad, self._batches, self._bad_batch)
+        self._bad_loss = torch.where(first_bad, loss.detach().to(self._bad_loss.dtype), self._bad_loss)
+        self._batches += 1
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
+
+    def check_divergence(self) -> None:
+        """Raise DivergenceError if a loss of this pass was NaN or infinite (one host sync)."""
+        bad_batch = int(self._bad_batch)
+        self._batches.zero_()
+        if bad_batch >= 0:
+            raise DivergenceError(
+                f"{self.algo_name} diverged: loss {self._bad_loss.item()} at task {self.current_task}, "
+                f"batch {bad_batch} of pass {self.task_epoch}"
+            )
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y, t = batch

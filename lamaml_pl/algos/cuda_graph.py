@@ -22,6 +22,7 @@ class GraphedStep:
         self.fn, self.state = fn, state
         self.graphs: dict[tuple, tuple] = {}  # signature -> (graph, static inputs, static outputs)
 
+    @torch.no_grad()  # the steps it replays compute their gradients by hand
     def __call__(self, *inputs: torch.Tensor):
         signature = tuple((t.shape, t.dtype) for t in inputs)
         if signature not in self.graphs:

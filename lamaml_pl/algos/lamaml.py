@@ -33,8 +33,9 @@ Quirks of the original code (faithful defaults; the flag gives the corrected beh
 Speed: first order on an MLP (the MNIST runs), ``fast_mlp`` (True) computes each glance with
 gradients written by hand (:mod:`lamaml_pl.algos.fast_mlp`) instead of building and
 backpropagating the fast-weight graph; False forces the autograd path. Same numbers up to
-floating-point summation order. On a GPU that glance is captured once per shape and replayed
-as a CUDA graph (``cuda_graph``, True; False launches its kernels one by one).
+floating-point summation order. On a GPU that glance and the meta step are captured once per
+shape and replayed as a CUDA graph (``cuda_graph``, True; False launches the kernels one by one;
+same numbers, tested).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ from torch.func import functional_call
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.cuda_graph import GraphedStep
 from lamaml_pl.algos.fast_mlp import first_order_glance
+from lamaml_pl.algos.gradients import clip_norm_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
@@ -117,7 +119,7 @@ class LaMAML(ContinualLearner):
         self.fast_mlp = (fast_mlp and not second_order and inner_chunks is None and isinstance(net, MLP)
                          and stream.classes_per_task is None)
         self.cuda_graph = cuda_graph
-        self.graphed_glance = GraphedStep(self.first_order_glance, state=list)
+        self.graphed_update = GraphedStep(self.hand_written_update, state=lambda: [*self.net.parameters(), *self.alpha])
         self.weight_names = [name for name, _ in net.named_parameters()]
         self.alpha = nn.ParameterList(
             [nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()]
@@ -126,10 +128,7 @@ class LaMAML(ContinualLearner):
         self.old_task_memory: ReservoirBuffer | None = None
 
     def configure_optimizers(self):
-        return [
-            torch.optim.SGD(self.net.parameters(), lr=self.opt_wt),
-            torch.optim.SGD(self.alpha.parameters(), lr=self.opt_lr),
-        ]
+        return []  # the α step (SGD at opt_lr) and the θ step are written out in meta_step
 
     def on_task_start(self, t: int) -> None:
         if self.memory_snapshot == "copy":
@@ -149,21 +148,20 @@ class LaMAML(ContinualLearner):
             order = torch.randperm(len(y), device=y.device)
             x, y = x[order], y[order]
             replay_x, replay_y, replay_t = self.replay_batch(x, y, t)
-            weight_opt, alpha_opt = self.optimizers()
-            weight_opt.zero_grad()
-            alpha_opt.zero_grad()
             if self.fast_mlp:
-                meta_loss = self.hand_written_glance(x, y, replay_x, replay_y)
+                update = self.graphed_update if self.cuda_graph and x.is_cuda else self.hand_written_update
+                meta_loss = update(x, y, replay_x, replay_y)
             else:
                 meta_loss = self.autograd_glance(x, y, t, replay_x, replay_y, replay_t)
+                self.meta_step([w.grad for w in self.net.parameters()], [a.grad for a in self.alpha])
             if glance == 0 and self.task_epoch == 0:
                 self.memory.add(x, y, t)
-            self.meta_step()
         return meta_loss.detach()
 
     def autograd_glance(self, x, y, t, replay_x, replay_y, replay_t) -> torch.Tensor:
         """The inner loop on fast weights through ``functional_call``; backpropagates the mean
         meta-loss into θ.grad and α.grad."""
+        self.zero_grad(set_to_none=True)
         fast = dict(zip(self.weight_names, self.net.parameters()))
         rates = [F.relu(a) if self.inner_alpha_relu else a for a in self.alpha]
         meta_losses = []
@@ -175,22 +173,18 @@ class LaMAML(ContinualLearner):
         self.manual_backward(meta_loss)
         return meta_loss
 
-    def hand_written_glance(self, x, y, replay_x, replay_y) -> torch.Tensor:
-        """The same glance for a first-order MLP, gradients by hand (:mod:`fast_mlp`)."""
+    def hand_written_update(self, x, y, replay_x, replay_y) -> torch.Tensor:
+        """The same glance for a first-order MLP with gradients by hand (:mod:`fast_mlp`), then
+        the meta step. No autograd and no host sync: on a GPU it runs as one CUDA graph."""
         rates = [(F.relu(a) if self.inner_alpha_relu else a).detach() for a in self.alpha]
-        step = self.graphed_glance if self.cuda_graph and x.is_cuda else self.first_order_glance
-        meta_loss, grad_theta, grad_rate = step(x, y, replay_x, replay_y, *rates)
-        for w, g in zip(self.net.parameters(), grad_theta):
-            w.grad = g
-        for a, g in zip(self.alpha, grad_rate):
-            a.grad = g * (a.detach() > 0) if self.inner_alpha_relu else g  # relu's derivative
-        return meta_loss
-
-    def first_order_glance(self, x, y, replay_x, replay_y, *rates):
-        """:func:`fast_mlp.first_order_glance` at the current weights (no host sync: on a GPU
-        it runs as a CUDA graph, ``algo.cuda_graph``)."""
         clamp = self.grad_clip_norm if self.inner_clamp else None
-        return first_order_glance(list(self.net.parameters()), list(rates), x, y, replay_x, replay_y, clamp)
+        meta_loss, grad_theta, grad_rate = first_order_glance(
+            list(self.net.parameters()), rates, x, y, replay_x, replay_y, clamp
+        )
+        if self.inner_alpha_relu:  # relu's derivative
+            grad_rate = [g * (a.detach() > 0) for g, a in zip(grad_rate, self.alpha)]
+        self.meta_step(grad_theta, grad_rate)
+        return meta_loss
 
     def replay_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, ...]:
         """[replayed samples] + [the incoming batch] with their task ids, drawn once per glance
@@ -215,16 +209,17 @@ class LaMAML(ContinualLearner):
             grads = [g.clamp(-self.grad_clip_norm, self.grad_clip_norm) for g in grads]
         return {name: torch.addcmul(w, g, lr, value=-1) for (name, w), g, lr in zip(fast.items(), grads, rates)}
 
-    def meta_step(self) -> None:
-        """Clip both gradient groups, then the α step and the θ step (look-ahead: new α)."""
-        weight_opt, alpha_opt = self.optimizers()
-        nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
-        nn.utils.clip_grad_norm_(self.alpha.parameters(), self.grad_clip_norm)
+    @torch.no_grad()
+    def meta_step(self, grad_theta: list[torch.Tensor], grad_rate: list[torch.Tensor]) -> None:
+        """Clip both gradient groups (as ``clip_grad_norm_``), then the α step (SGD at opt_lr) and
+        the θ step (sync: SGD at opt_wt; else θ -= relu(α) ⊙ ∇θ with the new α: look-ahead)."""
+        clip_norm_(grad_theta, self.grad_clip_norm)
+        clip_norm_(grad_rate, self.grad_clip_norm)
+        weights = list(self.net.parameters())
         if self.learn_lr:
-            alpha_opt.step()
+            torch._foreach_add_(list(self.alpha), grad_rate, alpha=-self.opt_lr)
         if self.sync_update:
-            weight_opt.step()
+            torch._foreach_add_(weights, grad_theta, alpha=-self.opt_wt)
         else:
-            with torch.no_grad():
-                for w, a in zip(self.net.parameters(), self.alpha):
-                    w.sub_(w.grad * F.relu(a))
+            for w, g, a in zip(weights, grad_theta, self.alpha):
+                w.sub_(g * F.relu(a))

@@ -134,6 +134,10 @@ class TaskSequentialDataModule(pl.LightningDataModule):
             return self.n_tasks
         return min(self.n_tasks, self.task_of_epoch(trainer.current_epoch) + 2)
 
+    def eval_device(self) -> torch.device:
+        """Where the evaluated model lives (the CPU outside a Trainer)."""
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
     @abstractmethod
     def describe(self) -> dict:
         """What results.json records about the data: source, task transforms, sizes."""
