@@ -13,6 +13,8 @@ follows a slightly different trajectory — the test holds float32 members to 2 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -28,7 +30,7 @@ from lamaml_pl.population.reservoir import StackedReservoir
 from lamaml_pl.population.run import MANIFEST, MEMBERS_DIR, train_population
 from lamaml_pl.report.collect import run_folders
 from lamaml_pl.run import train
-from tests.conftest import SHARED_DATA, compose_config, requires_shared_mnist
+from tests.conftest import ROOT, SHARED_DATA, compose_config, requires_shared_mnist, tiny_run_overrides
 
 SHORT_RUN = [f"data.root={SHARED_DATA}", "data.download=false", "data.n_tasks=3", "data.samples_per_task=100",
              "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "logger=none"]
@@ -115,6 +117,23 @@ def test_population_writes_one_ordinary_run_folder_per_member(tmp_path):
     (out / ".hydra").mkdir()
     (out / ".hydra" / "config.yaml").write_text("seed: 0\n")
     assert run_folders([out]) == folders
+
+
+def test_population_from_the_command_line_and_its_report(tiny_mnist_root, tmp_path):
+    """The issue's syntax (comma lists, no --multirun) through train.py, then the report."""
+    overrides = [o for o in tiny_run_overrides("lamaml", "mnist_rot", tiny_mnist_root, tmp_path)
+                 if not o.startswith("paths.output_dir")]
+    run = subprocess.run([sys.executable, "train.py", *overrides, "population.alpha_init=0.03,0.1",
+                          "population.seed=0,1", f"hydra.run.dir={tmp_path / 'pop'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "lamaml on mnist_rot: population of 4" in run.stdout
+    assert len(list((tmp_path / "pop" / MEMBERS_DIR).glob("*/results.json"))) == 4
+    report = subprocess.run([sys.executable, "-m", "lamaml_pl.report", str(tmp_path / "pop"), "--out",
+                             str(tmp_path / "report")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-2000:]
+    table = (tmp_path / "report" / "report.md").read_text()
+    assert "lamaml (alpha_init=0.03) | 2 |" in table and "lamaml (alpha_init=0.1) | 2 |" in table
 
 
 def test_grid_is_the_product_of_the_axes():
