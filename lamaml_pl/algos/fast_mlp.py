@@ -18,31 +18,40 @@ import torch
 import torch.nn.functional as F
 
 
-def mlp_grads(weights: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Logits and the gradient of the mean cross-entropy of an MLP ``[W1, b1, W2, b2, ...]``
-    (ReLU between layers), with ``targets`` the one-hot labels; the fewest tensor ops we found
-    (each costs microseconds of dispatch at these sizes)."""
-    activations = [x]
+def mlp_grads(
+    weights: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor, out: list[torch.Tensor],
+    transposed: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The gradient of the mean cross-entropy of an MLP ``[W1, b1, W2, b2, ...]`` (ReLU between
+    layers, ``targets`` the one-hot labels), written into the tensors ``out``; returns the logits.
+    ``transposed``: the weight matrices' ``.t()`` views, if the caller keeps them. The fewest
+    tensor ops we found: at these sizes each costs microseconds of dispatch."""
     n_layers = len(weights) // 2
+    transposed = transposed or [weights[2 * k].t() for k in range(n_layers)]
+    activations = [x]
     for k in range(n_layers - 1):
-        activations.append(torch.relu(torch.addmm(weights[2 * k + 1], activations[-1], weights[2 * k].t())))
-    logits = torch.addmm(weights[-1], activations[-1], weights[-2].t())
-    dz = torch.softmax(logits, dim=1) - targets
+        activations.append(torch.addmm(weights[2 * k + 1], activations[-1], transposed[k]).relu_())
+    logits = torch.addmm(weights[-1], activations[-1], transposed[-1])
+    dz = torch.softmax(logits, dim=1).sub_(targets)
     if len(x) > 1:
         dz = dz.div_(len(x))
-    grads: list[torch.Tensor] = [None] * len(weights)  # type: ignore[list-item]
     for k in reversed(range(n_layers)):
-        grads[2 * k] = dz.t().mm(activations[k])
-        grads[2 * k + 1] = dz.sum(dim=0)
+        torch.mm(dz.t(), activations[k], out=out[2 * k])
+        torch.sum(dz, dim=0, out=out[2 * k + 1])
         if k > 0:
             dz = torch.ops.aten.threshold_backward(dz.mm(weights[2 * k]), activations[k], 0)
-    return logits, grads
+    return logits
 
 
 def one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
     """``F.one_hot(labels).to(dtype)`` without its bounds check, which waits for the GPU (and so
     cannot run inside a CUDA graph)."""
     return torch.zeros(*labels.shape, n_classes, dtype=dtype, device=labels.device).scatter_(-1, labels.unsqueeze(-1), 1.0)
+
+
+def layer_views(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``flat`` cut into tensors shaped as ``like`` (views: writing them writes ``flat``)."""
+    return [chunk.view_as(w) for chunk, w in zip(flat.split([w.numel() for w in like]), like)]
 
 
 @torch.no_grad()
@@ -56,25 +65,29 @@ def first_order_glance(
     inner_clamp: float | None,
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """One glance: an inner step per sample of (x, y), the meta-loss on the replay batch after
-    each. Returns the mean meta-loss, ∇_θ and ∇_r of it."""
+    each. Returns the mean meta-loss, ∇_θ and ∇_r of it.
+
+    All parameters live in flat vectors (fast weights, gradients, S_i, the sums), so each update
+    of all layers is one tensor op; the layers are views into them."""
     x, replay_x = x.flatten(1), replay_x.flatten(1)
     n_classes = weights[-1].shape[0]
     targets, replay_targets = one_hot(y, n_classes, x.dtype), one_hot(replay_y, n_classes, x.dtype)
-    fast = [w.detach() for w in weights]
-    cumulative = [torch.zeros_like(w) for w in fast]  # S_i
-    grad_theta = [torch.zeros_like(w) for w in fast]  # Σ G_i
-    grad_rate = [torch.zeros_like(w) for w in fast]  # Σ S_i ⊙ G_i
+    fast = torch.cat([w.detach().reshape(-1) for w in weights])
+    rate = torch.cat([r.reshape(-1) for r in rates])
+    inner, outer, step = torch.empty_like(fast), torch.empty_like(fast), torch.empty_like(fast)
+    cumulative, grad_theta, grad_rate = torch.zeros_like(fast), torch.zeros_like(fast), torch.zeros_like(fast)
+    fast_layers, inner_layers, outer_layers = (layer_views(v, weights) for v in (fast, inner, outer))
+    fast_t = [w.t() for w in fast_layers[::2]]
     meta_logits = []
     for i in range(len(y)):
-        _, inner = mlp_grads(fast, x[i : i + 1], targets[i : i + 1])
+        mlp_grads(fast_layers, x[i : i + 1], targets[i : i + 1], inner_layers, fast_t)
         if inner_clamp is not None:
-            inner = torch._foreach_clamp_max(torch._foreach_clamp_min(inner, -inner_clamp), inner_clamp)
-        torch._foreach_add_(cumulative, inner)
-        fast = torch._foreach_sub(fast, torch._foreach_mul(inner, rates))
-        logits, outer = mlp_grads(fast, replay_x, replay_targets)
-        torch._foreach_add_(grad_theta, outer)
-        torch._foreach_addcmul_(grad_rate, cumulative, outer)
-        meta_logits.append(logits)
+            inner.clamp_(-inner_clamp, inner_clamp)
+        cumulative.add_(inner)
+        fast.sub_(torch.mul(inner, rate, out=step))  # fast_i = fast_{i-1} - r ⊙ g_i
+        meta_logits.append(mlp_grads(fast_layers, replay_x, replay_targets, outer_layers, fast_t))
+        grad_theta.add_(outer)
+        grad_rate.addcmul_(cumulative, outer)
     n = len(y)
     meta_loss = F.cross_entropy(torch.cat(meta_logits), replay_y.repeat(n))  # the mean of the n meta-losses
-    return meta_loss, torch._foreach_div(grad_theta, n), torch._foreach_div(grad_rate, -n)
+    return meta_loss, layer_views(grad_theta.div_(n), weights), layer_views(grad_rate.div_(-n), weights)
