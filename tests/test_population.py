@@ -56,26 +56,30 @@ def record_steps(monkeypatch) -> tuple[list, list]:
     return single, population
 
 
-GRIDS = [
-    ("lamaml", ["population.seed=[0,1]", "population.alpha_init=[0.03,0.1]"]),
-    ("sync", ["population.opt_wt=[0.05,0.2]"]),
-    ("cmaml", ["population.seed=[2]", "population.grad_clip_norm=[0.5,2.0]"]),
-    ("er", ["population.lr=[0.01,0.05]", "population.seed=[0,3]"]),
-    ("online", ["population.lr=[0.001,0.01]"]),
+MULTI_PASS = ["data.n_tasks=2", "data.samples_per_task=60", "data.epochs_per_task=3"]
+GRIDS = [  # (algo, settings shared by the population and the single runs, the axes)
+    ("lamaml", [], ["population.seed=[0,1]", "population.alpha_init=[0.03,0.1]"]),
+    ("sync", [], ["population.opt_wt=[0.05,0.2]"]),
+    ("cmaml", [], ["population.seed=[2]", "population.grad_clip_norm=[0.5,2.0]"]),
+    ("er", [], ["population.lr=[0.01,0.05]", "population.seed=[0,3]"]),
+    ("online", [], ["population.lr=[0.001,0.01]"]),
+    ("lamaml", MULTI_PASS, ["population.alpha_init=[0.03,0.1]"]),  # several passes per task: the
+    ("er", MULTI_PASS, ["population.lr=[0.01,0.05]"]),  # loop's draws between passes, Q11 re-insertion
 ]
 
 
 @requires_shared_mnist
-@pytest.mark.parametrize("algo, grid", GRIDS, ids=[a for a, _ in GRIDS])
-def test_member_equals_its_single_run_in_float64(algo, grid, tmp_path, monkeypatch):
+@pytest.mark.parametrize("algo, shared, grid", GRIDS, ids=[a + ("-multipass" if s else "") for a, s, _ in GRIDS])
+def test_member_equals_its_single_run_in_float64(algo, shared, grid, tmp_path, monkeypatch):
     single_steps, population_steps = record_steps(monkeypatch)
-    base = [f"algo={algo}", *SHORT_RUN, "trainer.precision=64-true"]
+    base = [f"algo={algo}", *SHORT_RUN, "trainer.precision=64-true", *shared]
     members = train_population(compose_config(base + grid + [f"paths.output_dir={tmp_path / 'population'}"]))
     cfg = compose_config(base + grid)
     settings = member_settings(population_axes(cfg))
     assert len(members) == len(settings) >= 2
     n_steps = len(population_steps)
-    assert n_steps >= 30  # 3 tasks of 100 samples (batch 10; Online: 1): the 200-slot reservoir overflows
+    assert n_steps >= 30  # 3 tasks of 100 samples (batch 10; Online: 1): the 200-slot reservoir overflows;
+    # multi-pass: 2 tasks x 3 passes x 6 batches
     for k, values in enumerate(settings):
         single_steps.clear()
         overrides = [f"{'seed' if key == 'seed' else 'algo.' + key}={value}" for key, value in values.items()]
