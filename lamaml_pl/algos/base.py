@@ -128,7 +128,9 @@ class ContinualLearner(pl.LightningModule):
         self._bad_batch = torch.where(first_bad, self._batches, self._bad_batch)
         self._bad_loss = torch.where(first_bad, loss.detach().to(self._bad_loss.dtype), self._bad_loss)
         self._batches += 1
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        # on the progress bar only on the CPU: showing it means reading it every batch, and on a
+        # GPU that stalls the host until the batch is done (the loggers get it regardless)
+        self.log("train/loss", loss, prog_bar=loss.device.type == "cpu", on_step=True, on_epoch=False)
         return loss
 
     def check_divergence(self) -> None:

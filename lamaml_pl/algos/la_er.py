@@ -23,6 +23,7 @@ from torch import nn
 from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.lamaml import shuffled_order
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
@@ -71,7 +72,7 @@ class LaER(ContinualLearner):
         alpha_opt = self.optimizers()
         weights = list(self.net.parameters())
         for _ in range(self.glances):
-            order = torch.randperm(len(y), device=y.device)
+            order = shuffled_order(len(y), y.device)
             x, y = x[order], y[order]
             mem_x, mem_y, mem_t = self.memory.sample(self.replay_batch_size)
             batch_x, batch_y = torch.cat([mem_x, x]), torch.cat([mem_y, y])

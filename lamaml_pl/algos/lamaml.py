@@ -58,6 +58,15 @@ from lamaml_pl.nets import MLP
 MEMORY_SNAPSHOTS = ("alias", "copy")
 
 
+def shuffled_order(n: int, device: torch.device) -> torch.Tensor:
+    """A uniformly random order of ``n`` samples: ``randperm`` (the original's draw) on the CPU;
+    on a GPU the ranks of n uniforms, because a small CUDA ``randperm`` is computed on the host
+    and copied over, which stalls the host until the GPU's queue is empty, every glance."""
+    if device.type == "cpu":
+        return torch.randperm(n, device=device)
+    return torch.rand(n, device=device).argsort()
+
+
 class LaMAML(ContinualLearner):
     """The La-MAML family. Presets: C-MAML (learn_lr off, sync on), Sync (both on),
     La-MAML (learn_lr on, sync off) — ``conf/algo/{cmaml,sync,lamaml}.yaml``."""
@@ -145,7 +154,7 @@ class LaMAML(ContinualLearner):
     # ---- the update ------------------------------------------------------------------------
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         for glance in range(self.glances):
-            order = torch.randperm(len(y), device=y.device)
+            order = shuffled_order(len(y), y.device)
             x, y = x[order], y[order]
             replay_x, replay_y, replay_t = self.replay_batch(x, y, t)
             if self.fast_mlp:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.bgd import BGD
-from lamaml_pl.algos.lamaml import LaMAML
+from lamaml_pl.algos.lamaml import LaMAML, shuffled_order
 from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import require_positive
 
@@ -55,7 +55,7 @@ class MetaBGD(LaMAML):
         for glance in range(self.glances):
             for sample in range(self.mc_iters):
                 bgd.randomize_weights()
-                order = torch.randperm(len(y), device=y.device)
+                order = shuffled_order(len(y), y.device)
                 x, y = x[order], y[order]
                 replay = self.replay_batch(x, y, t)
                 bgd.zero_grad()

@@ -50,7 +50,8 @@ class ReservoirBuffer(nn.Module):
         slots = torch.where(last_writer[slots] == order, slots, self.capacity)
         self.x.index_put_((slots,), x.detach().to(self.x.dtype))
         self.y.index_put_((slots,), y)
-        self.t.index_put_((slots,), torch.as_tensor(t, device=device).expand(n))
+        tasks = t.to(device) if isinstance(t, torch.Tensor) else torch.full((n,), int(t), device=device)
+        self.t.index_put_((slots,), tasks.expand(n))  # (a fill, not a host-to-device copy of t)
         self.age += n
 
     def sample(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

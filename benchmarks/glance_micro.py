@@ -1,0 +1,84 @@
+"""Time one La-MAML glance (10 inner steps + meta step) on its own: eager vs CUDA graph, single
+learner vs populations of N members. Where the GPU time of a run goes, without the loop around it.
+
+    python benchmarks/glance_micro.py                 # the GPU if there is one, else the CPU
+    python benchmarks/glance_micro.py --members 1 10 100
+
+MNIST shapes: the 784-100-100-10 MLP, an incoming batch of 10, 10 replayed samples (20 in the
+meta-batch). Times are per glance, the median of ``--repeat`` timings of ``--steps`` glances, with
+the device synchronised around each timing.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lamaml_pl.algos import LaMAML  # noqa: E402
+from lamaml_pl.data import StreamInfo  # noqa: E402
+from lamaml_pl.nets import MLP  # noqa: E402
+from lamaml_pl.population.lamaml import PopulationLaMAML  # noqa: E402
+from lamaml_pl.population.member_rng import MemberRNG  # noqa: E402
+
+STREAM = StreamInfo(n_tasks=20, n_classes=10, input_shape=(784,), epochs_per_task=1)
+
+
+def timed(step, steps: int, repeat: int, device: torch.device) -> float:
+    """Median seconds per call of ``step()``."""
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times)
+
+
+def learner(seed: int) -> LaMAML:
+    torch.manual_seed(seed)
+    return LaMAML("lamaml", MLP(784, [100, 100], 10), STREAM, alpha_init=0.15, opt_lr=0.3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, nargs="*", default=[1, 10, 100])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    x, y = torch.rand(10, 784, device=device), torch.randint(0, 10, (10,), device=device)
+    rx, ry = torch.rand(20, 784, device=device), torch.randint(0, 10, (20,), device=device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"{name}: ms per glance (median of {args.repeat} x {args.steps})")
+
+    single = learner(0).to(device)
+    print(f"single learner, eager kernels: {1e3 * timed(lambda: single.hand_written_update(x, y, rx, ry), args.steps, args.repeat, device):.3f}")
+    if device.type == "cuda":
+        print(f"single learner, CUDA graph:    {1e3 * timed(lambda: single.graphed_update(x, y, rx, ry), args.steps, args.repeat, device):.3f}")
+    for n in args.members:
+        members = [learner(k) for k in range(n)]
+        population = PopulationLaMAML(members, [MemberRNG(torch.get_rng_state()) for _ in members], STREAM).to(device)
+        px, py = x.expand(n, -1, -1).contiguous(), y.expand(n, -1).contiguous()
+        prx, pry = rx.expand(n, -1, -1).contiguous(), ry.expand(n, -1).contiguous()
+        with torch.no_grad():
+            eager = timed(lambda: population.glance(px, py, prx, pry), args.steps, args.repeat, device)
+            line = f"population of {n:4d}, eager:  {1e3 * eager:.3f}"
+            if device.type == "cuda":
+                graph = timed(lambda: population.graphed_glance(px, py, prx, pry), args.steps, args.repeat, device)
+                line += f"   CUDA graph: {1e3 * graph:.3f}"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
