@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 
 POPULATION_MANIFEST = "population.json"  # written by lamaml_pl.population.run
 # config keys that do not define a setting: the seed, where things are, how the run is executed
-IGNORED_PREFIXES = ("seed", "data.seed", "data.root", "data.download", "paths.", "trainer.", "logger.", "hydra")
+IGNORED_PREFIXES = ("seed", "data.seed", "data.root", "data.download", "paths.", "trainer.", "logger.", "hydra",
+                    "population.")  # a member's axes are already in its algo.* and seed
 
 
 @dataclass
