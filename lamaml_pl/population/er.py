@@ -65,5 +65,3 @@ class PopulationER(PopulationLearner):
         if self.inserting:
             self.memory.add(x, y, inserts)
         return loss
-
-

@@ -39,7 +39,7 @@ def is_population(cfg: DictConfig) -> bool:
 
 
 def check_member(learner, data) -> None:
-    """What the batched step supports: an MLP on a class-incremental-free, sequential stream,
+    """What the batched step supports: an MLP on a task-sequential stream without task masks,
     and for the La-MAML family the first-order glance with the faithful memory alias."""
     name = learner.algo_name
     if data.joint:

@@ -23,23 +23,26 @@ def layer(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Te
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
-def logits(weights: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """(N, B, classes) outputs of every member."""
-    h = x
+def forward(weights: list[torch.Tensor], x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The inputs of every layer (``x``, then the hidden ReLU outputs) and the (N, B, classes)
+    outputs of every member."""
+    activations = [x]
     n_layers = len(weights) // 2
     for k in range(n_layers - 1):
-        h = torch.relu(layer(h, weights[2 * k], weights[2 * k + 1]))
-    return layer(h, weights[-2], weights[-1])
+        activations.append(torch.relu(layer(activations[-1], weights[2 * k], weights[2 * k + 1])))
+    return activations, layer(activations[-1], weights[-2], weights[-1])
+
+
+def logits(weights: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """(N, B, classes) outputs of every member."""
+    return forward(weights, x)[1]
 
 
 def grads(weights: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Logits and the gradient of each member's mean cross-entropy over its own ``(N, B, d)``
     batch, ``targets`` one-hot ``(N, B, classes)``."""
-    activations = [x]
+    activations, out = forward(weights, x)
     n_layers = len(weights) // 2
-    for k in range(n_layers - 1):
-        activations.append(torch.relu(layer(activations[-1], weights[2 * k], weights[2 * k + 1])))
-    out = layer(activations[-1], weights[-2], weights[-1])
     dz = torch.softmax(out, dim=2) - targets
     if x.shape[1] > 1:
         dz = dz.div_(x.shape[1])
@@ -58,7 +61,7 @@ def clip_norms_(tensors: list[torch.Tensor], max_norm: torch.Tensor) -> None:
     norms = torch.stack([t.flatten(1).norm(dim=1) for t in tensors], dim=1)
     scale = (max_norm.to(norms.dtype) / (norms.norm(dim=1) + 1e-6)).clamp(max=1.0)
     for t in tensors:
-        t.mul_(scale.view(-1, *[1] * (t.dim() - 1)))
+        t.mul_(per_member(scale, t))
 
 
 def per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
