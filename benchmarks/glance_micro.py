@@ -1,5 +1,5 @@
-"""Time one La-MAML glance (10 inner steps + meta step) on its own: eager vs CUDA graph, single
-learner vs populations of N members. Where the GPU time of a run goes, without the loop around it.
+"""Time one La-MAML glance (10 inner steps + meta step) on its own: the factored glance vs the
+sample-by-sample one, eager vs CUDA graph, single learner vs populations of N members. Where the GPU time of a run goes, without the loop around it.
 
     python benchmarks/glance_micro.py                 # the GPU if there is one, else the CPU
     python benchmarks/glance_micro.py --members 1 10 100
@@ -45,9 +45,9 @@ def timed(step, steps: int, repeat: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
-def learner(seed: int) -> LaMAML:
+def learner(seed: int, factored: bool = True) -> LaMAML:
     torch.manual_seed(seed)
-    return LaMAML("lamaml", MLP(784, [100, 100], 10), STREAM, alpha_init=0.15, opt_lr=0.3)
+    return LaMAML("lamaml", MLP(784, [100, 100], 10), STREAM, alpha_init=0.15, opt_lr=0.3, factored_glance=factored)
 
 
 def main() -> None:
@@ -62,10 +62,14 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}: ms per glance (median of {args.repeat} x {args.steps})")
 
-    single = learner(0).to(device)
-    print(f"single learner, eager kernels: {1e3 * timed(lambda: single.hand_written_update(x, y, rx, ry), args.steps, args.repeat, device):.3f}")
-    if device.type == "cuda":
-        print(f"single learner, CUDA graph:    {1e3 * timed(lambda: single.graphed_update(x, y, rx, ry), args.steps, args.repeat, device):.3f}")
+    for factored, glance in ((False, "sample by sample"), (True, "factored")):
+        single = learner(0, factored).to(device)
+        eager = timed(lambda: single.hand_written_update(x, y, rx, ry), args.steps, args.repeat, device)
+        line = f"single learner, {glance:16s} eager: {1e3 * eager:.3f}"
+        if device.type == "cuda":
+            graph = timed(lambda: single.graphed_update(x, y, rx, ry), args.steps, args.repeat, device)
+            line += f"   CUDA graph: {1e3 * graph:.3f}"
+        print(line, flush=True)
     for n in args.members:
         members = [learner(k) for k in range(n)]
         population = PopulationLaMAML(members, [MemberRNG(torch.get_rng_state()) for _ in members], STREAM).to(device)

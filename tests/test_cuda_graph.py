@@ -12,10 +12,11 @@ GPU_RUN = ["data.n_tasks=3", "data.samples_per_task=100", "data.download=false",
 
 
 @requires_cuda
-@pytest.mark.parametrize("algo", ["lamaml", "sync"])
-def test_single_run_graph_equals_eager_kernels(algo, tiny_mnist_root, tmp_path):
+@pytest.mark.parametrize("algo, factored", [("lamaml", True), ("sync", True), ("lamaml", False)])
+def test_single_run_graph_equals_eager_kernels(algo, factored, tiny_mnist_root, tmp_path):
     runs = [train(compose_config([f"algo={algo}", f"data.root={tiny_mnist_root}", *GPU_RUN, f"algo.cuda_graph={graph}",
-                                  f"paths.output_dir={tmp_path / str(graph)}"])) for graph in (True, False)]
+                                  f"algo.factored_glance={factored}", f"paths.output_dir={tmp_path / str(graph)}"]))
+            for graph in (True, False)]
     assert runs[0]["eval_rows"] == runs[1]["eval_rows"]
     assert runs[0]["device"].startswith("cuda")
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos import LaMAML
+from lamaml_pl.algos.fast_mlp import factored_glance, first_order_glance
 from lamaml_pl.data import StreamInfo
 from lamaml_pl.nets import MLP
 from tests.conftest import detach_from_trainer
@@ -162,9 +163,13 @@ def test_old_task_memory_is_a_no_op_unless_the_buffer_is_copied(snapshot, only_o
     assert replayed_tasks == ({0} if only_old_tasks else {0, 1})
 
 
-@pytest.mark.parametrize("inner_alpha_relu, inner_clamp, sync_update", [(True, False, False), (False, True, True)])
-def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, inner_clamp, sync_update):
-    """784-100-100-10, four batches: the two paths end at the same weights and rates."""
+@pytest.mark.parametrize(
+    "inner_alpha_relu, inner_clamp, sync_update, factored",
+    [(True, False, False, True), (True, False, False, False), (False, True, True, False)],
+)
+def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, inner_clamp, sync_update, factored):
+    """784-100-100-10, four batches: the two paths end at the same weights and rates (clamped
+    inner gradients take the sample-by-sample glance)."""
     torch.manual_seed(0)
     net = MLP(784, [100, 100], 10).double()
     x, y = torch.randn(40, 784, dtype=torch.float64), torch.randint(0, 10, (40,))
@@ -172,8 +177,9 @@ def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, 
     for fast_mlp in (True, False):
         algo = LaMAML("lamaml", copy.deepcopy(net), StreamInfo(2, 10, (784,), 1), fast_mlp=fast_mlp,
                       inner_alpha_relu=inner_alpha_relu, inner_clamp=inner_clamp, sync_update=sync_update,
-                      grad_clip_norm=0.5).double()
+                      grad_clip_norm=0.5, factored_glance=factored).double()
         assert algo.fast_mlp == fast_mlp
+        assert algo.factored_glance == (factored and fast_mlp)
         detach_from_trainer(algo)
         algo.current_task = 0
         torch.manual_seed(1)
@@ -183,3 +189,26 @@ def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, 
     for fast, slow in zip([*learners[0].net.parameters(), *learners[0].alpha],
                           [*learners[1].net.parameters(), *learners[1].alpha]):
         assert torch.allclose(fast, slow, atol=1e-12)
+
+
+@pytest.mark.parametrize("hidden", [[100, 100], [50], [30, 20, 10]])
+@pytest.mark.parametrize("replayed", [0, 10])
+def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
+    """Meta-loss, ∇θ and ∇rate of one glance, float64, sparse digit-like inputs, some zero rates."""
+    torch.manual_seed(0)
+    sizes = [784, *hidden, 10]
+    weights = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        weights += [0.1 * torch.randn(fan_out, fan_in, dtype=torch.float64), 0.1 * torch.randn(fan_out, dtype=torch.float64)]
+    rates = [0.3 * torch.rand_like(w) * (torch.rand_like(w) > 0.2) for w in weights]
+    x = torch.rand(10, 784, dtype=torch.float64) * (torch.rand(10, 784) > 0.7)
+    y = torch.randint(0, 10, (10,))
+    replay_x = torch.cat([torch.rand(replayed, 784, dtype=torch.float64), x])
+    replay_y = torch.cat([torch.randint(0, 10, (replayed,)), y])
+    loss, grad_theta, grad_rate = first_order_glance(weights, rates, x, y, replay_x, replay_y, None)
+    factored_loss, factored_theta, factored_rate = factored_glance(weights, rates, x, y, replay_x, replay_y)
+    assert torch.allclose(factored_loss, loss, rtol=0, atol=1e-12)
+    for expected, actual in zip(grad_theta + grad_rate, factored_theta + factored_rate):
+        assert actual.shape == expected.shape
+        assert torch.allclose(actual, expected, rtol=0, atol=1e-12)
+    assert max(g.abs().max() for g in grad_rate) > 1e-4  # the rates' gradients are not all zero

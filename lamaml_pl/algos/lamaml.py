@@ -33,7 +33,10 @@ Quirks of the original code (faithful defaults; the flag gives the corrected beh
 Speed: first order on an MLP (the MNIST runs), ``fast_mlp`` (True) computes each glance with
 gradients written by hand (:mod:`lamaml_pl.algos.fast_mlp`) instead of building and
 backpropagating the fast-weight graph; False forces the autograd path. Same numbers up to
-floating-point summation order. On a GPU that glance and the meta step are captured once per
+floating-point summation order. ``factored_glance`` (True) computes that glance without forming
+the first layer's fast weights (its inner gradients are outer products), so the meta pass of all
+inner steps is a few large matrix products; False keeps the sample-by-sample order of earlier
+runs (float32 rounds the two differently, and La-MAML's trajectory amplifies that). On a GPU that glance and the meta step are captured once per
 shape and replayed as a CUDA graph (``cuda_graph``, True; False launches the kernels one by one;
 same numbers, tested).
 """
@@ -48,7 +51,7 @@ from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.cuda_graph import GraphedStep
-from lamaml_pl.algos.fast_mlp import first_order_glance
+from lamaml_pl.algos.fast_mlp import factored_glance, first_order_glance
 from lamaml_pl.algos.gradients import clip_norm_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.data.datamodule import StreamInfo
@@ -93,6 +96,7 @@ class LaMAML(ContinualLearner):
         reservoir_exclusive: bool = False,
         inner_chunks: int | None = None,
         fast_mlp: bool = True,
+        factored_glance: bool = True,
         cuda_graph: bool = True,
     ):
         super().__init__(name, net, stream)
@@ -127,6 +131,8 @@ class LaMAML(ContinualLearner):
         # the hand-written first-order glance applies to MLPs on unmasked streams
         self.fast_mlp = (fast_mlp and not second_order and inner_chunks is None and isinstance(net, MLP)
                          and stream.classes_per_task is None)
+        # its factored form needs the first layer's inner gradients unclamped (rank one) and a hidden layer
+        self.factored_glance = factored_glance and self.fast_mlp and not inner_clamp and len(net) > 1
         self.cuda_graph = cuda_graph
         self.graphed_update = GraphedStep(self.hand_written_update, state=lambda: [*self.net.parameters(), *self.alpha])
         self.weight_names = [name for name, _ in net.named_parameters()]
@@ -186,10 +192,12 @@ class LaMAML(ContinualLearner):
         """The same glance for a first-order MLP with gradients by hand (:mod:`fast_mlp`), then
         the meta step. No autograd and no host sync: on a GPU it runs as one CUDA graph."""
         rates = [(F.relu(a) if self.inner_alpha_relu else a).detach() for a in self.alpha]
-        clamp = self.grad_clip_norm if self.inner_clamp else None
-        meta_loss, grad_theta, grad_rate = first_order_glance(
-            list(self.net.parameters()), rates, x, y, replay_x, replay_y, clamp
-        )
+        weights = list(self.net.parameters())
+        if self.factored_glance:
+            meta_loss, grad_theta, grad_rate = factored_glance(weights, rates, x, y, replay_x, replay_y)
+        else:
+            clamp = self.grad_clip_norm if self.inner_clamp else None
+            meta_loss, grad_theta, grad_rate = first_order_glance(weights, rates, x, y, replay_x, replay_y, clamp)
         if self.inner_alpha_relu:  # relu's derivative
             grad_rate = [g * (a.detach() > 0) for g, a in zip(grad_rate, self.alpha)]
         self.meta_step(grad_theta, grad_rate)
