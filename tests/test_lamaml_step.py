@@ -194,7 +194,8 @@ def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, 
 @pytest.mark.parametrize("hidden", [[100, 100], [50], [30, 20, 10]])
 @pytest.mark.parametrize("replayed", [0, 10])
 def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
-    """Meta-loss, ∇θ and ∇rate of one glance, float64, sparse digit-like inputs, some zero rates."""
+    """Meta-loss, ∇θ and ∇rate of one glance, float64, sparse digit-like inputs, some zero rates;
+    without ∇rate (C-MAML) the same ∇θ."""
     torch.manual_seed(0)
     sizes = [784, *hidden, 10]
     weights = []
@@ -202,6 +203,7 @@ def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
         weights += [0.1 * torch.randn(fan_out, fan_in, dtype=torch.float64), 0.1 * torch.randn(fan_out, dtype=torch.float64)]
     rates = [0.3 * torch.rand_like(w) * (torch.rand_like(w) > 0.2) for w in weights]
     x = torch.rand(10, 784, dtype=torch.float64) * (torch.rand(10, 784) > 0.7)
+    x[:, 600:] = 0  # pixels blank in every incoming sample (a digit's border), not in the replayed ones
     y = torch.randint(0, 10, (10,))
     replay_x = torch.cat([torch.rand(replayed, 784, dtype=torch.float64), x])
     replay_y = torch.cat([torch.randint(0, 10, (replayed,)), y])
@@ -212,3 +214,6 @@ def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
         assert actual.shape == expected.shape
         assert torch.allclose(actual, expected, rtol=0, atol=1e-12)
     assert max(g.abs().max() for g in grad_rate) > 1e-4  # the rates' gradients are not all zero
+    without_rates = factored_glance(weights, rates, x, y, replay_x, replay_y, rate_grads=False)
+    assert without_rates[2] is None
+    assert all(torch.equal(a, b) for a, b in zip(without_rates[1], factored_theta))

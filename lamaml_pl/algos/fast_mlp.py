@@ -93,29 +93,35 @@ def first_order_glance(
     return meta_loss, layer_views(grad_theta.div_(n), weights), layer_views(grad_rate.div_(-n), weights)
 
 
+def _affine(bias: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``h Wᵀ + b`` for one weight set (2-d ``h``) or a stack of them (leading axis)."""
+    if h.dim() == 2:
+        return torch.addmm(bias, h, weight.t())
+    return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+
+
 def tail_grads(
     tail: list[torch.Tensor], first: torch.Tensor, targets: torch.Tensor, out: list[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The MLP above its first weight matrix, batched over a leading axis of fast-weight sets.
-
-    ``tail`` = ``[b1, W2, b2, ..., WL, bL]`` with a leading axis k (k sets of weights), ``first``
-    the first layer's products ``x W1ᵀ`` of each set, shape (k, m, H). Writes the gradients of the
-    mean cross-entropy (over the m samples) of each set into ``out`` (shaped as ``tail``) and
-    returns the logits (k, m, C) and the gradient at the first layer's pre-activations (k, m, H)."""
+    """The MLP above its first weight matrix: ``tail`` = ``[b1, W2, b2, ..., WL, bL]``, ``first``
+    the first layer's products ``x W1ᵀ`` (m, H) — or both with a leading axis of k weight sets.
+    Writes the gradients of the mean cross-entropy over the m samples into ``out`` (shaped as
+    ``tail``); returns the logits and the gradient at the first layer's pre-activations."""
     n_layers = (len(tail) + 1) // 2
-    activations = [first.add_(tail[0].unsqueeze(1)).relu_()]
+    activations = [first.add_(tail[0] if first.dim() == 2 else tail[0].unsqueeze(1)).relu_()]
     for k in range(1, n_layers):
-        z = torch.baddbmm(tail[2 * k].unsqueeze(1), activations[-1], tail[2 * k - 1].transpose(1, 2))
+        z = _affine(tail[2 * k], activations[-1], tail[2 * k - 1])
         activations.append(z.relu_() if k < n_layers - 1 else z)
     logits = activations.pop()
-    dz = torch.softmax(logits, dim=2).sub_(targets)
-    if targets.shape[-2] > 1:
-        dz = dz.div_(targets.shape[-2])
+    dz = torch.softmax(logits, dim=-1).sub_(targets)
+    samples = targets.shape[-2]
+    if samples > 1:
+        dz = dz.div_(samples)
     for k in reversed(range(1, n_layers)):
-        torch.bmm(dz.transpose(1, 2), activations[k - 1], out=out[2 * k - 1])
-        torch.sum(dz, dim=1, out=out[2 * k])
-        dz = torch.ops.aten.threshold_backward(torch.bmm(dz, tail[2 * k - 1]), activations[k - 1], 0)
-    torch.sum(dz, dim=1, out=out[0])
+        torch.matmul(dz.transpose(-1, -2), activations[k - 1], out=out[2 * k - 1])
+        torch.sum(dz, dim=-2, out=out[2 * k])
+        dz = torch.ops.aten.threshold_backward(torch.matmul(dz, tail[2 * k - 1]), activations[k - 1], 0)
+    torch.sum(dz, dim=-2, out=out[0])
     return logits, dz
 
 
@@ -127,68 +133,73 @@ def factored_glance(
     y: torch.Tensor,
     replay_x: torch.Tensor,
     replay_y: torch.Tensor,
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    rate_grads: bool = True,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
     """:func:`first_order_glance` (unclamped) without ever forming the first layer's fast weights.
 
     An inner step's gradient of W1 is the outer product δ_j x_jᵀ (δ_j: the gradient at the first
     layer's pre-activations for sample j), so with R1 = the rates of W1
 
         fast W1 after step i = W1 - R1 ⊙ Σ_{j≤i} δ_j x_jᵀ
-        X (fast W1)ᵀ        = X W1ᵀ - Σ_{j≤i} δ_j ⊙ ((X ⊙ x_j) R1ᵀ)
+        x (fast W1)ᵀ         = x W1ᵀ - Σ_{j≤i} δ_j ⊙ ((x ⊙ x_j) R1ᵀ)          (any input x)
 
     and ∇_{R1} of the mean meta-loss is -1/n Σ_j (δ_j x_jᵀ) ⊙ (T_jᵀ X) with T_j = Σ_{i≥j} D_i (D_i:
-    the meta-batch's gradients at the first layer after step i) — one product
-    (δ ⊙ T)ᵀ (X ⊙ x) over all (j, sample) pairs. So the inner loop only updates the small layers
-    above W1 (11k of the MNIST MLP's 89k weights), and the meta pass of all n fast-weight sets is
-    a few large products instead of n small ones. Same quantities as the per-sample form; the
-    floating-point sums run in another order (equal to 1e-12 in float64, tested)."""
+    the meta-batch X's gradients at the first layer after step i): one product (δ ⊙ T)ᵀ (X ⊙ x)
+    over all (j, sample) pairs. So the inner loop only steps the small layers above W1 (11k of the
+    MNIST MLP's 89k weights), and the meta pass of all n fast-weight sets is a few large products
+    instead of n small ones. The other layers' rate gradients use the same exchange of sums:
+    Σ_i (Σ_{j≤i} g_j) ⊙ G_i = Σ_j g_j ⊙ Σ_{i≥j} G_i. On the CPU the first layer's products skip the
+    pixels that are zero in every incoming sample (X ⊙ x_j vanishes there; MNIST digits are ~80%
+    zeros). Same quantities as the per-sample form; the floating-point sums run in another order
+    (equal to 1e-12 in float64, tested). ``rate_grads=False`` (C-MAML) skips ∇rate: None."""
     x, replay_x = x.flatten(1), replay_x.flatten(1)
     n, m = len(y), len(replay_y)
     w1, r1, tail = weights[0].detach(), rates[0], [w.detach() for w in weights[1:]]
     n_classes = tail[-1].shape[0]
     targets, replay_targets = one_hot(y, n_classes, x.dtype), one_hot(replay_y, n_classes, x.dtype)
     tail_rate = torch.cat([r.reshape(-1) for r in rates[1:]])
+    pixels = x.ne(0).any(0).nonzero().squeeze(1) if x.device.type == "cpu" else None
+    x_used, replay_used, r1_used = (
+        (x, replay_x, r1) if pixels is None else (x[:, pixels], replay_x[:, pixels], r1[:, pixels])
+    )
 
-    # the inner loop: one sample at a time; the tail's fast weights and Σ g kept for every step
+    # the inner loop: one sample at a time; the tail's fast weights and gradients kept per step
     fast = torch.cat([w.reshape(-1) for w in tail]).repeat(n + 1, 1)  # row i: before step i
-    cumulative = torch.zeros_like(fast)  # row i + 1: Σ_{j≤i} g_j of the tail
-    inner = torch.empty_like(fast[0])
-    delta = torch.zeros(n, w1.shape[0], dtype=x.dtype, device=x.device)
-    first = torch.mm(x, w1.t())  # x_i W1ᵀ
-    rows, cols = torch.tril_indices(n, n, -1, device=x.device)  # pairs (i, j), j < i, grouped by i
-    pair_products = torch.mm(x[rows] * x[cols], r1.t())  # R1 (x_i ⊙ x_j)
-    inner_views = [v.unsqueeze(0) for v in layer_views(inner, tail)]
-    for i in range(n):
-        start = i * (i - 1) // 2
-        pre = first[i] - (delta[:i] * pair_products[start : start + i]).sum(0)
-        _, dz = tail_grads(
-            [v.unsqueeze(0) for v in layer_views(fast[i], tail)], pre.view(1, 1, -1),
-            targets[i : i + 1].unsqueeze(0), inner_views,
-        )
-        delta[i] = dz.view(-1)
-        torch.add(cumulative[i], inner, out=cumulative[i + 1])
-        torch.addcmul(fast[i], inner, tail_rate, value=-1, out=fast[i + 1])
+    inner = torch.empty_like(fast[1:])  # row j: g_j, the tail's gradient at step j
+    delta = torch.empty(n, w1.shape[0], dtype=x.dtype, device=x.device)
+    first = torch.mm(x, w1.t())  # row i: x_i W1ᵀ, less δ_j ⊙ R1 (x_j ⊙ x_i) for each step j < i
+    rows, cols = torch.triu_indices(n, n, 1, device=x.device)  # pairs (j, i), j < i, grouped by j
+    pair_shifts = torch.mm(x_used[rows] * x_used[cols], r1_used.t())
+    fast_layers, inner_layers = _stacked(fast, tail), _stacked(inner, tail)
+    for j in range(n):
+        _, dz = tail_grads([v[j] for v in fast_layers], first[j : j + 1], targets[j : j + 1],
+                           [v[j] for v in inner_layers])
+        delta[j] = dz[0]
+        start = j * n - j * (j + 1) // 2
+        first[j + 1 :].addcmul_(pair_shifts[start : start + n - 1 - j], dz, value=-1)
+        torch.addcmul(fast[j], inner[j], tail_rate, value=-1, out=fast[j + 1])
 
     # the meta pass of the n fast-weight sets at once
-    masked = (replay_x.unsqueeze(0) * x.unsqueeze(1)).view(n * m, -1)  # rows X ⊙ x_j
-    shifts = torch.mm(masked, r1.t()).view(n, m, -1).mul_(delta.unsqueeze(1)).cumsum_(0)
+    masked = (replay_used.unsqueeze(0) * x_used.unsqueeze(1)).view(n * m, -1)  # rows X ⊙ x_j
+    upper = torch.ones(n, n, dtype=x.dtype, device=x.device).triu_()  # sums over steps as products
+    shifts = torch.mm(masked, r1_used.t()).view(n, m, -1).mul_(delta.unsqueeze(1))
+    shifts = torch.mm(upper.t(), shifts.view(n, -1)).view(n, m, -1)  # row i: Σ_{j≤i}
     first = torch.mm(replay_x, w1.t()).expand(n, -1, -1) - shifts
-    outer = torch.empty_like(fast[1:])
-    logits, dz = tail_grads(
-        [v.view(n, *w.shape) for v, w in zip(_columns(fast[1:], tail), tail)], first,
-        replay_targets.expand(n, -1, -1), [v.view(n, *w.shape) for v, w in zip(_columns(outer, tail), tail)],
-    )
-    grad_w1 = torch.mm(dz.sum(0).t(), replay_x)
-    suffix = dz.flip(0).cumsum(0).flip(0).mul_(delta.unsqueeze(1))  # δ_j ⊙ T_j
-    rate_w1 = torch.mm(suffix.view(n * m, -1).t(), masked)
-    grad_tail = outer.sum(0)
-    rate_tail = (cumulative[1:] * outer).sum(0)
+    outer = torch.empty_like(inner)
+    logits, dz = tail_grads(_stacked(fast[1:], tail), first, replay_targets.expand(n, -1, -1), _stacked(outer, tail))
     meta_loss = F.cross_entropy(logits.reshape(n * m, n_classes), replay_y.repeat(n))
-    grad_theta = [grad_w1.div_(n), *layer_views(grad_tail.div_(n), tail)]
-    grad_rate = [rate_w1.div_(-n), *layer_views(rate_tail.div_(-n), tail)]
-    return meta_loss, grad_theta, grad_rate
+    grad_theta = [torch.mm(dz.sum(0).t(), replay_x).div_(n), *layer_views(outer.sum(0).div_(n), tail)]
+    if not rate_grads:
+        return meta_loss, grad_theta, None
+    later = torch.mm(upper, outer)  # row j: Σ_{i≥j} G_i
+    rate_tail = (inner * later).sum(0).div_(-n)
+    suffix = torch.mm(upper, dz.view(n, -1)).view(n, m, -1).mul_(delta.unsqueeze(1))  # δ_j ⊙ T_j
+    rate_w1 = torch.mm(suffix.view(n * m, -1).t(), masked).div_(-n)
+    if pixels is not None:
+        rate_w1 = torch.zeros_like(w1).index_copy_(1, pixels, rate_w1)
+    return meta_loss, grad_theta, [rate_w1, *layer_views(rate_tail, tail)]
 
 
-def _columns(rows: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
-    """``rows`` (k, Σ numel) cut along its columns into one (k, numel) block per tensor of ``like``."""
-    return list(rows.split([w.numel() for w in like], dim=1))
+def _stacked(rows: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``rows`` (k, Σ numel) as one (k, *shape) view per tensor of ``like``."""
+    return [block.view(len(rows), *w.shape) for block, w in zip(rows.split([w.numel() for w in like], dim=1), like)]

@@ -191,15 +191,18 @@ class LaMAML(ContinualLearner):
     def hand_written_update(self, x, y, replay_x, replay_y) -> torch.Tensor:
         """The same glance for a first-order MLP with gradients by hand (:mod:`fast_mlp`), then
         the meta step. No autograd and no host sync: on a GPU it runs as one CUDA graph."""
-        rates = [(F.relu(a) if self.inner_alpha_relu else a).detach() for a in self.alpha]
+        alpha = [a.detach() for a in self.alpha]
+        rates = torch._foreach_clamp_min(alpha, 0.0) if self.inner_alpha_relu else alpha  # relu(α)
         weights = list(self.net.parameters())
         if self.factored_glance:
-            meta_loss, grad_theta, grad_rate = factored_glance(weights, rates, x, y, replay_x, replay_y)
+            meta_loss, grad_theta, grad_rate = factored_glance(
+                weights, rates, x, y, replay_x, replay_y, rate_grads=self.learn_lr
+            )
         else:
             clamp = self.grad_clip_norm if self.inner_clamp else None
             meta_loss, grad_theta, grad_rate = first_order_glance(weights, rates, x, y, replay_x, replay_y, clamp)
-        if self.inner_alpha_relu:  # relu's derivative
-            grad_rate = [g * (a.detach() > 0) for g, a in zip(grad_rate, self.alpha)]
+        if self.learn_lr and self.inner_alpha_relu:  # relu's derivative
+            torch._foreach_mul_(grad_rate, [a > 0 for a in alpha])
         self.meta_step(grad_theta, grad_rate)
         return meta_loss
 
@@ -227,16 +230,16 @@ class LaMAML(ContinualLearner):
         return {name: torch.addcmul(w, g, lr, value=-1) for (name, w), g, lr in zip(fast.items(), grads, rates)}
 
     @torch.no_grad()
-    def meta_step(self, grad_theta: list[torch.Tensor], grad_rate: list[torch.Tensor]) -> None:
+    def meta_step(self, grad_theta: list[torch.Tensor], grad_rate: list[torch.Tensor] | None) -> None:
         """Clip both gradient groups (as ``clip_grad_norm_``), then the α step (SGD at opt_lr) and
-        the θ step (sync: SGD at opt_wt; else θ -= relu(α) ⊙ ∇θ with the new α: look-ahead)."""
+        the θ step (sync: SGD at opt_wt; else θ -= relu(α) ⊙ ∇θ with the new α: look-ahead).
+        Without learn_lr (C-MAML) ∇α plays no part and may be None."""
         clip_norm_(grad_theta, self.grad_clip_norm)
-        clip_norm_(grad_rate, self.grad_clip_norm)
         weights = list(self.net.parameters())
         if self.learn_lr:
+            clip_norm_(grad_rate, self.grad_clip_norm)
             torch._foreach_add_(list(self.alpha), grad_rate, alpha=-self.opt_lr)
         if self.sync_update:
             torch._foreach_add_(weights, grad_theta, alpha=-self.opt_wt)
         else:
-            for w, g, a in zip(weights, grad_theta, self.alpha):
-                w.sub_(g * F.relu(a))
+            torch._foreach_sub_(weights, torch._foreach_mul(grad_theta, torch._foreach_clamp_min(list(self.alpha), 0.0)))
