@@ -65,11 +65,13 @@ GRIDS = [  # (algo, settings shared by the population and the single runs, the a
     ("online", [], ["population.lr=[0.001,0.01]"]),
     ("lamaml", MULTI_PASS, ["population.alpha_init=[0.03,0.1]"]),  # several passes per task: the
     ("er", MULTI_PASS, ["population.lr=[0.01,0.05]"]),  # loop's draws between passes, Q11 re-insertion
+    ("lamaml", ["algo.factored_glance=false"], ["population.alpha_init=[0.03,0.1]"]),
 ]
+GRID_IDS = ["lamaml", "sync", "cmaml", "er", "online", "lamaml-multipass", "er-multipass", "lamaml-sample-by-sample"]
 
 
 @requires_shared_mnist
-@pytest.mark.parametrize("algo, shared, grid", GRIDS, ids=[a + ("-multipass" if s else "") for a, s, _ in GRIDS])
+@pytest.mark.parametrize("algo, shared, grid", GRIDS, ids=GRID_IDS)
 def test_member_equals_its_single_run_in_float64(algo, shared, grid, tmp_path, monkeypatch):
     single_steps, population_steps = record_steps(monkeypatch)
     base = [f"algo={algo}", *SHORT_RUN, "trainer.precision=64-true", *shared]

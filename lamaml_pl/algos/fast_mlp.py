@@ -10,7 +10,8 @@ First order, the inner gradients g_j are constants, so the fast weights after in
 is two forward/backward passes of the MLP (the sample; the replay batch), a few dozen small
 tensor ops. Used by :class:`~lamaml_pl.algos.lamaml.LaMAML` when ``second_order`` is off, the
 net is an :class:`~lamaml_pl.nets.MLP` and the stream is not task-masked; results equal the
-autograd path's up to floating-point summation order (tested).
+autograd path's up to floating-point summation order (tested). :func:`factored_glance` computes
+the same glance without forming the first layer's fast weights (the default).
 """
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ def factored_glance(
     first = torch.mm(x, w1.t())  # row i: x_i W1ᵀ, less δ_j ⊙ R1 (x_j ⊙ x_i) for each step j < i
     rows, cols = torch.triu_indices(n, n, 1, device=x.device)  # pairs (j, i), j < i, grouped by j
     pair_shifts = torch.mm(x_used[rows] * x_used[cols], r1_used.t())
-    fast_layers, inner_layers = _stacked(fast, tail), _stacked(inner, tail)
+    fast_layers, inner_layers = stacked_views(fast, tail), stacked_views(inner, tail)
     for j in range(n):
         _, dz = tail_grads([v[j] for v in fast_layers], first[j : j + 1], targets[j : j + 1],
                            [v[j] for v in inner_layers])
@@ -186,7 +187,7 @@ def factored_glance(
     shifts = torch.mm(upper.t(), shifts.view(n, -1)).view(n, m, -1)  # row i: Σ_{j≤i}
     first = torch.mm(replay_x, w1.t()).expand(n, -1, -1) - shifts
     outer = torch.empty_like(inner)
-    logits, dz = tail_grads(_stacked(fast[1:], tail), first, replay_targets.expand(n, -1, -1), _stacked(outer, tail))
+    logits, dz = tail_grads(stacked_views(fast[1:], tail), first, replay_targets.expand(n, -1, -1), stacked_views(outer, tail))
     meta_loss = F.cross_entropy(logits.reshape(n * m, n_classes), replay_y.repeat(n))
     grad_theta = [torch.mm(dz.sum(0).t(), replay_x).div_(n), *layer_views(outer.sum(0).div_(n), tail)]
     if not rate_grads:
@@ -200,6 +201,6 @@ def factored_glance(
     return meta_loss, grad_theta, [rate_w1, *layer_views(rate_tail, tail)]
 
 
-def _stacked(rows: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+def stacked_views(rows: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
     """``rows`` (k, Σ numel) as one (k, *shape) view per tensor of ``like``."""
     return [block.view(len(rows), *w.shape) for block, w in zip(rows.split([w.numel() for w in like], dim=1), like)]

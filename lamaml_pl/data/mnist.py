@@ -20,7 +20,6 @@ from lamaml_pl.data.task_transforms import (
     permutation_pixel_maps,
     rotation_angles,
     rotation_pixel_map,
-    scale_pixels,
 )
 from lamaml_pl.errors import ConfigError, require_positive
 
@@ -129,12 +128,11 @@ class MnistDataModule(TaskSequentialDataModule):
         )
 
     def test_set_on(self, device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """The test digits (scaled to floats), pixel maps and labels on ``device``, made once: on a
-        GPU each evaluation then builds its inputs there instead of sending 31 MB per task over."""
+        """The test digits, pixel maps and labels on ``device``, copied once: on a GPU each
+        evaluation then builds its inputs there instead of sending 31 MB per task over."""
         if self._test_set_on is None or self._test_set_on[0] != device:
             maps = [m.to(device) for m in self.pixel_maps]
-            pixels = scale_pixels(self.test_pixels_by_pixel.to(device))
-            self._test_set_on = (device, pixels, maps, self.test_labels.to(device))
+            self._test_set_on = (device, self.test_pixels_by_pixel.to(device), maps, self.test_labels.to(device))
         return self._test_set_on[1:]
 
     def describe(self) -> dict:

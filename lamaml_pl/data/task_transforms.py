@@ -58,13 +58,6 @@ def apply_pixel_map(padded_images: torch.Tensor, pixel_map: torch.Tensor) -> tor
     return padded_images[:, pixel_map].float().div_(255.0)
 
 
-def scale_pixels(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels as the float inputs in [0, 1] that ``apply_pixel_map`` makes of them."""
-    return pixels.float().div_(255.0)
-
-
-def apply_pixel_map_by_pixel(scaled_pixels: torch.Tensor, pixel_map: torch.Tensor) -> torch.Tensor:
-    """``apply_pixel_map`` for images stored pixel-major and already scaled ([785, N] floats from
-    :func:`scale_pixels`): the same [N, 784] inputs, one gather of whole rows (evaluation builds
-    every task's inputs from one such copy, so no conversion per evaluation)."""
-    return scaled_pixels[pixel_map].t()
+def apply_pixel_map_by_pixel(padded_pixels: torch.Tensor, pixel_map: torch.Tensor) -> torch.Tensor:
+    """``apply_pixel_map`` for images stored pixel-major ([785, N]): the same [N, 784] floats."""
+    return padded_pixels[pixel_map].t().float().div_(255.0)
