@@ -1,5 +1,6 @@
 """Time one La-MAML glance (10 inner steps + meta step) on its own: the factored glance vs the
-sample-by-sample one, eager vs CUDA graph, single learner vs populations of N members. Where the GPU time of a run goes, without the loop around it.
+sample-by-sample one, eager vs CUDA graph, single learner vs populations of N members. Where
+the GPU time of a run goes, without the loop around it.
 
     python benchmarks/glance_micro.py                 # the GPU if there is one, else the CPU
     python benchmarks/glance_micro.py --members 1 10 100
@@ -45,6 +46,14 @@ def timed(step, steps: int, repeat: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
+def report(label: str, eager_step, graphed_step, args, device: torch.device) -> None:
+    """Print ms per glance of ``eager_step``, and on a GPU of ``graphed_step`` (its CUDA graph)."""
+    line = f"{label} eager: {1e3 * timed(eager_step, args.steps, args.repeat, device):.3f}"
+    if device.type == "cuda":
+        line += f"   CUDA graph: {1e3 * timed(graphed_step, args.steps, args.repeat, device):.3f}"
+    print(line, flush=True)
+
+
 def learner(seed: int, factored: bool = True) -> LaMAML:
     torch.manual_seed(seed)
     return LaMAML("lamaml", MLP(784, [100, 100], 10), STREAM, alpha_init=0.15, opt_lr=0.3, factored_glance=factored)
@@ -64,24 +73,16 @@ def main() -> None:
 
     for factored, glance in ((False, "sample by sample"), (True, "factored")):
         single = learner(0, factored).to(device)
-        eager = timed(lambda: single.hand_written_update(x, y, rx, ry), args.steps, args.repeat, device)
-        line = f"single learner, {glance:16s} eager: {1e3 * eager:.3f}"
-        if device.type == "cuda":
-            graph = timed(lambda: single.graphed_update(x, y, rx, ry), args.steps, args.repeat, device)
-            line += f"   CUDA graph: {1e3 * graph:.3f}"
-        print(line, flush=True)
+        report(f"single learner, {glance:16s}", lambda: single.hand_written_update(x, y, rx, ry),
+               lambda: single.graphed_update(x, y, rx, ry), args, device)
     for n in args.members:
         members = [learner(k) for k in range(n)]
         population = PopulationLaMAML(members, [MemberRNG(torch.get_rng_state()) for _ in members], STREAM).to(device)
         px, py = x.expand(n, -1, -1).contiguous(), y.expand(n, -1).contiguous()
         prx, pry = rx.expand(n, -1, -1).contiguous(), ry.expand(n, -1).contiguous()
         with torch.no_grad():
-            eager = timed(lambda: population.glance(px, py, prx, pry), args.steps, args.repeat, device)
-            line = f"population of {n:4d}, eager:  {1e3 * eager:.3f}"
-            if device.type == "cuda":
-                graph = timed(lambda: population.graphed_glance(px, py, prx, pry), args.steps, args.repeat, device)
-                line += f"   CUDA graph: {1e3 * graph:.3f}"
-        print(line, flush=True)
+            report(f"population of {n:4d},", lambda: population.glance(px, py, prx, pry),
+                   lambda: population.graphed_glance(px, py, prx, pry), args, device)
 
 
 if __name__ == "__main__":
