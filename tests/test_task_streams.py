@@ -5,10 +5,10 @@ import torch
 from PIL import Image
 
 from lamaml_pl.data import MnistDataModule
+from lamaml_pl.data.gathered_pixels import GatheredPixels, base_pixels, fold_index
 from lamaml_pl.data.task_transforms import (
     FILL_INDEX,
     apply_pixel_map,
-    apply_pixel_map_by_pixel,
     pad_with_fill,
     permutation_pixel_maps,
     rotation_angles,
@@ -38,8 +38,32 @@ def test_rotation_map_equals_pil_rotate(angle):
     padded = pad_with_fill(torch.from_numpy(images).reshape(20, -1))
     ours = apply_pixel_map(padded, rotation_pixel_map(angle))
     assert torch.equal((ours * 255).round().to(torch.uint8), torch.from_numpy(expected).reshape(20, -1))
-    # the evaluation's pixel-major gather gives the same inputs
-    assert torch.equal(apply_pixel_map_by_pixel(padded.t().contiguous(), rotation_pixel_map(angle)), ours)
+    # the evaluation's inputs, kept as base digits + pixel map, stand for the same inputs
+    targets, sources = fold_index(rotation_pixel_map(angle))
+    kept = GatheredPixels(base_pixels(torch.from_numpy(images).reshape(20, -1), torch.device("cpu")), targets, sources)
+    assert torch.equal(kept.dense(), ours)
+
+
+@pytest.mark.parametrize("pixel_map", [rotation_pixel_map(133.7), permutation_pixel_maps(1, seed=3)[0]], ids=["rotation", "permutation"])
+def test_first_layer_on_the_base_digits_equals_it_on_the_task_inputs(pixel_map):
+    """The evaluation multiplies the base digits by the weights folded through the pixel map;
+    133.7 degrees has blank fill pixels and base pixels that two input pixels read."""
+    images, _ = synthetic_digits(30, seed=2)
+    images[:, :3] = 0  # blank rows: the sparse digits then have empty stretches
+    targets, sources = fold_index(pixel_map)
+    assert torch.bincount(targets).max() <= 2 and (sources is None) == (pixel_map.max() < FILL_INDEX)
+    flat = torch.from_numpy(images).reshape(30, -1)
+    gen = torch.Generator().manual_seed(0)
+    weight, bias = torch.randn(3, 7, 784, generator=gen, dtype=torch.float64), torch.randn(3, 7, generator=gen, dtype=torch.float64)
+    for device_layout in ("sparse", "dense"):
+        pixels = base_pixels(flat, torch.device("cpu"))
+        kept = GatheredPixels(pixels if device_layout == "sparse" else pixels.to_dense(), targets, sources)
+        inputs = apply_pixel_map(pad_with_fill(flat), pixel_map).double()
+        assert torch.equal(kept.dense().double(), inputs)
+        single = kept.linear(weight[0], bias[0])  # one network: (N, out)
+        assert single.shape == (30, 7) and torch.allclose(single, inputs @ weight[0].T + bias[0], rtol=0, atol=1e-12)
+        stacked = kept.linear(weight, bias)  # a population: (members, N, out)
+        assert torch.allclose(stacked, inputs @ weight.transpose(1, 2) + bias.unsqueeze(1), rtol=0, atol=1e-12)
 
 
 def test_rotation_angles_fall_one_per_bin_and_follow_the_seed():
@@ -64,7 +88,7 @@ def test_train_and_test_of_a_task_share_its_transform(tiny_mnist_root, transform
     dm = make_dm(tiny_mnist_root, transform)
     dm.setup()
     base_train = dm.train_pixels[:, :784].float() / 255
-    base_test = dm.test_pixels_by_pixel[:784].t().float() / 255
+    base_test = dm.test_digits.float() / 255
     x_test, y_test, t_test = dm.eval_dataset(dm.n_tasks)[1]  # first test batch of task 1
     for task in range(4):
         pixel_map = dm.pixel_maps[task]
@@ -74,7 +98,7 @@ def test_train_and_test_of_a_task_share_its_transform(tiny_mnist_root, transform
         assert torch.equal(train.x, padded[:, pixel_map])
         assert torch.equal(train.y, dm.train_labels[idx]) and set(train.t.tolist()) == {task}
     padded_test = torch.cat([base_test, torch.zeros(len(base_test), 1)], 1)
-    assert torch.equal(x_test, padded_test[: len(y_test), dm.pixel_maps[1]])
+    assert torch.equal(x_test.dense(), padded_test[: len(y_test), dm.pixel_maps[1]])
     assert set(t_test.tolist()) == {1}
     assert not torch.equal(dm.pixel_maps[0], dm.pixel_maps[1])
 

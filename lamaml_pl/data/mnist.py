@@ -1,7 +1,8 @@
 """MNIST Rotations, Permutations and Many Permutations (spec/benchmarks.md §1).
 
 Only the base digits (uint8) and one pixel map per task are kept; each task's training subset
-is transformed when its epoch starts and each test batch when it is evaluated.
+is transformed when its epoch starts. Test inputs are never built: the network's first layer
+reads the base digits through the task's pixel map (data/gathered_pixels.py).
 """
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import torch
 
 from lamaml_pl.data.datamodule import StreamInfo, TaskSequentialDataModule
 from lamaml_pl.data.datasets import EvalBatches, TaskTensorDataset
+from lamaml_pl.data.gathered_pixels import GatheredPixels, base_pixels, fold_index
 from lamaml_pl.data.mnist_source import load_mnist
 from lamaml_pl.data.task_transforms import (
     N_PIXELS,
     apply_pixel_map,
-    apply_pixel_map_by_pixel,
     pad_with_fill,
     permutation_pixel_maps,
     rotation_angles,
@@ -87,9 +88,7 @@ class MnistDataModule(TaskSequentialDataModule):
             )
         self.source = digits.source
         self.train_pixels, self.train_labels = pad_with_fill(digits.train_x), digits.train_y
-        # test digits stored pixel-major: a task's test inputs are then a gather of whole rows
-        # (half the time of gathering 784 columns of every image), with exactly the same values
-        self.test_pixels_by_pixel, self.test_labels = pad_with_fill(digits.test_x).t().contiguous(), digits.test_y
+        self.test_digits, self.test_labels = digits.test_x, digits.test_y
         if self.transform == "rotation":
             self.angles = rotation_angles(self.benchmark_tasks, self.task_seed, 0.0, self.max_rotation)
             self.pixel_maps = [rotation_pixel_map(a) for a in self.angles[: self.n_tasks]]
@@ -117,22 +116,26 @@ class MnistDataModule(TaskSequentialDataModule):
         return TaskTensorDataset(self.task_inputs(task, self.train_pixels[idx]), self.train_labels[idx], task)
 
     def eval_dataset(self, n_tasks: int) -> EvalBatches:
-        pixels, pixel_maps, labels = self.test_set_on(self.eval_device())
-        n_eval = len(labels) - (1 if self.drop_last_test_sample else 0)
+        chunks, folds, labels = self.test_set_on(self.eval_device())
         return EvalBatches(
             n_tasks,
-            n_eval,
+            len(labels),
             self.eval_batch_size,
-            lambda task, start, stop: apply_pixel_map_by_pixel(pixels[:, start:stop], pixel_maps[task]),
-            labels[:n_eval],
+            lambda task, start, stop: GatheredPixels(chunks[start // self.eval_batch_size], *folds[task]),
+            labels,
         )
 
-    def test_set_on(self, device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """The test digits, pixel maps and labels on ``device``, copied once: on a GPU each
-        evaluation then builds its inputs there instead of sending 31 MB per task over."""
+    def test_set_on(self, device: torch.device) -> tuple[list[torch.Tensor], list[tuple], torch.Tensor]:
+        """The evaluated test digits in batches of ``eval_batch_size`` (:func:`base_pixels`), each
+        task's :func:`fold_index` and the labels, on ``device``; built once per device."""
         if self._test_set_on is None or self._test_set_on[0] != device:
-            maps = [m.to(device) for m in self.pixel_maps]
-            self._test_set_on = (device, self.test_pixels_by_pixel.to(device), maps, self.test_labels.to(device))
+            n_eval = len(self.test_labels) - (1 if self.drop_last_test_sample else 0)
+            chunks = [
+                base_pixels(self.test_digits[start : min(start + self.eval_batch_size, n_eval)], device)
+                for start in range(0, n_eval, self.eval_batch_size)
+            ]
+            folds = [tuple(None if i is None else i.to(device) for i in fold_index(m)) for m in self.pixel_maps]
+            self._test_set_on = (device, chunks, folds, self.test_labels[:n_eval].to(device))
         return self._test_set_on[1:]
 
     def describe(self) -> dict:

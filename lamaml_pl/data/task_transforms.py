@@ -56,8 +56,3 @@ def pad_with_fill(flat_images: torch.Tensor) -> torch.Tensor:
 def apply_pixel_map(padded_images: torch.Tensor, pixel_map: torch.Tensor) -> torch.Tensor:
     """Transform padded uint8 images [N, 785] into float inputs [N, 784] in [0, 1]."""
     return padded_images[:, pixel_map].float().div_(255.0)
-
-
-def apply_pixel_map_by_pixel(padded_pixels: torch.Tensor, pixel_map: torch.Tensor) -> torch.Tensor:
-    """``apply_pixel_map`` for images stored pixel-major ([785, N]): the same [N, 784] floats."""
-    return padded_pixels[pixel_map].t().float().div_(255.0)
