@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos import LaMAML
-from lamaml_pl.algos.fast_mlp import factored_glance, first_order_glance
+from lamaml_pl.algos.fast_mlp import FactoredGlance, first_order_glance
 from lamaml_pl.data import StreamInfo
 from lamaml_pl.nets import MLP
 from tests.conftest import detach_from_trainer
@@ -195,7 +195,7 @@ def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, 
 @pytest.mark.parametrize("replayed", [0, 10])
 def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
     """Meta-loss, ∇θ and ∇rate of one glance, float64, sparse digit-like inputs, some zero rates;
-    without ∇rate (C-MAML) the same ∇θ."""
+    without ∇rate (C-MAML) the same ∇θ; one FactoredGlance reused across shapes (its buffers)."""
     torch.manual_seed(0)
     sizes = [784, *hidden, 10]
     weights = []
@@ -208,12 +208,16 @@ def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
     replay_x = torch.cat([torch.rand(replayed, 784, dtype=torch.float64), x])
     replay_y = torch.cat([torch.randint(0, 10, (replayed,)), y])
     loss, grad_theta, grad_rate = first_order_glance(weights, rates, x, y, replay_x, replay_y, None)
-    factored_loss, factored_theta, factored_rate = factored_glance(weights, rates, x, y, replay_x, replay_y)
+    glance = FactoredGlance()
+    factored_loss, factored_theta, factored_rate = glance(weights, rates, x, y, replay_x, replay_y)
     assert torch.allclose(factored_loss, loss, rtol=0, atol=1e-12)
     for expected, actual in zip(grad_theta + grad_rate, factored_theta + factored_rate):
         assert actual.shape == expected.shape
         assert torch.allclose(actual, expected, rtol=0, atol=1e-12)
     assert max(g.abs().max() for g in grad_rate) > 1e-4  # the rates' gradients are not all zero
-    without_rates = factored_glance(weights, rates, x, y, replay_x, replay_y, rate_grads=False)
+    shorter = glance(weights, rates, x[:7], y[:7], replay_x[:-3], replay_y[:-3])  # other shapes in between
+    expected = first_order_glance(weights, rates, x[:7], y[:7], replay_x[:-3], replay_y[:-3], None)
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(shorter[1] + shorter[2], expected[1] + expected[2]))
+    without_rates = glance(weights, rates, x, y, replay_x, replay_y, rate_grads=False)
     assert without_rates[2] is None
     assert all(torch.equal(a, b) for a, b in zip(without_rates[1], factored_theta))

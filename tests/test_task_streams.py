@@ -14,7 +14,7 @@ from lamaml_pl.data.task_transforms import (
     rotation_angles,
     rotation_pixel_map,
 )
-from tests.conftest import synthetic_digits
+from tests.conftest import requires_cuda, synthetic_digits
 
 
 def make_dm(root, transform="rotation", **kw):
@@ -44,26 +44,43 @@ def test_rotation_map_equals_pil_rotate(angle):
     assert torch.equal(kept.dense(), ours)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
 @pytest.mark.parametrize("pixel_map", [rotation_pixel_map(133.7), permutation_pixel_maps(1, seed=3)[0]], ids=["rotation", "permutation"])
-def test_first_layer_on_the_base_digits_equals_it_on_the_task_inputs(pixel_map):
-    """The evaluation multiplies the base digits by the weights folded through the pixel map;
-    133.7 degrees has blank fill pixels and base pixels that two input pixels read."""
+def test_first_layer_on_the_base_digits_equals_it_on_the_task_inputs(pixel_map, device):
+    """The evaluation multiplies the base digits (sparse on the CPU) by the weights folded through
+    the pixel map; 133.7 degrees has blank fill pixels and base pixels that two input pixels read."""
     images, _ = synthetic_digits(30, seed=2)
     images[:, :3] = 0  # blank rows: the sparse digits then have empty stretches
     targets, sources = fold_index(pixel_map)
     assert torch.bincount(targets).max() <= 2 and (sources is None) == (pixel_map.max() < FILL_INDEX)
     flat = torch.from_numpy(images).reshape(30, -1)
     gen = torch.Generator().manual_seed(0)
-    weight, bias = torch.randn(3, 7, 784, generator=gen, dtype=torch.float64), torch.randn(3, 7, generator=gen, dtype=torch.float64)
-    for device_layout in ("sparse", "dense"):
-        pixels = base_pixels(flat, torch.device("cpu"))
-        kept = GatheredPixels(pixels if device_layout == "sparse" else pixels.to_dense(), targets, sources)
-        inputs = apply_pixel_map(pad_with_fill(flat), pixel_map).double()
-        assert torch.equal(kept.dense().double(), inputs)
-        single = kept.linear(weight[0], bias[0])  # one network: (N, out)
-        assert single.shape == (30, 7) and torch.allclose(single, inputs @ weight[0].T + bias[0], rtol=0, atol=1e-12)
-        stacked = kept.linear(weight, bias)  # a population: (members, N, out)
-        assert torch.allclose(stacked, inputs @ weight.transpose(1, 2) + bias.unsqueeze(1), rtol=0, atol=1e-12)
+    weight = torch.randn(3, 7, 784, generator=gen, dtype=torch.float64).to(device)
+    bias = torch.randn(3, 7, generator=gen, dtype=torch.float64).to(device)
+    kept = GatheredPixels(base_pixels(flat, torch.device(device)), targets, sources).to(device)
+    assert kept.pixels.layout == (torch.sparse_csr if device == "cpu" else torch.strided)
+    inputs = apply_pixel_map(pad_with_fill(flat), pixel_map).double().to(device)
+    assert torch.equal(kept.dense().double(), inputs)  # the same values on every device
+    single = kept.linear(weight[0], bias[0])  # one network: (N, out)
+    assert single.shape == (30, 7) and torch.allclose(single, inputs @ weight[0].T + bias[0], rtol=0, atol=1e-12)
+    stacked = kept.linear(weight, bias)  # a population: (members, N, out)
+    assert torch.allclose(stacked, inputs @ weight.transpose(1, 2) + bias.unsqueeze(1), rtol=0, atol=1e-12)
+
+
+def test_first_layer_on_the_base_digits_runs_under_half_precision():
+    """bf16 weights (trainer.precision=bf16-true) and CPU autocast (bf16-mixed) evaluate too: MKL's
+    sparse product has no half types, so it runs in float32 and returns the weights' dtype."""
+    images, _ = synthetic_digits(30, seed=2)
+    kept = GatheredPixels(base_pixels(torch.from_numpy(images).reshape(30, -1), torch.device("cpu")),
+                          *fold_index(rotation_pixel_map(45.0)))
+    gen = torch.Generator().manual_seed(0)
+    weight, bias = torch.randn(7, 784, generator=gen), torch.randn(7, generator=gen)
+    full = kept.linear(weight, bias)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(kept.linear(weight, bias), full)
+    half = kept.linear(weight.bfloat16(), bias.bfloat16())
+    assert half.dtype == torch.bfloat16
+    assert torch.allclose(half.float(), kept.dense() @ weight.bfloat16().float().T + bias.bfloat16().float(), rtol=1e-2, atol=0.1)
 
 
 def test_rotation_angles_fall_one_per_bin_and_follow_the_seed():

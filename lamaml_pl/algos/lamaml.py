@@ -51,7 +51,7 @@ from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.cuda_graph import GraphedStep
-from lamaml_pl.algos.fast_mlp import factored_glance, first_order_glance
+from lamaml_pl.algos.fast_mlp import FactoredGlance, first_order_glance
 from lamaml_pl.algos.gradients import clip_norm_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.data.datamodule import StreamInfo
@@ -133,6 +133,7 @@ class LaMAML(ContinualLearner):
                          and stream.classes_per_task is None)
         # its factored form needs the first layer's inner gradients unclamped (rank one) and a hidden layer
         self.factored_glance = factored_glance and self.fast_mlp and not inner_clamp and len(net) > 1
+        self.factored = FactoredGlance()  # keeps its inner loop's buffers from glance to glance
         self.cuda_graph = cuda_graph
         self.graphed_update = GraphedStep(self.hand_written_update, state=lambda: [*self.net.parameters(), *self.alpha])
         self.weight_names = [name for name, _ in net.named_parameters()]
@@ -195,7 +196,7 @@ class LaMAML(ContinualLearner):
         rates = torch._foreach_clamp_min(alpha, 0.0) if self.inner_alpha_relu else alpha  # relu(α)
         weights = list(self.net.parameters())
         if self.factored_glance:
-            meta_loss, grad_theta, grad_rate = factored_glance(
+            meta_loss, grad_theta, grad_rate = self.factored(
                 weights, rates, x, y, replay_x, replay_y, rate_grads=self.learn_lr
             )
         else:

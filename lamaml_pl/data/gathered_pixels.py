@@ -28,13 +28,17 @@ def fold_index(pixel_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | No
 
 
 def base_pixels(digits: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 digits ``(N, 784)`` as floats in [0, 1] on ``device``; sparse CSR on the CPU."""
-    pixels = digits.to(device).float().div_(255.0)
+    """uint8 digits ``(N, 784)`` as floats in [0, 1] on ``device``, divided on the CPU (as the
+    training inputs are: the same values on every device); sparse CSR on the CPU, built from the
+    uint8 digits so that no dense float copy is ever made."""
     if device.type != "cpu":
-        return pixels
+        return digits.float().div_(255.0).to(device)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return pixels.to_sparse_csr()
+        csr = digits.to_sparse_csr()
+        return torch.sparse_csr_tensor(  # indices of a CSR torch just built: no need to check them
+            csr.crow_indices(), csr.col_indices(), csr.values().float().div_(255.0), csr.shape, check_invariants=False
+        )
 
 
 class GatheredPixels:
@@ -70,15 +74,20 @@ class GatheredPixels:
 
     def linear(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``inputs @ W^T + b`` from the base digits and the folded weights. ``weight`` is
-        ``(out, 784)`` or, for a population, ``(..., out, 784)``; the result ``(..., N, out)``."""
-        columns = weight.transpose(-1, -2)  # (..., 784, out)
+        ``(out, 784)`` or, for a population, ``(..., out, 784)``; the result ``(..., N, out)``.
+        Computed in float32 (float64 in a float64 run) outside autocast, since MKL's sparse
+        product has no half types; returned in the weights' dtype."""
+        dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
+        columns = weight.transpose(-1, -2).to(dtype)  # (..., 784, out)
         if self.sources is not None:
             columns = columns.index_select(-2, self.sources)
         folded = columns.new_zeros(*columns.shape[:-2], N_PIXELS, columns.shape[-1])
         folded.index_add_(-2, self.targets, columns)
-        pixels = self.pixels.to(weight.dtype)  # a float64 run (precision=64) reads float64 digits
-        if weight.dim() == 2:
-            return torch.addmm(bias, pixels, folded)
-        lead, out = weight.shape[:-2], weight.shape[-2]
-        flat = folded.movedim(-2, 0).reshape(N_PIXELS, -1)  # every member's folded weights side by side
-        return (pixels @ flat).view(len(self), *lead, out).movedim(0, -2) + bias.unsqueeze(-2)
+        pixels, bias = self.pixels.to(dtype), bias.to(dtype)
+        with torch.autocast(self.device.type, enabled=False):
+            if weight.dim() == 2:
+                return torch.addmm(bias, pixels, folded).to(weight.dtype)
+            lead, out = weight.shape[:-2], weight.shape[-2]
+            flat = folded.movedim(-2, 0).reshape(N_PIXELS, -1)  # every member's folded weights side by side
+            products = (pixels @ flat).view(len(self), *lead, out).movedim(0, -2)
+            return products.add_(bias.unsqueeze(-2)).to(weight.dtype)
