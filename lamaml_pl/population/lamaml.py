@@ -120,7 +120,7 @@ class PopulationLaMAML(PopulationLearner):
         return losses, torch._foreach_div(grad_theta, n), torch._foreach_div(grad_rate, -n)
 
     def factored_grads(self, weights, rates, x, y, replay_x, replay_y) -> tuple:
-        """:func:`~lamaml_pl.algos.fast_mlp.factored_glance` for every member at once (the same
+        """:class:`~lamaml_pl.algos.fast_mlp.FactoredGlance` for every member at once (the same
         sums with a member axis in front; no blank-pixel skipping: the members' digits differ).
         ∇rate is None without learn_lr (C-MAML)."""
         members, n, m = x.shape[0], x.shape[1], replay_x.shape[1]
