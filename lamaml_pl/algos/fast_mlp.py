@@ -44,10 +44,11 @@ def mlp_grads(
     return logits
 
 
-def one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
+def one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
     """``F.one_hot(labels).to(dtype)`` without its bounds check, which waits for the GPU (and so
-    cannot run inside a CUDA graph)."""
-    return torch.zeros(*labels.shape, n_classes, dtype=dtype, device=labels.device).scatter_(-1, labels.unsqueeze(-1), 1.0)
+    cannot run inside a CUDA graph); written into ``out`` if given."""
+    target = torch.zeros(*labels.shape, n_classes, dtype=dtype, device=labels.device) if out is None else out.zero_()
+    return target.scatter_(-1, labels.unsqueeze(-1), 1.0)
 
 
 def layer_views(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -206,7 +207,7 @@ class FactoredGlance:
 
         # the inner loop: one sample at a time; the tail's fast weights and gradients kept per step
         torch.cat([w.reshape(-1) for w in tail], out=loop.fast[0])
-        loop.targets.zero_().scatter_(1, y.unsqueeze(1), 1.0)
+        one_hot(y, n_classes, x.dtype, out=loop.targets)
         torch.mm(x, w1.t(), out=loop.first)
         torch.mm(x_used[loop.rows] * x_used[loop.cols], r1_used.t(), out=loop.pair_shifts)
         for fast, first, targets, inner, delta, later_first, shifts, fast_row, inner_row, next_row in loop.steps:
