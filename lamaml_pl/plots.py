@@ -20,7 +20,7 @@ def plot_accuracy_matrix(R: torch.Tensor, path: Path, title: str) -> None:
     T = R.shape[1]
     fig, ax = plt.subplots(figsize=(min(2 + 0.45 * T, 16), min(1.6 + 0.4 * R.shape[0], 14)))
     # a mesh of cells, not imshow: Agg resamples an image to the figure's pixels in float64
-    # (~100 MB for a 100-task matrix, the run's peak memory); NaN cells (not evaluated) stay blank
+    # (~100 MB for a 100-task matrix: the highest point before exit); NaN cells (not evaluated) stay blank
     rows, columns = torch.arange(R.shape[0] + 1) - 0.5, torch.arange(T + 1) - 0.5
     image = ax.pcolormesh(columns.numpy(), rows.numpy(), 100 * R.numpy(), vmin=0, vmax=100, cmap="viridis")
     ax.invert_yaxis()  # task 0 on top, as a matrix is read
