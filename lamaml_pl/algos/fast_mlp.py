@@ -95,62 +95,86 @@ def first_order_glance(
     return meta_loss, layer_views(grad_theta.div_(n), weights), layer_views(grad_rate.div_(-n), weights)
 
 
-def _affine(bias: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``h Wᵀ + b`` for one weight set (2-d ``h``) or a stack of them (leading axis)."""
-    if h.dim() == 2:
-        return torch.addmm(bias, h, weight.t())
-    return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-
-
 def tail_grads(
-    tail: list[torch.Tensor], first: torch.Tensor, targets: torch.Tensor, out: list[torch.Tensor]
+    tail: list[torch.Tensor], first: torch.Tensor, targets: torch.Tensor, out: list[torch.Tensor],
+    transposed: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The MLP above its first weight matrix: ``tail`` = ``[b1, W2, b2, ..., WL, bL]``, ``first``
-    the first layer's products ``x W1ᵀ`` (m, H) — or both with a leading axis of k weight sets.
-    Writes the gradients of the mean cross-entropy over the m samples into ``out`` (shaped as
-    ``tail``); returns the logits and the gradient at the first layer's pre-activations."""
+    """The MLP above its first weight matrix for k weight sets at once: ``tail`` = ``[b1, W2, b2,
+    ..., WL, bL]`` each with a leading axis of k, ``first`` the first layer's products ``x W1ᵀ``
+    (k, m, H); ``transposed``: the views ``Wᵀ`` of ``tail``'s matrices, if the caller keeps them
+    (each is an op). Writes the gradients of the mean cross-entropy over the m samples into ``out``
+    (shaped as ``tail``); returns the logits and the gradient at the first layer's pre-activations."""
     n_layers = (len(tail) + 1) // 2
-    activations = [first.add_(tail[0] if first.dim() == 2 else tail[0].unsqueeze(1)).relu_()]
+    transposed = transposed or [w.transpose(1, 2) for w in tail[1::2]]
+    activations = [first.add_(tail[0].unsqueeze(1)).relu_()]
     for k in range(1, n_layers):
-        z = _affine(tail[2 * k], activations[-1], tail[2 * k - 1])
+        z = torch.baddbmm(tail[2 * k].unsqueeze(1), activations[-1], transposed[k - 1])
         activations.append(z.relu_() if k < n_layers - 1 else z)
     logits = activations.pop()
     dz = torch.softmax(logits, dim=-1).sub_(targets)
     samples = targets.shape[-2]
     if samples > 1:
         dz = dz.div_(samples)
-    product = torch.mm if first.dim() == 2 else torch.bmm  # not matmul: its dispatch costs more
     for k in reversed(range(1, n_layers)):
-        product(dz.transpose(-1, -2), activations[k - 1], out=out[2 * k - 1])
-        torch.sum(dz, dim=-2, out=out[2 * k])
-        dz = torch.ops.aten.threshold_backward(product(dz, tail[2 * k - 1]), activations[k - 1], 0)
-    torch.sum(dz, dim=-2, out=out[0])
+        torch.bmm(dz.transpose(1, 2), activations[k - 1], out=out[2 * k - 1])  # not matmul: its dispatch costs more
+        torch.sum(dz, dim=1, out=out[2 * k])
+        dz = torch.ops.aten.threshold_backward(torch.bmm(dz, tail[2 * k - 1]), activations[k - 1], 0)
+    torch.sum(dz, dim=1, out=out[0])
     return logits, dz
 
 
+def sample_tail_grads(
+    tail: list[torch.Tensor], transposed: list[torch.Tensor], first: torch.Tensor, target: torch.Tensor,
+    out: list[torch.Tensor],
+) -> torch.Tensor:
+    """:func:`tail_grads` for one sample (``first``, ``target``: one row each), in fewer ops: a
+    bias's gradient is then its layer's pre-activation gradient itself, so the backward pass
+    computes each of those straight into its bias's slot of ``out`` (biases shaped (1, width)).
+    Returns the first layer's, δ (a view of ``out[0]``)."""
+    n_layers = (len(tail) + 1) // 2
+    activations = [first.add_(tail[0]).relu_()]
+    for k in range(1, n_layers):
+        z = torch.addmm(tail[2 * k], activations[-1], transposed[k - 1])
+        activations.append(z.relu_() if k < n_layers - 1 else z)
+    dz = torch.ops.aten._softmax.out(activations.pop(), -1, False, out=out[-1]).sub_(target)
+    for k in reversed(range(1, n_layers)):
+        torch.mm(dz.t(), activations[k - 1], out=out[2 * k - 1])
+        dz = torch.ops.aten.threshold_backward.grad_input(
+            torch.mm(dz, tail[2 * k - 1]), activations[k - 1], 0, grad_input=out[2 * k - 2]
+        )
+    return dz
+
+
 class InnerLoop:
-    """The buffers of :class:`FactoredGlance`'s inner loop with every per-step view of them, made
-    once per shape: a step then only computes (no tensor indexing, no allocation of its state)."""
+    """The buffers of :class:`FactoredGlance` with every per-step view of them, made once per
+    shape: a step then only computes (no tensor indexing, no allocation of its state)."""
 
     def __init__(self, n: int, tail: list[torch.Tensor]):
         width, n_classes = tail[0].shape[0], tail[-1].shape[0]
         like = dict(dtype=tail[0].dtype, device=tail[0].device)
         self.fast = torch.empty(n + 1, sum(w.numel() for w in tail), **like)  # row i: the tail before step i
         self.inner = torch.empty(n, self.fast.shape[1], **like)  # row j: g_j, the tail's gradient at step j
+        self.outer = torch.empty_like(self.inner)  # row i: G_i, the meta-batch's gradient after step i
         self.first = torch.empty(n, width, **like)  # row i: x_i W1ᵀ, less δ_j ⊙ R1 (x_j ⊙ x_i) for each j < i
-        self.delta = torch.empty(n, width, **like)  # row j: δ_j
+        self.delta = self.inner[:, :width]  # row j: δ_j, which is b1's gradient g_j
         self.targets = torch.empty(n, n_classes, **like)
+        self.upper = torch.ones(n, n, **like).triu_()  # sums over steps as products
         self.rows, self.cols = torch.triu_indices(n, n, 1, device=like["device"])  # pairs (j, i), j < i, by j
         self.pair_shifts = torch.empty(len(self.rows), width, **like)  # R1 (x_j ⊙ x_i) of those pairs
         fast_layers, inner_layers = stacked_views(self.fast, tail), stacked_views(self.inner, tail)
         self.steps = []
         for j in range(n):
             start = j * n - j * (j + 1) // 2
-            self.steps.append((
-                [v[j] for v in fast_layers], self.first[j : j + 1], self.targets[j : j + 1],
-                [v[j] for v in inner_layers], self.delta[j : j + 1], self.first[j + 1 :],
+            fast_j = [v[j] for v in fast_layers]
+            self.steps.append((  # biases' gradients as rows (1, width): sample_tail_grads writes into them
+                fast_j, [w.t() for w in fast_j[1::2]], self.first[j : j + 1], self.targets[j : j + 1],
+                [v[j : j + 1] if k % 2 == 0 else v[j] for k, v in enumerate(inner_layers)], self.first[j + 1 :],
                 self.pair_shifts[start : start + n - 1 - j], self.fast[j], self.inner[j], self.fast[j + 1],
             ))
+        # the meta pass: the tails after steps 1..n, their gradients
+        self.meta_fast = stacked_views(self.fast[1:], tail)
+        self.meta_transposed = [w.transpose(1, 2) for w in self.meta_fast[1::2]]
+        self.meta_out = stacked_views(self.outer, tail)
 
 
 class FactoredGlance:
@@ -191,7 +215,10 @@ class FactoredGlance:
         replay_x: torch.Tensor,
         replay_y: torch.Tensor,
         rate_grads: bool = True,
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:
+        with_loss: bool = True,
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor], list[torch.Tensor] | None]:
+        """(mean meta-loss, ∇θ, ∇rate); ``with_loss=False`` skips the loss (None) when only the
+        gradients are used."""
         x, replay_x = x.flatten(1), replay_x.flatten(1)
         n, m = len(y), len(replay_y)
         w1, r1, tail = weights[0].detach(), rates[0], [w.detach() for w in weights[1:]]
@@ -200,38 +227,38 @@ class FactoredGlance:
         if loop is None:
             loop = self.loops[(n, x.dtype, x.device)] = InnerLoop(n, tail)
         tail_rate = torch.cat([r.reshape(-1) for r in rates[1:]])
-        pixels = x.ne(0).any(0).nonzero().squeeze(1) if x.device.type == "cpu" else None
-        x_used, replay_used, r1_used = (
-            (x, replay_x, r1) if pixels is None else (x[:, pixels], replay_x[:, pixels], r1[:, pixels])
+        pixels = x.any(0).nonzero().squeeze(1) if x.device.type == "cpu" else None
+        x_used, replay_used, r1_used = (  # index_select: a third of the cost of x[:, pixels]
+            (x, replay_x, r1) if pixels is None
+            else (x.index_select(1, pixels), replay_x.index_select(1, pixels), r1.index_select(1, pixels))
         )
 
         # the inner loop: one sample at a time; the tail's fast weights and gradients kept per step
         torch.cat([w.reshape(-1) for w in tail], out=loop.fast[0])
         one_hot(y, n_classes, x.dtype, out=loop.targets)
         torch.mm(x, w1.t(), out=loop.first)
-        torch.mm(x_used[loop.rows] * x_used[loop.cols], r1_used.t(), out=loop.pair_shifts)
-        for fast, first, targets, inner, delta, later_first, shifts, fast_row, inner_row, next_row in loop.steps:
-            _, dz = tail_grads(fast, first, targets, inner)
-            delta.copy_(dz)
-            later_first.addcmul_(shifts, dz, value=-1)
+        pairs = x_used.index_select(0, loop.rows).mul_(x_used.index_select(0, loop.cols))
+        torch.mm(pairs, r1_used.t(), out=loop.pair_shifts)
+        for fast, transposed, first, target, grads, later_first, shifts, fast_row, inner_row, next_row in loop.steps:
+            delta = sample_tail_grads(fast, transposed, first, target, grads)
+            later_first.addcmul_(shifts, delta, value=-1)
             torch.addcmul(fast_row, inner_row, tail_rate, value=-1, out=next_row)
-        fast, inner, delta = loop.fast, loop.inner, loop.delta
+        inner, outer, delta, upper = loop.inner, loop.outer, loop.delta, loop.upper
 
         # the meta pass of the n fast-weight sets at once
         replay_targets = one_hot(replay_y, n_classes, x.dtype)
         masked = (replay_used.unsqueeze(0) * x_used.unsqueeze(1)).view(n * m, -1)  # rows X ⊙ x_j
-        upper = torch.ones(n, n, dtype=x.dtype, device=x.device).triu_()  # sums over steps as products
         shifts = torch.mm(masked, r1_used.t()).view(n, m, -1).mul_(delta.unsqueeze(1))
         shifts = torch.mm(upper.t(), shifts.view(n, -1)).view(n, m, -1)  # row i: Σ_{j≤i}
         first = torch.mm(replay_x, w1.t()).expand(n, -1, -1) - shifts
-        outer = torch.empty_like(inner)
-        logits, dz = tail_grads(stacked_views(fast[1:], tail), first, replay_targets.expand(n, -1, -1), stacked_views(outer, tail))
-        meta_loss = F.cross_entropy(logits.reshape(n * m, n_classes), replay_y.repeat(n))
+        logits, dz = tail_grads(loop.meta_fast, first, replay_targets.expand(n, -1, -1), loop.meta_out,
+                                loop.meta_transposed)
+        meta_loss = F.cross_entropy(logits.reshape(n * m, n_classes), replay_y.repeat(n)) if with_loss else None
         grad_theta = [torch.mm(dz.sum(0).t(), replay_x).div_(n), *layer_views(outer.sum(0).div_(n), tail)]
         if not rate_grads:
             return meta_loss, grad_theta, None
         later = torch.mm(upper, outer)  # row j: Σ_{i≥j} G_i
-        rate_tail = (inner * later).sum(0).div_(-n)
+        rate_tail = later.mul_(inner).sum(0).div_(-n)
         suffix = torch.mm(upper, dz.view(n, -1)).view(n, m, -1).mul_(delta.unsqueeze(1))  # δ_j ⊙ T_j
         rate_w1 = torch.mm(suffix.view(n * m, -1).t(), masked).div_(-n)
         if pixels is not None:

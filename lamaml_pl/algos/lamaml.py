@@ -162,11 +162,12 @@ class LaMAML(ContinualLearner):
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         for glance in range(self.glances):
             order = shuffled_order(len(y), y.device)
-            x, y = x[order], y[order]
+            x, y = x.index_select(0, order), y.index_select(0, order)
             replay_x, replay_y, replay_t = self.replay_batch(x, y, t)
-            if self.fast_mlp:
-                update = self.graphed_update if self.cuda_graph and x.is_cuda else self.hand_written_update
-                meta_loss = update(x, y, replay_x, replay_y)
+            if self.fast_mlp and self.cuda_graph and x.is_cuda:
+                meta_loss = self.graphed_update(x, y, replay_x, replay_y)
+            elif self.fast_mlp:  # only the last glance's loss is reported: the others skip it
+                meta_loss = self.hand_written_update(x, y, replay_x, replay_y, with_loss=glance == self.glances - 1)
             else:
                 meta_loss = self.autograd_glance(x, y, t, replay_x, replay_y, replay_t)
                 self.meta_step([w.grad for w in self.net.parameters()], [a.grad for a in self.alpha])
@@ -189,22 +190,23 @@ class LaMAML(ContinualLearner):
         self.manual_backward(meta_loss)
         return meta_loss
 
-    def hand_written_update(self, x, y, replay_x, replay_y) -> torch.Tensor:
+    @torch.no_grad()
+    def hand_written_update(self, x, y, replay_x, replay_y, with_loss: bool = True) -> torch.Tensor | None:
         """The same glance for a first-order MLP with gradients by hand (:mod:`fast_mlp`), then
-        the meta step. No autograd and no host sync: on a GPU it runs as one CUDA graph."""
-        alpha = [a.detach() for a in self.alpha]
+        the meta step. No autograd and no host sync: on a GPU it runs as one CUDA graph.
+        Returns the mean meta-loss (None with ``with_loss`` off: the factored glance skips it)."""
+        weights, alpha = list(self.net.parameters()), list(self.alpha)
         rates = torch._foreach_clamp_min(alpha, 0.0) if self.inner_alpha_relu else alpha  # relu(α)
-        weights = list(self.net.parameters())
         if self.factored_glance:
             meta_loss, grad_theta, grad_rate = self.factored(
-                weights, rates, x, y, replay_x, replay_y, rate_grads=self.learn_lr
+                weights, rates, x, y, replay_x, replay_y, rate_grads=self.learn_lr, with_loss=with_loss
             )
         else:
             clamp = self.grad_clip_norm if self.inner_clamp else None
             meta_loss, grad_theta, grad_rate = first_order_glance(weights, rates, x, y, replay_x, replay_y, clamp)
-        if self.learn_lr and self.inner_alpha_relu:  # relu's derivative
-            torch._foreach_mul_(grad_rate, [a > 0 for a in alpha])
-        self.meta_step(grad_theta, grad_rate)
+        if self.learn_lr and self.inner_alpha_relu:  # relu's derivative: sign(relu(α)) is 1 where α > 0, else 0
+            torch._foreach_mul_(grad_rate, torch._foreach_sign(rates))
+        self.meta_step(grad_theta, grad_rate, weights, alpha)
         return meta_loss
 
     def replay_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, ...]:
@@ -231,16 +233,21 @@ class LaMAML(ContinualLearner):
         return {name: torch.addcmul(w, g, lr, value=-1) for (name, w), g, lr in zip(fast.items(), grads, rates)}
 
     @torch.no_grad()
-    def meta_step(self, grad_theta: list[torch.Tensor], grad_rate: list[torch.Tensor] | None) -> None:
+    def meta_step(
+        self, grad_theta: list[torch.Tensor], grad_rate: list[torch.Tensor] | None,
+        weights: list[torch.Tensor] | None = None, alpha: list[torch.Tensor] | None = None,
+    ) -> None:
         """Clip both gradient groups (as ``clip_grad_norm_``), then the α step (SGD at opt_lr) and
         the θ step (sync: SGD at opt_wt; else θ -= relu(α) ⊙ ∇θ with the new α: look-ahead).
-        Without learn_lr (C-MAML) ∇α plays no part and may be None."""
+        Without learn_lr (C-MAML) ∇α plays no part and may be None. ``weights``/``alpha``: the
+        parameter lists, if the caller has them."""
+        weights = weights or list(self.net.parameters())
+        alpha = alpha or list(self.alpha)
         clip_norm_(grad_theta, self.grad_clip_norm)
-        weights = list(self.net.parameters())
         if self.learn_lr:
             clip_norm_(grad_rate, self.grad_clip_norm)
-            torch._foreach_add_(list(self.alpha), grad_rate, alpha=-self.opt_lr)
+            torch._foreach_add_(alpha, grad_rate, alpha=-self.opt_lr)
         if self.sync_update:
             torch._foreach_add_(weights, grad_theta, alpha=-self.opt_wt)
         else:
-            torch._foreach_sub_(weights, torch._foreach_mul(grad_theta, torch._foreach_clamp_min(list(self.alpha), 0.0)))
+            torch._foreach_sub_(weights, torch._foreach_mul(grad_theta, torch._foreach_clamp_min(alpha, 0.0)))

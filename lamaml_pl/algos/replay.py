@@ -58,7 +58,7 @@ class ReservoirBuffer(nn.Module):
         """``min(k, len)`` entries drawn uniformly with replacement (empty when the buffer is)."""
         k = min(k, len(self))
         idx = torch.randint(0, max(len(self), 1), (k,), device=self.y.device)
-        return self.x[idx], self.y[idx], self.t[idx]
+        return self.x.index_select(0, idx), self.y.index_select(0, idx), self.t.index_select(0, idx)
 
     def get_extra_state(self) -> dict:
         return {"age": self.age}
