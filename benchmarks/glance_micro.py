@@ -67,7 +67,9 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x, y = torch.rand(10, 784, device=device), torch.randint(0, 10, (10,), device=device)
-    rx, ry = torch.rand(20, 784, device=device), torch.randint(0, 10, (20,), device=device)
+    # the meta-batch: 10 replayed samples, then the incoming batch (as La-MAML's replay ∪ B)
+    rx = torch.cat([torch.rand(10, 784, device=device), x])
+    ry = torch.cat([torch.randint(0, 10, (10,), device=device), y])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}: ms per glance (median of {args.repeat} x {args.steps})")
 

@@ -221,3 +221,17 @@ def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
     without_rates = glance(weights, rates, x, y, replay_x, replay_y, rate_grads=False)
     assert without_rates[2] is None
     assert all(torch.equal(a, b) for a, b in zip(without_rates[1], factored_theta))
+
+
+def test_factored_glance_needs_the_meta_batch_to_end_with_the_incoming_batch():
+    """Its inner steps' shifts are read from the meta-batch's last n rows: any other meta-batch
+    is refused, not silently mis-summed."""
+    weights = [torch.randn(5, 8), torch.randn(5), torch.randn(3, 5), torch.randn(3)]
+    rates = [torch.rand_like(w) for w in weights]
+    x, y = torch.rand(4, 8), torch.randint(0, 3, (4,))
+    replay_x, replay_y = torch.rand(6, 8), torch.randint(0, 3, (6,))
+    with pytest.raises(ValueError, match="must end with the incoming batch"):
+        FactoredGlance()(weights, rates, x, y, torch.cat([x, replay_x]), torch.cat([y, replay_y]))
+    loss, _, _ = FactoredGlance()(weights, rates, x, y, torch.cat([replay_x, x]), torch.cat([replay_y, y]))
+    assert torch.isfinite(loss)
+

@@ -149,7 +149,7 @@ class InnerLoop:
     """The buffers of :class:`FactoredGlance` with every per-step view of them, made once per
     shape: a step then only computes (no tensor indexing, no allocation of its state)."""
 
-    def __init__(self, n: int, tail: list[torch.Tensor]):
+    def __init__(self, n: int, m: int, tail: list[torch.Tensor]):
         width, n_classes = tail[0].shape[0], tail[-1].shape[0]
         like = dict(dtype=tail[0].dtype, device=tail[0].device)
         self.fast = torch.empty(n + 1, sum(w.numel() for w in tail), **like)  # row i: the tail before step i
@@ -159,17 +159,17 @@ class InnerLoop:
         self.delta = self.inner[:, :width]  # row j: δ_j, which is b1's gradient g_j
         self.targets = torch.empty(n, n_classes, **like)
         self.upper = torch.ones(n, n, **like).triu_()  # sums over steps as products
-        self.rows, self.cols = torch.triu_indices(n, n, 1, device=like["device"])  # pairs (j, i), j < i, by j
-        self.pair_shifts = torch.empty(len(self.rows), width, **like)  # R1 (x_j ⊙ x_i) of those pairs
+        # [j, s]: R1 (x_j ⊙ X_s) for the meta-batch X; it ends with the incoming samples, so
+        # [j, m - n + i] is R1 (x_j ⊙ x_i), the shift inner step j makes in sample i's x W1ᵀ
+        self.shifts = torch.empty(n, m, width, **like)
         fast_layers, inner_layers = stacked_views(self.fast, tail), stacked_views(self.inner, tail)
         self.steps = []
         for j in range(n):
-            start = j * n - j * (j + 1) // 2
             fast_j = [v[j] for v in fast_layers]
             self.steps.append((  # biases' gradients as rows (1, width): sample_tail_grads writes into them
                 fast_j, [w.t() for w in fast_j[1::2]], self.first[j : j + 1], self.targets[j : j + 1],
                 [v[j : j + 1] if k % 2 == 0 else v[j] for k, v in enumerate(inner_layers)], self.first[j + 1 :],
-                self.pair_shifts[start : start + n - 1 - j], self.fast[j], self.inner[j], self.fast[j + 1],
+                self.shifts[j, m - n + j + 1 :], self.fast[j], self.inner[j], self.fast[j + 1],
             ))
         # the meta pass: the tails after steps 1..n, their gradients
         self.meta_fast = stacked_views(self.fast[1:], tail)
@@ -190,14 +190,15 @@ class FactoredGlance:
     the meta-batch X's gradients at the first layer after step i): one product (δ ⊙ T)ᵀ (X ⊙ x)
     over all (j, sample) pairs. So the inner loop only steps the small layers above W1 (11k of the
     MNIST MLP's 89k weights), and the meta pass of all n fast-weight sets is a few large products
-    instead of n small ones. The other layers' rate gradients use the same exchange of sums:
+    instead of n small ones. The inner steps' own shifts R1 (x_j ⊙ x_i) are rows of the meta pass's
+    (X ⊙ x_j) R1ᵀ, as the meta-batch X ends with the incoming samples: one product, made first. The other layers' rate gradients use the same exchange of sums:
     Σ_i (Σ_{j≤i} g_j) ⊙ G_i = Σ_j g_j ⊙ Σ_{i≥j} G_i. On the CPU the first layer's products skip the
     pixels that are zero in every incoming sample (X ⊙ x_j vanishes there; MNIST digits are ~80%
     zeros). Same quantities as the per-sample form; the floating-point sums run in another order
     (equal to 1e-12 in float64, tested). ``rate_grads=False`` (C-MAML) skips ∇rate: None.
 
     A callable that keeps its inner loop's buffers and views (:class:`InnerLoop`, one per number
-    of steps, dtype and device) from glance to glance: on the CPU the loop is dispatch-bound, and
+    of steps and meta-batch size, dtype and device) from glance to glance: on the CPU the loop is dispatch-bound, and
     indexing and allocating were a fifth of its small ops. Under a CUDA graph every capture shares
     them: each glance writes every buffer before reading it.
     """
@@ -217,28 +218,31 @@ class FactoredGlance:
         rate_grads: bool = True,
         with_loss: bool = True,
     ) -> tuple[torch.Tensor | None, list[torch.Tensor], list[torch.Tensor] | None]:
-        """(mean meta-loss, ∇θ, ∇rate); ``with_loss=False`` skips the loss (None) when only the
-        gradients are used."""
+        """(mean meta-loss, ∇θ, ∇rate) of the glance at (x, y) with meta-batch (replay_x, replay_y),
+        which ends with (x, y), as La-MAML's does; ``with_loss=False`` skips the loss (None) when
+        only the gradients are used."""
         x, replay_x = x.flatten(1), replay_x.flatten(1)
         n, m = len(y), len(replay_y)
+        if x.device.type == "cpu" and (m < n or not torch.equal(replay_x[m - n :], x)):  # (on a GPU: a sync)
+            raise ValueError("the meta-batch must end with the incoming batch (La-MAML's replay ∪ B)")
         w1, r1, tail = weights[0].detach(), rates[0], [w.detach() for w in weights[1:]]
         n_classes = tail[-1].shape[0]
-        loop = self.loops.get((n, x.dtype, x.device))
+        loop = self.loops.get((n, m, x.dtype, x.device))
         if loop is None:
-            loop = self.loops[(n, x.dtype, x.device)] = InnerLoop(n, tail)
+            loop = self.loops[(n, m, x.dtype, x.device)] = InnerLoop(n, m, tail)
         tail_rate = torch.cat([r.reshape(-1) for r in rates[1:]])
         pixels = x.any(0).nonzero().squeeze(1) if x.device.type == "cpu" else None
         x_used, replay_used, r1_used = (  # index_select: a third of the cost of x[:, pixels]
             (x, replay_x, r1) if pixels is None
             else (x.index_select(1, pixels), replay_x.index_select(1, pixels), r1.index_select(1, pixels))
         )
+        masked = (replay_used.unsqueeze(0) * x_used.unsqueeze(1)).view(n * m, -1)  # rows X ⊙ x_j
+        torch.mm(masked, r1_used.t(), out=loop.shifts.view(n * m, -1))
 
         # the inner loop: one sample at a time; the tail's fast weights and gradients kept per step
         torch.cat([w.reshape(-1) for w in tail], out=loop.fast[0])
         one_hot(y, n_classes, x.dtype, out=loop.targets)
         torch.mm(x, w1.t(), out=loop.first)
-        pairs = x_used.index_select(0, loop.rows).mul_(x_used.index_select(0, loop.cols))
-        torch.mm(pairs, r1_used.t(), out=loop.pair_shifts)
         for fast, transposed, first, target, grads, later_first, shifts, fast_row, inner_row, next_row in loop.steps:
             delta = sample_tail_grads(fast, transposed, first, target, grads)
             later_first.addcmul_(shifts, delta, value=-1)
@@ -247,8 +251,7 @@ class FactoredGlance:
 
         # the meta pass of the n fast-weight sets at once
         replay_targets = one_hot(replay_y, n_classes, x.dtype)
-        masked = (replay_used.unsqueeze(0) * x_used.unsqueeze(1)).view(n * m, -1)  # rows X ⊙ x_j
-        shifts = torch.mm(masked, r1_used.t()).view(n, m, -1).mul_(delta.unsqueeze(1))
+        shifts = loop.shifts.mul_(delta.unsqueeze(1))
         shifts = torch.mm(upper.t(), shifts.view(n, -1)).view(n, m, -1)  # row i: Σ_{j≤i}
         first = torch.mm(replay_x, w1.t()).expand(n, -1, -1) - shifts
         logits, dz = tail_grads(loop.meta_fast, first, replay_targets.expand(n, -1, -1), loop.meta_out,
