@@ -211,20 +211,18 @@ class FactoredGlance:
         self,
         weights: list[torch.Tensor],
         rates: list[torch.Tensor],
-        x: torch.Tensor,
-        y: torch.Tensor,
         replay_x: torch.Tensor,
         replay_y: torch.Tensor,
+        n: int,
         rate_grads: bool = True,
         with_loss: bool = True,
     ) -> tuple[torch.Tensor | None, list[torch.Tensor], list[torch.Tensor] | None]:
-        """(mean meta-loss, ∇θ, ∇rate) of the glance at (x, y) with meta-batch (replay_x, replay_y),
-        which ends with (x, y), as La-MAML's does; ``with_loss=False`` skips the loss (None) when
-        only the gradients are used."""
-        x, replay_x = x.flatten(1), replay_x.flatten(1)
-        n, m = len(y), len(replay_y)
-        if x.device.type == "cpu" and (m < n or not torch.equal(replay_x[m - n :], x)):  # (on a GPU: a sync)
-            raise ValueError("the meta-batch must end with the incoming batch (La-MAML's replay ∪ B)")
+        """(mean meta-loss, ∇θ, ∇rate) of a glance with meta-batch (replay_x, replay_y) whose last
+        n samples are the incoming batch, the inner loop's (La-MAML's replay ∪ B);
+        ``with_loss=False`` skips the loss (None) when only the gradients are used."""
+        m = len(replay_y)
+        replay_x = replay_x.flatten(1)
+        x, y = replay_x[m - n :], replay_y[m - n :]
         w1, r1, tail = weights[0].detach(), rates[0], [w.detach() for w in weights[1:]]
         n_classes = tail[-1].shape[0]
         loop = self.loops.get((n, m, x.dtype, x.device))

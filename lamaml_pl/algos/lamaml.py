@@ -198,8 +198,8 @@ class LaMAML(ContinualLearner):
         weights, alpha = list(self.net.parameters()), list(self.alpha)
         rates = torch._foreach_clamp_min(alpha, 0.0) if self.inner_alpha_relu else alpha  # relu(α)
         if self.factored_glance:
-            meta_loss, grad_theta, grad_rate = self.factored(
-                weights, rates, x, y, replay_x, replay_y, rate_grads=self.learn_lr, with_loss=with_loss
+            meta_loss, grad_theta, grad_rate = self.factored(  # the meta-batch ends with (x, y): replay_batch
+                weights, rates, replay_x, replay_y, len(y), rate_grads=self.learn_lr, with_loss=with_loss
             )
         else:
             clamp = self.grad_clip_norm if self.inner_clamp else None
