@@ -250,4 +250,5 @@ class LaMAML(ContinualLearner):
         if self.sync_update:
             torch._foreach_add_(weights, grad_theta, alpha=-self.opt_wt)
         else:
-            torch._foreach_sub_(weights, torch._foreach_mul(grad_theta, torch._foreach_clamp_min(alpha, 0.0)))
+            torch._foreach_mul_(grad_theta, torch._foreach_clamp_min(alpha, 0.0))  # (in place: ours to scale)
+            torch._foreach_sub_(weights, grad_theta)
