@@ -222,3 +222,17 @@ def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
     assert without_rates[2] is None
     assert all(torch.equal(a, b) for a, b in zip(without_rates[1], factored_theta))
 
+
+def test_a_glance_without_its_loss_makes_the_same_update():
+    """Only the last glance of a batch computes the (reported) meta-loss: skipping it changes nothing else."""
+    torch.manual_seed(0)
+    learners = [LaMAML("lamaml", MLP(784, [20], 10), StreamInfo(2, 10, (784,), 1)) for _ in range(2)]
+    learners[1].load_state_dict(learners[0].state_dict())
+    before = [p.clone() for p in learners[0].parameters()]
+    x, y = torch.rand(4, 784) * (torch.rand(4, 784) > 0.7), torch.randint(0, 10, (4,))
+    replay_x, replay_y = torch.cat([torch.rand(3, 784), x]), torch.cat([torch.randint(0, 10, (3,)), y])
+    assert torch.isfinite(learners[0].hand_written_update(x, y, replay_x, replay_y, with_loss=True))
+    assert learners[1].hand_written_update(x, y, replay_x, replay_y, with_loss=False) is None
+    for a, b in zip(learners[0].parameters(), learners[1].parameters()):
+        assert torch.equal(a, b)
+    assert not all(torch.equal(a, start) for a, start in zip(learners[0].parameters(), before))  # it did update

@@ -130,7 +130,7 @@ def sample_tail_grads(
     """:func:`tail_grads` for one sample (``first``, ``target``: one row each), in fewer ops: a
     bias's gradient is then its layer's pre-activation gradient itself, so the backward pass
     computes each of those straight into its bias's slot of ``out`` (biases shaped (1, width)).
-    Returns the first layer's, δ (a view of ``out[0]``)."""
+    Returns δ, the gradient at the first layer's pre-activations (a view of ``out[0]``)."""
     n_layers = (len(tail) + 1) // 2
     activations = [first.add_(tail[0]).relu_()]
     for k in range(1, n_layers):
@@ -191,15 +191,16 @@ class FactoredGlance:
     over all (j, sample) pairs. So the inner loop only steps the small layers above W1 (11k of the
     MNIST MLP's 89k weights), and the meta pass of all n fast-weight sets is a few large products
     instead of n small ones. The inner steps' own shifts R1 (x_j ⊙ x_i) are rows of the meta pass's
-    (X ⊙ x_j) R1ᵀ, as the meta-batch X ends with the incoming samples: one product, made first. The other layers' rate gradients use the same exchange of sums:
+    (X ⊙ x_j) R1ᵀ, as the meta-batch X ends with the incoming samples: one product, made first.
+    The other layers' rate gradients use the same exchange of sums:
     Σ_i (Σ_{j≤i} g_j) ⊙ G_i = Σ_j g_j ⊙ Σ_{i≥j} G_i. On the CPU the first layer's products skip the
     pixels that are zero in every incoming sample (X ⊙ x_j vanishes there; MNIST digits are ~80%
     zeros). Same quantities as the per-sample form; the floating-point sums run in another order
     (equal to 1e-12 in float64, tested). ``rate_grads=False`` (C-MAML) skips ∇rate: None.
 
-    A callable that keeps its inner loop's buffers and views (:class:`InnerLoop`, one per number
-    of steps and meta-batch size, dtype and device) from glance to glance: on the CPU the loop is dispatch-bound, and
-    indexing and allocating were a fifth of its small ops. Under a CUDA graph every capture shares
+    A callable that keeps its buffers and views (:class:`InnerLoop`, one per number of steps,
+    meta-batch size, dtype and device) from glance to glance: on the CPU the glance is
+    dispatch-bound, and indexing and allocating were a fifth of its small ops. Under a CUDA graph every capture shares
     them: each glance writes every buffer before reading it.
     """
 
