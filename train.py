@@ -1,4 +1,5 @@
 """Entry point: ``python train.py algo=lamaml data=mnist_rot`` (see README.md)."""
+
 import sys
 from pathlib import Path
 

@@ -10,6 +10,7 @@ so each task has the real number of steps (225 batches of 10 per epoch, one meta
 Accuracy on random images means nothing; only the time is reported. ``--epochs`` below the
 paper's 10 gives a per-epoch time to extrapolate from on slow machines (the report says so).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_root, out_dir = Path(tmp) / "data", Path(tmp) / "run"
         write_synthetic_cifar100(data_root)
-        cmd = [sys.executable, "train.py", f"experiment=paper/cifar100_multi_{args.algo}", f"data.root={data_root}",
-               "data.download=false", f"data.n_tasks={args.tasks}", f"data.epochs_per_task={args.epochs}",
-               "logger=none", "trainer.enable_progress_bar=false", *args.override, f"hydra.run.dir={out_dir}"]
+        cmd = [
+            sys.executable,
+            "train.py",
+            f"experiment=paper/cifar100_multi_{args.algo}",
+            f"data.root={data_root}",
+            "data.download=false",
+            f"data.n_tasks={args.tasks}",
+            f"data.epochs_per_task={args.epochs}",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+            *args.override,
+            f"hydra.run.dir={out_dir}",
+        ]
         start = time.perf_counter()
         child = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -63,7 +74,10 @@ def main() -> None:
     scale = 10 / args.epochs
     print(f"{args.algo} on CIFAR-100-shaped data, {args.tasks} task(s) x {args.epochs} epoch(s), {results['device']}")
     print(f"training + evaluation {fit:.1f} s, start-up {wall - fit:.1f} s, peak RSS {results['peak_rss_mb']:.0f} MB")
-    print(f"seconds per task: {per_task:.1f}" + (f" ({per_task * scale:.0f} extrapolated to 10 epochs)" if scale != 1 else ""))
+    print(
+        f"seconds per task: {per_task:.1f}"
+        + (f" ({per_task * scale:.0f} extrapolated to 10 epochs)" if scale != 1 else "")
+    )
     print(f"{platform.node()}, {os.cpu_count()} cores, overrides: {' '.join(args.override) or 'none'}")
 
 

@@ -6,6 +6,7 @@
 Everything after ``--`` goes to ``train.py``. Prints, per repetition, RA and the largest
 difference of any accuracy-matrix entry from the first run (0.0 = bit-identical numbers).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,17 +27,25 @@ def main() -> None:
     matrices = []
     for k in range(args.repeat):
         with tempfile.TemporaryDirectory() as out_dir:
-            cmd = [sys.executable, "train.py", *args.overrides, "logger=none", "trainer.enable_progress_bar=false",
-                   f"hydra.run.dir={out_dir}"]
+            cmd = [
+                sys.executable,
+                "train.py",
+                *args.overrides,
+                "logger=none",
+                "trainer.enable_progress_bar=false",
+                f"hydra.run.dir={out_dir}",
+            ]
             child = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             if child.returncode != 0:
                 raise SystemExit(f"{' '.join(cmd)} failed:\n{child.stderr[-3000:]}")
             results = json.loads((Path(out_dir) / "results.json").read_text())
-        rows = [row for row in results["eval_rows"]["rows"]]
+        rows = list(results["eval_rows"]["rows"])
         matrices.append(rows)
         worst = max(abs(a - b) for r0, r in zip(matrices[0], rows) for a, b in zip(r0, r))
-        print(f"run {k}: RA {results['ra']}, largest difference from run 0: {worst:.4f} points ({results['device']})",
-              flush=True)
+        print(
+            f"run {k}: RA {results['ra']}, largest difference from run 0: {worst:.4f} points ({results['device']})",
+            flush=True,
+        )
     print("identical" if all(m == matrices[0] for m in matrices) else "DIFFERENT", " ".join(args.overrides))
 
 

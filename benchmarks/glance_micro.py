@@ -9,22 +9,24 @@ MNIST shapes: the 784-100-100-10 MLP, an incoming batch of 10, 10 replayed sampl
 meta-batch). Times are per glance, the median of ``--repeat`` timings of ``--steps`` glances, with
 the device synchronised around each timing.
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lamaml_pl.algos import LaMAML  # noqa: E402
-from lamaml_pl.data import StreamInfo  # noqa: E402
-from lamaml_pl.nets import MLP  # noqa: E402
-from lamaml_pl.population.lamaml import PopulationLaMAML  # noqa: E402
-from lamaml_pl.population.member_rng import MemberRNG  # noqa: E402
+from lamaml_pl.algos import LaMAML
+from lamaml_pl.data import StreamInfo
+from lamaml_pl.nets import MLP
+from lamaml_pl.population.lamaml import PopulationLaMAML
+from lamaml_pl.population.member_rng import MemberRNG
 
 STREAM = StreamInfo(n_tasks=20, n_classes=10, input_shape=(784,), epochs_per_task=1)
 
@@ -75,16 +77,26 @@ def main() -> None:
 
     for factored, glance in ((False, "sample by sample"), (True, "factored")):
         single = learner(0, factored).to(device)
-        report(f"single learner, {glance:16s}", lambda: single.hand_written_update(x, y, rx, ry),
-               lambda: single.graphed_update(x, y, rx, ry), args, device)
+        report(
+            f"single learner, {glance:16s}",
+            partial(single.hand_written_update, x, y, rx, ry),
+            partial(single.graphed_update, x, y, rx, ry),
+            args,
+            device,
+        )
     for n in args.members:
         members = [learner(k) for k in range(n)]
         population = PopulationLaMAML(members, [MemberRNG(torch.get_rng_state()) for _ in members], STREAM).to(device)
         px, py = x.expand(n, -1, -1).contiguous(), y.expand(n, -1).contiguous()
         prx, pry = rx.expand(n, -1, -1).contiguous(), ry.expand(n, -1).contiguous()
         with torch.no_grad():
-            report(f"population of {n:4d},", lambda: population.glance(px, py, prx, pry),
-                   lambda: population.graphed_glance(px, py, prx, pry), args, device)
+            report(
+                f"population of {n:4d},",
+                partial(population.glance, px, py, prx, pry),
+                partial(population.graphed_glance, px, py, prx, pry),
+                args,
+                device,
+            )
 
 
 if __name__ == "__main__":

@@ -11,19 +11,22 @@ member-runs per hour, and the speed-up over running the N members one after anot
 eval is the population's own clock (population.json), without start-up; peak GPU memory from
 ``torch.cuda.max_memory_allocated``.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import platform
 import statistics
-from pathlib import Path
 
 from run_benchmarks import CASES, ROOT, run_train
 
 GRIDS = {
-    "lr100": ["population.alpha_init=[0.01,0.03,0.1,0.15,0.3]", "population.opt_lr=[0.1,0.2,0.3,0.5]",
-              "population.seed=[0,1,2,3,4]"],
+    "lr100": [
+        "population.alpha_init=[0.01,0.03,0.1,0.15,0.3]",
+        "population.opt_lr=[0.1,0.2,0.3,0.5]",
+        "population.seed=[0,1,2,3,4]",
+    ],
 }
 
 
@@ -51,13 +54,21 @@ def main() -> None:
     single_wall = statistics.median(s[0] for s in singles)
     single_fit = statistics.median(s[2]["wall_time_s"] for s in singles)
     device = singles[0][2]["device"]
-    print(f"single run ({args.case}, median of {args.repeat}): {single_wall:.1f} s wall, {single_fit:.1f} s train + eval, "
-          f"peak RSS {singles[0][1]:.0f} MB, RA {singles[0][2]['ra']:.2f}", flush=True)
-    header = ("| population | members | wall (s) | train + eval (s) | per member (s) | member-runs / h "
-              "| vs members one by one | peak RSS (MB) | peak GPU MB (per member) | mean RA |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
-    rows = [f"| single run | 1 | {single_wall:.1f} | {single_fit:.1f} | {single_wall:.1f} | {3600 / single_wall:.0f} "
-            f"| 1.00x | {singles[0][1]:.0f} | | {singles[0][2]['ra']:.2f} |"]
+    print(
+        f"single run ({args.case}, median of {args.repeat}): {single_wall:.1f} s wall, "
+        f"{single_fit:.1f} s train + eval, "
+        f"peak RSS {singles[0][1]:.0f} MB, RA {singles[0][2]['ra']:.2f}",
+        flush=True,
+    )
+    header = (
+        "| population | members | wall (s) | train + eval (s) | per member (s) | member-runs / h "
+        "| vs members one by one | peak RSS (MB) | peak GPU MB (per member) | mean RA |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [
+        f"| single run | 1 | {single_wall:.1f} | {single_fit:.1f} | {single_wall:.1f} | {3600 / single_wall:.0f} "
+        f"| 1.00x | {singles[0][1]:.0f} | | {singles[0][2]['ra']:.2f} |"
+    ]
     print(header + "\n" + rows[0], flush=True)
     for name, size, overrides in populations:
         wall, rss, manifest = run_train(case + overrides, args.data_root, args.override, output="population.json")
@@ -65,11 +76,15 @@ def main() -> None:
         gpu = manifest.get("peak_gpu_mb")
         gpu_text = "" if gpu is None else f"{gpu:.0f} ({gpu / size:.1f})"
         mean_ra = statistics.mean(m["ra"] for m in manifest["members"] if m["ra"] is not None)
-        rows.append(f"| {name} | {size} | {wall:.1f} | {manifest['wall_time_s']:.1f} | {wall / size:.2f} "
-                    f"| {3600 * size / wall:.0f} | {size * single_wall / wall:.2f}x | {rss:.0f} | {gpu_text} "
-                    f"| {mean_ra:.2f} |")
+        rows.append(
+            f"| {name} | {size} | {wall:.1f} | {manifest['wall_time_s']:.1f} | {wall / size:.2f} "
+            f"| {3600 * size / wall:.0f} | {size * single_wall / wall:.2f}x | {rss:.0f} | {gpu_text} "
+            f"| {mean_ra:.2f} |"
+        )
         print(rows[-1], flush=True)
-    print(f"\n{platform.node()}, {os.cpu_count()} cores, {device}, extra overrides: {' '.join(args.override) or 'none'}")
+    print(
+        f"\n{platform.node()}, {os.cpu_count()} cores, {device}, extra overrides: {' '.join(args.override) or 'none'}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ pages touched by static destructors: ``import torch`` alone peaks at 507 MB insi
 process); RA/BTI come from the run's results.json, so every timing row also says what accuracy
 it bought.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,11 @@ CASES = {
     "cmaml-perm": ["algo=cmaml", "data=mnist_perm"],
     "sync-perm": ["algo=sync", "data=mnist_perm"],
     "lamaml-many": ["algo=lamaml", "data=mnist_many"],
-    **{f"{algo}-{short}": [f"algo={algo}", f"data=mnist_{short}"]
-       for algo in ("online", "ewc", "gem", "agem", "er", "mer", "iid") for short in ("rot", "perm")},
+    **{
+        f"{algo}-{short}": [f"algo={algo}", f"data=mnist_{short}"]
+        for algo in ("online", "ewc", "gem", "agem", "er", "mer", "iid")
+        for short in ("rot", "perm")
+    },
 }
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 
@@ -45,8 +49,15 @@ QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 def run_train(overrides: list[str], data_root: str, extra: list[str], output: str = "results.json") -> tuple:
     """One ``train.py`` child process in a scratch folder: (wall s, peak RSS MB, its ``output`` JSON)."""
     with tempfile.TemporaryDirectory() as out_dir:
-        cmd = [sys.executable, "train.py", *overrides, f"data.root={data_root}", *QUIET, *extra,
-               f"hydra.run.dir={out_dir}"]
+        cmd = [
+            sys.executable,
+            "train.py",
+            *overrides,
+            f"data.root={data_root}",
+            *QUIET,
+            *extra,
+            f"hydra.run.dir={out_dir}",
+        ]
         start = time.perf_counter()
         with open(Path(out_dir) / "stdout.log", "w") as log:
             child = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -78,8 +89,13 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra Hydra override for every case (repeatable)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Hydra override for every case (repeatable)",
+    )
     args = parser.parse_args()
     names = list(CASES) if args.all else args.cases
     unknown = [n for n in names if n not in CASES]
@@ -87,20 +103,26 @@ def main() -> None:
         parser.error(f"unknown or no cases {unknown}: choose from {', '.join(CASES)}")
     extra = args.override
 
-    header = ("| case | wall (s) | train + eval (s) | peak RSS: run (MB) | peak RSS: process, exit included (MB) "
-              "| RA | BTI | device |\n|---|---|---|---|---|---|---|---|")
+    header = (
+        "| case | wall (s) | train + eval (s) | peak RSS: run (MB) | peak RSS: process, exit included (MB) "
+        "| RA | BTI | device |\n|---|---|---|---|---|---|---|---|"
+    )
     rows = []
     print(header, flush=True)
     for name in names:
         for _ in range(args.repeat):
             r = run_case(CASES[name], args.data_root, extra)
             bti = "n/a" if r["bti"] is None else f"{r['bti']:.2f}"  # the IID oracle reports RA only
-            row = (f"| {name} | {r['wall_s']:.1f} | {r['fit_s']:.1f} | {r['run_rss_mb']:.0f} | {r['process_rss_mb']:.0f} "
-                   f"| {r['ra']:.2f} | {bti} | {r['device']} |")
+            row = (
+                f"| {name} | {r['wall_s']:.1f} | {r['fit_s']:.1f} | {r['run_rss_mb']:.0f} | {r['process_rss_mb']:.0f} "
+                f"| {r['ra']:.2f} | {bti} | {r['device']} |"
+            )
             rows.append(row)
             print(row, flush=True)
-    footer = (f"\n{platform.node()}, {os.cpu_count()} cores, python {platform.python_version()}, "
-              f"data {r['data_source']}, extra overrides: {' '.join(extra) or 'none'}")
+    footer = (
+        f"\n{platform.node()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"data {r['data_source']}, extra overrides: {' '.join(extra) or 'none'}"
+    )
     print(footer)
     if args.out:
         args.out.write_text("\n".join([header, *rows, footer]) + "\n")

@@ -5,6 +5,7 @@ the final accuracy matrix as a table, the run's plots and the four metrics in it
 runs offline when no WANDB_API_KEY is set (sync later with ``wandb sync``), and the jobs of one
 Hydra sweep share a wandb group named after the sweep folder.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
 from lamaml_pl.outputs import CURVES_FILE, HEATMAP_FILE
+
 
 def sweep_group() -> str | None:
     """The wandb group of a multirun job (the sweep folder's name); None for single runs."""

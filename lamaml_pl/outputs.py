@@ -1,4 +1,5 @@
 """What a run leaves in its output folder and prints at the end."""
+
 from __future__ import annotations
 
 import csv
@@ -49,9 +50,11 @@ def versions() -> dict[str, str]:
 def percent_rows(fractions: torch.Tensor) -> list:
     """Accuracies in percent, 4 decimals; entries not evaluated (NaN) become null in JSON."""
     percent = (100 * fractions).round(decimals=4)
-    return [None if v != v else v for v in percent.tolist()] if percent.dim() == 1 else [
-        [None if v != v else v for v in row] for row in percent.tolist()
-    ]
+    return (
+        [None if v != v else v for v in percent.tolist()]
+        if percent.dim() == 1
+        else [[None if v != v else v for v in row] for row in percent.tolist()]
+    )
 
 
 def collect_results(
@@ -140,7 +143,9 @@ def format_summary(results: dict, out_dir: Path) -> str:
     elif len(R) <= PRINT_MATRIX_UP_TO:
         lines.append("accuracy matrix (%): row i = after task i, column j = task j")
         lines.append("      " + "".join(f"{j:>6d}" for j in range(len(R[0]))))
-        lines += [f"{i:>4d}  " + "".join("     ." if a is None else f"{a:6.1f}" for a in row) for i, row in enumerate(R)]
+        lines += [
+            f"{i:>4d}  " + "".join("     ." if a is None else f"{a:6.1f}" for a in row) for i, row in enumerate(R)
+        ]
     else:
         lines.append(f"accuracy matrix: {len(R)}x{len(R[0])}, see {out_dir / MATRIX_FILE}")
     metrics = "  ".join(

@@ -1,4 +1,5 @@
 """The two figures of every run: the accuracy-matrix heatmap and each task's accuracy over the stream."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.ticker import MaxNLocator
 
-from lamaml_pl.metrics import INIT_TAG, AccuracyLog  # noqa: E402
+from lamaml_pl.metrics import INIT_TAG, AccuracyLog
 
 ANNOTATE_UP_TO = 20  # tasks; larger matrices are drawn without numbers
 
@@ -31,8 +32,9 @@ def plot_accuracy_matrix(R: torch.Tensor, path: Path, title: str) -> None:
                 value = 100 * R[i, j].item()
                 if value != value:  # not evaluated (data.eval_tasks=seen_and_next)
                     continue
-                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if value < 60 else "black")
+                ax.text(
+                    j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white" if value < 60 else "black"
+                )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("evaluated task j")
@@ -50,8 +52,13 @@ def plot_task_curves(log: AccuracyLog, path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 5))
     colours = plt.cm.viridis(torch.linspace(0, 1, rows.shape[1]).numpy())
     for j in range(rows.shape[1]):
-        ax.plot(range(len(rows)), rows[:, j].numpy(), color=colours[j], lw=1.2,
-                label=f"task {j}" if rows.shape[1] <= 10 else None)
+        ax.plot(
+            range(len(rows)),
+            rows[:, j].numpy(),
+            color=colours[j],
+            lw=1.2,
+            label=f"task {j}" if rows.shape[1] <= 10 else None,
+        )
     if not rows.isnan().any():  # the mean over all tasks needs every task evaluated
         ax.plot(range(len(rows)), rows.mean(1).numpy(), color="black", lw=2.2, ls="--", label="mean over all tasks")
     step = max(1, len(labels) // 20)

@@ -1,4 +1,5 @@
 """OmegaConf resolvers used by the config tree (registered when lamaml_pl.run is imported)."""
+
 from __future__ import annotations
 
 import os

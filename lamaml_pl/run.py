@@ -1,4 +1,5 @@
 """The one place that wires data, network, algorithm, trainer and loggers together."""
+
 from __future__ import annotations
 
 import os
@@ -88,8 +89,14 @@ def train(cfg: DictConfig) -> dict:
     wall_time = time.perf_counter() - start
 
     results = collect_results(
-        algo.algo_name, datamodule.describe(), cfg.seed, algo.accuracy_log, wall_time, describe_device(trainer),
-        status="diverged" if diverged else "completed", val_log=algo.val_accuracy_log,
+        algo.algo_name,
+        datamodule.describe(),
+        cfg.seed,
+        algo.accuracy_log,
+        wall_time,
+        describe_device(trainer),
+        status="diverged" if diverged else "completed",
+        val_log=algo.val_accuracy_log,
     )
     if diverged:
         results["error"] = str(diverged)

@@ -1,5 +1,6 @@
 """Shared fixtures: the real Hydra config; tiny MNIST, CIFAR-100 and TinyImageNet written in their
 real on-disk formats; real MNIST."""
+
 from __future__ import annotations
 
 import pickle
@@ -71,8 +72,13 @@ def write_tiny_cifar100(root: Path, train_per_class: int = 10, test_per_class: i
     for split, per_class, seed in (("train", train_per_class, 1), ("test", test_per_class, 2)):
         labels = np.random.default_rng(seed).permutation(np.repeat(np.arange(100), per_class))
         images = class_images(labels, 32, seed).transpose(0, 3, 1, 2).reshape(len(labels), -1)  # rows of R, G, B
-        entry = {"filenames": [f"img_{i}.png" for i in range(len(labels))], "batch_label": f"{split} batch",
-                 "fine_labels": labels.tolist(), "coarse_labels": (labels // 5).tolist(), "data": images}
+        entry = {
+            "filenames": [f"img_{i}.png" for i in range(len(labels))],
+            "batch_label": f"{split} batch",
+            "fine_labels": labels.tolist(),
+            "coarse_labels": (labels // 5).tolist(),
+            "data": images,
+        }
         with open(folder / split, "wb") as handle:
             pickle.dump(entry, handle)
     with open(folder / "meta", "wb") as handle:
@@ -80,8 +86,9 @@ def write_tiny_cifar100(root: Path, train_per_class: int = 10, test_per_class: i
     return root
 
 
-def write_tiny_imagenet(root: Path, n_classes: int = 10, train_per_class: int = 10, val_per_class: int = 4,
-                        layout: str = "archive") -> Path:
+def write_tiny_imagenet(
+    root: Path, n_classes: int = 10, train_per_class: int = 10, val_per_class: int = 4, layout: str = "archive"
+) -> Path:
     """A tiny-imagenet-200/ tree of 64x64 JPEGs: ``archive`` (val/images + val_annotations.txt,
     as unzipped) or ``restructured`` (val/<wnid>/images, the original code's layout)."""
     from PIL import Image

@@ -1,4 +1,5 @@
 """NumPy references for the update tests: softmax cross-entropy of a linear layer, by hand."""
+
 import numpy as np
 
 

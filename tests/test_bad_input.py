@@ -1,4 +1,5 @@
 """Table of impossible settings: each ends in one ConfigError that names the value."""
+
 import pytest
 from hydra.utils import instantiate
 
@@ -37,8 +38,9 @@ CASES = [
 
 @pytest.mark.parametrize("overrides, message", CASES, ids=[" ".join(o) for o, _ in CASES])
 def test_bad_input_names_the_value(overrides, message, tiny_mnist_root):
-    cfg = compose_config([f"data.root={tiny_mnist_root}", "data.download=false", "data.samples_per_task=20",
-                          *overrides])
+    cfg = compose_config(
+        [f"data.root={tiny_mnist_root}", "data.download=false", "data.samples_per_task=20", *overrides]
+    )
     with pytest.raises(Exception) as caught:
         datamodule = instantiate(cfg.data)
         instantiate(cfg.algo, net=instantiate(cfg.model), stream=datamodule.info)
@@ -51,8 +53,8 @@ def test_bad_input_names_the_value(overrides, message, tiny_mnist_root):
 def test_gpu_asked_for_without_one(tiny_mnist_root, tmp_path):
     from lamaml_pl.run import train
 
-    cfg = compose_config([f"data.root={tiny_mnist_root}", "data.download=false", "trainer=gpu",
-                          f"paths.output_dir={tmp_path}"])
+    cfg = compose_config(
+        [f"data.root={tiny_mnist_root}", "data.download=false", "trainer=gpu", f"paths.output_dir={tmp_path}"]
+    )
     with pytest.raises(ConfigError, match="trainer.accelerator='gpu' but this machine has no CUDA device"):
         train(cfg)
-

@@ -1,4 +1,5 @@
 """Online, EWC, GEM, A-GEM, ER and MER on a tiny linear net against numbers computed by hand."""
+
 import numpy as np
 import pytest
 import torch

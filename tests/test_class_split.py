@@ -1,5 +1,6 @@
 """Task-incremental CIFAR-100 / TinyImageNet: on-disk formats, splits, class order, masking,
 and a tiny end-to-end run of every algorithm of the paper's Table 2 on each."""
+
 import json
 import random
 
@@ -21,8 +22,14 @@ def cifar_overrides(root, *extra):
 
 def tiny_overrides(root, cache, *extra):
     # the written tree has 10 classes: a 2-task benchmark of 5 classes each
-    return ["data=tinyimagenet", f"data.root={root}", "data.benchmark_tasks=2", "data.n_tasks=2",
-            f"data.cache_dir={cache}", *extra]
+    return [
+        "data=tinyimagenet",
+        f"data.root={root}",
+        "data.benchmark_tasks=2",
+        "data.n_tasks=2",
+        f"data.cache_dir={cache}",
+        *extra,
+    ]
 
 
 def datamodule(overrides):
@@ -40,7 +47,11 @@ def test_cifar_splits_sizes_disjointness_and_label_remapping(tiny_cifar_root):
     random.shuffle(expected_order)  # the original: random.seed(seed); random.shuffle(order)
     assert dm.order == expected_order
     for task in range(20):
-        (train_x, train_y), (val_x, val_y), (test_x, test_y) = dm.train_sets[task], dm.val_sets[task], dm.test_sets[task]
+        (train_x, train_y), (val_x, val_y), (test_x, test_y) = (
+            dm.train_sets[task],
+            dm.val_sets[task],
+            dm.test_sets[task],
+        )
         assert (len(train_y), len(val_y), len(test_y)) == (45, 5, 20)  # 10 train / 4 test per class, 10% held out
         for y in (train_y, val_y, test_y):
             assert set(y.tolist()) == set(range(5 * task, 5 * task + 5))  # remapped into the task's range
@@ -48,6 +59,7 @@ def test_cifar_splits_sizes_disjointness_and_label_remapping(tiny_cifar_root):
         assert not (train_x.flatten(1).unsqueeze(1) == val_x.flatten(1).unsqueeze(0)).all(-1).any()
     # remapping: new label l of the test set holds the images of original class order[l]
     import pickle
+
     with open(tiny_cifar_root / "cifar-100-python" / "test", "rb") as handle:
         raw = pickle.load(handle, encoding="latin1")
     images = torch.as_tensor(raw["data"]).reshape(-1, 3, 32, 32)
@@ -71,9 +83,12 @@ def test_validation_mask_holds_out_the_first_fraction_of_each_class_in_shuffled_
         assert [int(mask[labels == c].sum()) for c in range(3)] == [1, 1, 2]  # floor(5*.2), floor(5*.2), floor(10*.2)
         assert torch.equal(mask, validation_mask(labels, 0.2, seed=3, shuffle=shuffle))
     import numpy as np
+
     order = np.random.RandomState(3).permutation(20)  # CIFAR: NumPy's permutation of the train set
     first_of_class_2 = [i for i in order if labels[i] == 2][:2]
-    assert sorted(torch.nonzero(validation_mask(labels, 0.2, 3, "numpy") & (labels == 2)).flatten().tolist()) == sorted(first_of_class_2)
+    assert sorted(torch.nonzero(validation_mask(labels, 0.2, 3, "numpy") & (labels == 2)).flatten().tolist()) == sorted(
+        first_of_class_2
+    )
 
 
 def test_tinyimagenet_both_layouts_give_the_same_stream(tmp_path):
@@ -86,8 +101,9 @@ def test_tinyimagenet_both_layouts_give_the_same_stream(tmp_path):
     for task in range(2):
         for sets in ("train_sets", "val_sets", "test_sets"):
             (xa, ya), (xb, yb) = getattr(a, sets)[task], getattr(b, sets)[task]
-            assert torch.equal(ya, yb) and torch.equal(xa.float().sum((1, 2, 3)).sort().values,
-                                                       xb.float().sum((1, 2, 3)).sort().values)
+            assert torch.equal(ya, yb) and torch.equal(
+                xa.float().sum((1, 2, 3)).sort().values, xb.float().sum((1, 2, 3)).sort().values
+            )
     assert len(list((tmp_path / "cache").glob("tinyimagenet-*.pt"))) == 2  # one decoded cache per tree
     again = datamodule(tiny_overrides(archive, tmp_path / "cache"))  # read back from the cache
     assert torch.equal(again.train_sets[0][0], a.train_sets[0][0])
@@ -100,7 +116,9 @@ def test_missing_or_corrupt_cifar_is_reported(tmp_path):
     folder.mkdir()
     for name in ("train", "test"):
         (folder / name).write_bytes(b"<html>not a pickle</html>")
-    with pytest.raises(ConfigError, match=f"the CIFAR-100 file {folder / 'train'} could not be read as a python pickle"):
+    with pytest.raises(
+        ConfigError, match=f"the CIFAR-100 file {folder / 'train'} could not be read as a python pickle"
+    ):
         datamodule(cifar_overrides(tmp_path))
 
 
@@ -113,7 +131,10 @@ def test_training_batches_are_augmented_and_evaluation_batches_only_normalised(t
     dm = datamodule(cifar_overrides(tiny_cifar_root))
     x, _, _ = dm.eval_dataset(dm.n_tasks)[0]
     stored = dm.test_sets[0][0][: len(x)].float() / 255
-    mean, std = torch.tensor([0.5071, 0.4867, 0.4408]).view(1, 3, 1, 1), torch.tensor([0.2675, 0.2565, 0.2761]).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor([0.5071, 0.4867, 0.4408]).view(1, 3, 1, 1),
+        torch.tensor([0.2675, 0.2565, 0.2761]).view(1, 3, 1, 1),
+    )
     assert torch.allclose(x, (stored - mean) / std, atol=1e-5)
     torch.manual_seed(0)
     first = dm.train_dataset(0).__getitems__(list(range(45)))[0]
@@ -138,8 +159,15 @@ def test_masking_keeps_predictions_and_losses_inside_the_task(tiny_cifar_root, a
 
 
 def test_icarl_refuses_a_domain_incremental_stream(tiny_mnist_root):
-    cfg = compose_config(["algo=icarl", "data=mnist_rot", f"data.root={tiny_mnist_root}", "data.download=false",
-                          "data.samples_per_task=40"])
+    cfg = compose_config(
+        [
+            "algo=icarl",
+            "data=mnist_rot",
+            f"data.root={tiny_mnist_root}",
+            "data.download=false",
+            "data.samples_per_task=40",
+        ]
+    )
     with pytest.raises(Exception) as raised:
         instantiate(cfg.algo, net=instantiate(cfg.model), stream=instantiate(cfg.data).info)
     assert "algo=icarl needs a task-incremental stream" in str(config_error_in(raised.value))
@@ -152,13 +180,21 @@ def tiny_table2_overrides(algo, out_dir):
         "iid": ["data.tasks_per_batch=2", "data.batches_per_epoch=4", "data.epochs_per_task=1"],
         "icarl": ["algo.n_memories=20"],
     }.get(algo, [] if algo in ("gem", "agem") else ["algo.glances=1"])
-    return [f"algo={algo}", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "logger=none",
-            f"paths.output_dir={out_dir}", *shrink]
+    return [
+        f"algo={algo}",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        f"paths.output_dir={out_dir}",
+        *shrink,
+    ]
 
 
 @pytest.mark.parametrize("algo", TABLE2_ALGOS)
 def test_every_table2_algorithm_runs_on_tiny_cifar100(algo, tiny_cifar_root, tmp_path):
-    results = train(compose_config(cifar_overrides(tiny_cifar_root, "data.n_tasks=2", *tiny_table2_overrides(algo, tmp_path))))
+    results = train(
+        compose_config(cifar_overrides(tiny_cifar_root, "data.n_tasks=2", *tiny_table2_overrides(algo, tmp_path)))
+    )
     check_task_incremental_results(tmp_path, results, algo)
 
 

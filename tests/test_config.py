@@ -1,4 +1,5 @@
 """The real config tree: every algo x data composes and instantiates, presets apply, bad names fail."""
+
 import subprocess
 import sys
 
@@ -36,8 +37,9 @@ MER_RUNS = {
 
 
 def instantiate_run(algo, data, root):
-    cfg = compose_config([f"algo={algo}", f"data={data}", f"data.root={root}", "data.download=false",
-                          "data.samples_per_task=10"])
+    cfg = compose_config(
+        [f"algo={algo}", f"data={data}", f"data.root={root}", "data.download=false", "data.samples_per_task=10"]
+    )
     datamodule = instantiate(cfg.data)
     learner = instantiate(cfg.algo, net=instantiate(cfg.model), stream=datamodule.info)
     assert learner.algo_name == algo
@@ -82,8 +84,9 @@ def test_paper_experiment_files_pin_the_pair_and_the_overrides_still_win():
 
 
 def run_cli(*overrides):
-    return subprocess.run([sys.executable, "train.py", *overrides], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "train.py", *overrides], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_unknown_algorithm_name_lists_the_choices():
@@ -101,15 +104,22 @@ def test_unknown_algorithm_name_lists_the_choices():
     ],
 )
 def test_impossible_values_end_with_one_clear_message(override, message, tiny_mnist_root, tmp_path):
-    result = run_cli(override, f"data.root={tiny_mnist_root}", "data.download=false", "data.samples_per_task=10",
-                     f"hydra.run.dir={tmp_path}")
+    result = run_cli(
+        override,
+        f"data.root={tiny_mnist_root}",
+        "data.download=false",
+        "data.samples_per_task=10",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 2
     assert f"error: {message}" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("logger, expected", [("csv", "CSVLogger"), ("tensorboard", "TensorBoardLogger"),
-                                              ("wandb", "WandbLogger"), ("none", None)])
+@pytest.mark.parametrize(
+    "logger, expected",
+    [("csv", "CSVLogger"), ("tensorboard", "TensorBoardLogger"), ("wandb", "WandbLogger"), ("none", None)],
+)
 def test_logger_group(logger, expected, tmp_path, monkeypatch):
     from lamaml_pl.loggers import build_loggers
 
@@ -126,10 +136,13 @@ def test_logger_group(logger, expected, tmp_path, monkeypatch):
         loggers[0].experiment.finish()
 
 
-@pytest.mark.parametrize("sweep, params", [
-    ("paper_table", {"algo": "lamaml,cmaml,sync,online,ewc,gem,mer", "seed": "0,1,2,3,4"}),
-    ("lr_robustness", {"algo.alpha_init": "0.001,0.003,0.01,0.03,0.1,0.3", "seed": "0,1,2"}),
-])
+@pytest.mark.parametrize(
+    "sweep, params",
+    [
+        ("paper_table", {"algo": "lamaml,cmaml,sync,online,ewc,gem,mer", "seed": "0,1,2,3,4"}),
+        ("lr_robustness", {"algo.alpha_init": "0.001,0.003,0.01,0.03,0.1,0.3", "seed": "0,1,2"}),
+    ],
+)
 def test_ready_made_sweeps(sweep, params):
     from hydra import compose, initialize_config_dir
 

@@ -1,4 +1,5 @@
 """Where MNIST comes from, and the errors a user gets when the data or the sizes are wrong."""
+
 import builtins
 import logging
 
@@ -11,8 +12,15 @@ from tests.conftest import SHARED_DATA, requires_shared_mnist
 
 
 def make_dm(root, **kw):
-    args = dict(name="mnist_rot", transform="rotation", root=str(root), n_tasks=2, benchmark_tasks=20,
-                samples_per_task=10, download=False)
+    args = dict(
+        name="mnist_rot",
+        transform="rotation",
+        root=str(root),
+        n_tasks=2,
+        benchmark_tasks=20,
+        samples_per_task=10,
+        download=False,
+    )
     args.update(kw)
     return MnistDataModule(**args)
 

@@ -1,5 +1,6 @@
 """iCaRL's herding, nearest-mean prediction and distillation, and one BGD step, against numbers
 computed by hand."""
+
 import math
 
 import torch

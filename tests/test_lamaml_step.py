@@ -3,6 +3,7 @@
 The reference below works in NumPy float64 with the closed-form softmax cross-entropy gradient
 (no autograd): for logits z = W x + b, dCE/dW = (softmax(z) - onehot(y)) xᵀ.
 """
+
 import copy
 
 import numpy as np
@@ -67,9 +68,20 @@ def make_learner(learn_lr, sync_update, max_norm, second_order=False, hand_writt
         linear.weight.copy_(torch.from_numpy(W0))
         linear.bias.copy_(torch.from_numpy(B0))
     algo = LaMAML(
-        "test", net, StreamInfo(2, 3, (2,), 1, [1, 1]), learn_lr=learn_lr, sync_update=sync_update,
-        alpha_init=0.1, opt_lr=OPT_LR, opt_wt=OPT_WT, glances=1, memories=5, replay_batch_size=5,
-        grad_clip_norm=max_norm, second_order=second_order, **options,
+        "test",
+        net,
+        StreamInfo(2, 3, (2,), 1, [1, 1]),
+        learn_lr=learn_lr,
+        sync_update=sync_update,
+        alpha_init=0.1,
+        opt_lr=OPT_LR,
+        opt_wt=OPT_WT,
+        glances=1,
+        memories=5,
+        replay_batch_size=5,
+        grad_clip_norm=max_norm,
+        second_order=second_order,
+        **options,
     ).double()
     with torch.no_grad():
         algo.alpha[0].copy_(torch.from_numpy(ALPHA_W))
@@ -124,11 +136,16 @@ def test_second_order_meta_gradient_matches_finite_differences():
     new_w, new_b = state(algo)[0]
     d_theta = np.concatenate([(W0 - new_w).ravel(), B0 - new_b]) / OPT_WT
     w_flat, eps = np.concatenate([W0.ravel(), B0]), 1e-6
-    numeric = np.array([
-        (meta_objective(w_flat + eps * e, [ALPHA_W, ALPHA_B]) - meta_objective(w_flat - eps * e, [ALPHA_W, ALPHA_B]))
-        / (2 * eps)
-        for e in np.eye(len(w_flat))
-    ])
+    numeric = np.array(
+        [
+            (
+                meta_objective(w_flat + eps * e, [ALPHA_W, ALPHA_B])
+                - meta_objective(w_flat - eps * e, [ALPHA_W, ALPHA_B])
+            )
+            / (2 * eps)
+            for e in np.eye(len(w_flat))
+        ]
+    )
     assert np.allclose(d_theta, numeric, atol=1e-7)
     first_order = make_learner(learn_lr=False, sync_update=True, max_norm=100.0)
     first_order.observe(torch.from_numpy(X[:1]), torch.from_numpy(Y[:1]), 0)
@@ -175,9 +192,17 @@ def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, 
     x, y = torch.randn(40, 784, dtype=torch.float64), torch.randint(0, 10, (40,))
     learners = []
     for fast_mlp in (True, False):
-        algo = LaMAML("lamaml", copy.deepcopy(net), StreamInfo(2, 10, (784,), 1), fast_mlp=fast_mlp,
-                      inner_alpha_relu=inner_alpha_relu, inner_clamp=inner_clamp, sync_update=sync_update,
-                      grad_clip_norm=0.5, factored_glance=factored).double()
+        algo = LaMAML(
+            "lamaml",
+            copy.deepcopy(net),
+            StreamInfo(2, 10, (784,), 1),
+            fast_mlp=fast_mlp,
+            inner_alpha_relu=inner_alpha_relu,
+            inner_clamp=inner_clamp,
+            sync_update=sync_update,
+            grad_clip_norm=0.5,
+            factored_glance=factored,
+        ).double()
         assert algo.fast_mlp == fast_mlp
         assert algo.factored_glance == (factored and fast_mlp)
         detach_from_trainer(algo)
@@ -186,8 +211,9 @@ def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, 
         for b in range(4):
             algo.observe(x[10 * b : 10 * b + 10], y[10 * b : 10 * b + 10], 0)
         learners.append(algo)
-    for fast, slow in zip([*learners[0].net.parameters(), *learners[0].alpha],
-                          [*learners[1].net.parameters(), *learners[1].alpha]):
+    for fast, slow in zip(
+        [*learners[0].net.parameters(), *learners[0].alpha], [*learners[1].net.parameters(), *learners[1].alpha]
+    ):
         assert torch.allclose(fast, slow, atol=1e-12)
 
 
@@ -200,7 +226,10 @@ def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
     sizes = [784, *hidden, 10]
     weights = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        weights += [0.1 * torch.randn(fan_out, fan_in, dtype=torch.float64), 0.1 * torch.randn(fan_out, dtype=torch.float64)]
+        weights += [
+            0.1 * torch.randn(fan_out, fan_in, dtype=torch.float64),
+            0.1 * torch.randn(fan_out, dtype=torch.float64),
+        ]
     rates = [0.3 * torch.rand_like(w) * (torch.rand_like(w) > 0.2) for w in weights]
     x = torch.rand(10, 784, dtype=torch.float64) * (torch.rand(10, 784) > 0.7)
     x[:, 600:] = 0  # pixels blank in every incoming sample (a digit's border), not in the replayed ones
@@ -217,7 +246,9 @@ def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
     assert max(g.abs().max() for g in grad_rate) > 1e-4  # the rates' gradients are not all zero
     shorter = glance(weights, rates, replay_x[:-3], replay_y[:-3], 7)  # other shapes in between
     expected = first_order_glance(weights, rates, x[:7], y[:7], replay_x[:-3], replay_y[:-3], None)
-    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(shorter[1] + shorter[2], expected[1] + expected[2]))
+    assert all(
+        torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(shorter[1] + shorter[2], expected[1] + expected[2])
+    )
     without_rates = glance(weights, rates, replay_x, replay_y, len(y), rate_grads=False)
     assert without_rates[2] is None
     assert all(torch.equal(a, b) for a, b in zip(without_rates[1], factored_theta))

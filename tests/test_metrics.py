@@ -1,4 +1,5 @@
 """RA / BTI / LA / FWT against a hand-computed accuracy matrix, and the matrix from a row log."""
+
 import pytest
 import torch
 

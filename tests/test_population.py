@@ -10,6 +10,7 @@ float32 the batched products round differently from the single run's (≈3e-8 pe
 an α element sits at relu's kink that can flip its gradient mask, after which the member
 follows a slightly different trajectory — the test holds float32 members to 2 points of RA.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,15 @@ from lamaml_pl.report.collect import run_folders
 from lamaml_pl.run import train
 from tests.conftest import ROOT, SHARED_DATA, compose_config, requires_shared_mnist, tiny_run_overrides
 
-SHORT_RUN = [f"data.root={SHARED_DATA}", "data.download=false", "data.n_tasks=3", "data.samples_per_task=100",
-             "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "logger=none"]
+SHORT_RUN = [
+    f"data.root={SHARED_DATA}",
+    "data.download=false",
+    "data.n_tasks=3",
+    "data.samples_per_task=100",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "logger=none",
+]
 SINGLE_CLASS = {LaMAML: PopulationLaMAML, ER: PopulationER, Online: PopulationOnline}
 
 
@@ -41,6 +49,7 @@ def record_steps(monkeypatch) -> tuple[list, list]:
     """Parameters after every observe: of the single run's net, and of every population member."""
     single, population = [], []
     for single_class, population_class in SINGLE_CLASS.items():
+
         def single_observe(self, *args, _original=single_class.observe):
             loss = _original(self, *args)
             single.append([p.detach().clone() for p in self.net.parameters()])
@@ -87,8 +96,11 @@ def test_member_equals_its_single_run_in_float64(algo, shared, grid, tmp_path, m
         overrides = [f"{'seed' if key == 'seed' else 'algo.' + key}={value}" for key, value in values.items()]
         alone = train(compose_config(base + overrides + [f"paths.output_dir={tmp_path / str(k)}"]))
         assert len(single_steps) == n_steps
-        worst = max((a - b[k]).abs().max().item()
-                    for step_a, step_b in zip(single_steps, population_steps) for a, b in zip(step_a, step_b))
+        worst = max(
+            (a - b[k]).abs().max().item()
+            for step_a, step_b in zip(single_steps, population_steps)
+            for a, b in zip(step_a, step_b)
+        )
         assert worst < 1e-12, f"member {values}: parameters differ by {worst:.2e}"
         assert members[k]["eval_rows"] == alone["eval_rows"], f"member {values}: accuracy log differs"
         assert members[k]["ra"] == alone["ra"] and members[k]["population"]["values"] == values
@@ -100,8 +112,16 @@ def test_float32_members_stay_within_two_points_of_their_single_runs(tmp_path):
     members = train_population(compose_config(SHORT_RUN + grid + [f"paths.output_dir={tmp_path / 'population'}"]))
     for member in members:
         values = member["population"]["values"]
-        alone = train(compose_config(SHORT_RUN + [f"paths.output_dir={tmp_path / str(member['population']['member'])}",
-                                                  f"seed={values['seed']}", f"algo.alpha_init={values['alpha_init']}"]))
+        alone = train(
+            compose_config(
+                SHORT_RUN
+                + [
+                    f"paths.output_dir={tmp_path / str(member['population']['member'])}",
+                    f"seed={values['seed']}",
+                    f"algo.alpha_init={values['alpha_init']}",
+                ]
+            )
+        )
         assert member["baseline_row"] == alone["baseline_row"]  # same initial weights
         assert abs(member["ra"] - alone["ra"]) < 2.0, (values, member["ra"], alone["ra"])
 
@@ -109,11 +129,25 @@ def test_float32_members_stay_within_two_points_of_their_single_runs(tmp_path):
 @requires_shared_mnist
 def test_population_writes_one_ordinary_run_folder_per_member(tmp_path):
     out = tmp_path / "population"
-    train_population(compose_config(["algo=er", *SHORT_RUN, "data.n_tasks=2", "population.lr=[0.01,0.03]",
-                                     "population.seed=[0,1]", f"paths.output_dir={out}"]))
+    train_population(
+        compose_config(
+            [
+                "algo=er",
+                *SHORT_RUN,
+                "data.n_tasks=2",
+                "population.lr=[0.01,0.03]",
+                "population.seed=[0,1]",
+                f"paths.output_dir={out}",
+            ]
+        )
+    )
     folders = sorted((out / MEMBERS_DIR).iterdir())
-    assert [f.name for f in folders] == ["000_seed=0_lr=0.01", "001_seed=0_lr=0.03", "002_seed=1_lr=0.01",
-                                         "003_seed=1_lr=0.03"]
+    assert [f.name for f in folders] == [
+        "000_seed=0_lr=0.01",
+        "001_seed=0_lr=0.03",
+        "002_seed=1_lr=0.01",
+        "003_seed=1_lr=0.03",
+    ]
     results = json.loads((folders[3] / "results.json").read_text())
     assert results["seed"] == 1 and results["algo"] == "er" and len(results["acc_matrix"]) == 2
     assert (folders[3] / "config.yaml").read_text().count("lr: 0.03") == 1
@@ -127,16 +161,35 @@ def test_population_writes_one_ordinary_run_folder_per_member(tmp_path):
 
 def test_population_from_the_command_line_and_its_report(tiny_mnist_root, tmp_path):
     """The issue's syntax (comma lists, no --multirun) through train.py, then the report."""
-    overrides = [o for o in tiny_run_overrides("lamaml", "mnist_rot", tiny_mnist_root, tmp_path)
-                 if not o.startswith("paths.output_dir")]
-    run = subprocess.run([sys.executable, "train.py", *overrides, "population.alpha_init=0.03,0.1",
-                          "population.seed=0,1", f"hydra.run.dir={tmp_path / 'pop'}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    overrides = [
+        o
+        for o in tiny_run_overrides("lamaml", "mnist_rot", tiny_mnist_root, tmp_path)
+        if not o.startswith("paths.output_dir")
+    ]
+    run = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            *overrides,
+            "population.alpha_init=0.03,0.1",
+            "population.seed=0,1",
+            f"hydra.run.dir={tmp_path / 'pop'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "lamaml on mnist_rot: population of 4" in run.stdout
     assert len(list((tmp_path / "pop" / MEMBERS_DIR).glob("*/results.json"))) == 4
-    report = subprocess.run([sys.executable, "-m", "lamaml_pl.report", str(tmp_path / "pop"), "--out",
-                             str(tmp_path / "report")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [sys.executable, "-m", "lamaml_pl.report", str(tmp_path / "pop"), "--out", str(tmp_path / "report")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr[-2000:]
     table = (tmp_path / "report" / "report.md").read_text()
     assert "lamaml (alpha_init=0.03) | 2 |" in table and "lamaml (alpha_init=0.1) | 2 |" in table
@@ -156,8 +209,13 @@ def test_grid_is_the_product_of_the_axes():
 
 def test_comma_separated_axes_become_lists():
     argv = ["train.py", "population.alpha_init=0.01,0.03", "population.seed=[0,1]", "algo=lamaml", "data.x=1,2"]
-    assert population_lists(argv) == ["train.py", "population.alpha_init=[0.01,0.03]", "population.seed=[0,1]",
-                                      "algo=lamaml", "data.x=1,2"]
+    assert population_lists(argv) == [
+        "train.py",
+        "population.alpha_init=[0.01,0.03]",
+        "population.seed=[0,1]",
+        "algo=lamaml",
+        "data.x=1,2",
+    ]
 
 
 @pytest.mark.parametrize("exclusive", [False, True])
@@ -199,8 +257,16 @@ BAD = [
 
 @pytest.mark.parametrize("overrides, message", BAD, ids=[" ".join(o) for o, _ in BAD])
 def test_bad_population_names_the_value(overrides, message, tiny_mnist_root, tmp_path):
-    cfg = compose_config([f"data.root={tiny_mnist_root}", "data.download=false", "data.samples_per_task=20",
-                          "trainer.accelerator=cpu", f"paths.output_dir={tmp_path}", *overrides])
+    cfg = compose_config(
+        [
+            f"data.root={tiny_mnist_root}",
+            "data.download=false",
+            "data.samples_per_task=20",
+            "trainer.accelerator=cpu",
+            f"paths.output_dir={tmp_path}",
+            *overrides,
+        ]
+    )
     with pytest.raises(Exception) as caught:
         train_population(cfg)
     error = config_error_in(caught.value)

@@ -1,4 +1,5 @@
 """A short real-data run: La-MAML on the first 5 tasks of MNIST Rotations, from ../shared/data."""
+
 import pytest
 
 from lamaml_pl.run import train
@@ -13,10 +14,19 @@ LA_FLOOR = 81.0
 @requires_shared_mnist
 @pytest.mark.slow
 def test_lamaml_first_five_rotation_tasks_beat_the_floor(tmp_path):
-    cfg = compose_config([
-        "algo=lamaml", "data=mnist_rot", f"data.root={SHARED_DATA}", "data.download=false", "data.n_tasks=5",
-        "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "logger=none", f"paths.output_dir={tmp_path}",
-    ])
+    cfg = compose_config(
+        [
+            "algo=lamaml",
+            "data=mnist_rot",
+            f"data.root={SHARED_DATA}",
+            "data.download=false",
+            "data.n_tasks=5",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            f"paths.output_dir={tmp_path}",
+        ]
+    )
     results = train(cfg)
     assert results["data_source"].startswith("idx:")
     assert len(results["acc_matrix"]) == 5

@@ -1,4 +1,5 @@
 """Reservoir buffer: capacity, inclusion probabilities, and equality with the sequential original."""
+
 import pytest
 import torch
 

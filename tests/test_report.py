@@ -1,4 +1,5 @@
 """Sweeps through ``train.py -m`` and their report: grouping, mean ± sample std, failed jobs."""
+
 import csv
 import json
 import statistics
@@ -12,18 +13,28 @@ from tests.conftest import ROOT, tiny_run_overrides
 
 
 def multirun(overrides, sweep_dir):
-    return subprocess.run([sys.executable, "train.py", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "train.py", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def sweep_overrides(algo, root, sweep_dir):
-    return [o for o in tiny_run_overrides(algo, "mnist_rot", root, sweep_dir)
-            if not o.startswith(("paths.output_dir", "logger="))] + ["logger=none"]
+    return [
+        o
+        for o in tiny_run_overrides(algo, "mnist_rot", root, sweep_dir)
+        if not o.startswith(("paths.output_dir", "logger="))
+    ] + ["logger=none"]
 
 
 def test_report_of_a_two_seed_two_lr_sweep(tiny_mnist_root, tmp_path):
     sweep = tmp_path / "sweep"
-    result = multirun(sweep_overrides("lamaml", tiny_mnist_root, sweep) + ["algo.alpha_init=0.1,0.3", "seed=0,1"], sweep)
+    result = multirun(
+        sweep_overrides("lamaml", tiny_mnist_root, sweep) + ["algo.alpha_init=0.1,0.3", "seed=0,1"], sweep
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
     assert len(runs) == 4 and all(r["status"] == "completed" for r in runs)
@@ -33,8 +44,11 @@ def test_report_of_a_two_seed_two_lr_sweep(tiny_mnist_root, tmp_path):
         rows = list(csv.DictReader(handle))
     assert [r["method"] for r in rows] == ["lamaml (alpha_init=0.1)", "lamaml (alpha_init=0.3)"]
     for row, alpha in zip(rows, (0.1, 0.3)):
-        members = [json.loads((p.parent / "results.json").read_text()) for p in sweep.glob("*/config.yaml")
-                   if f"alpha_init: {alpha}" in p.read_text()]
+        members = [
+            json.loads((p.parent / "results.json").read_text())
+            for p in sweep.glob("*/config.yaml")
+            if f"alpha_init: {alpha}" in p.read_text()
+        ]
         assert int(row["n"]) == 2 and len(members) == 2
         for key, column in (("ra", "ra"), ("bti", "bti"), ("la", "la")):
             values = [m[key] for m in members]
@@ -44,13 +58,20 @@ def test_report_of_a_two_seed_two_lr_sweep(tiny_mnist_root, tmp_path):
         assert float(row["delta_ra"]) == pytest.approx(float(row["ra_mean"]) - 77.42)
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "sample standard deviation (ddof = 1)" in markdown
-    for figure in ("wall_time.png", "lr_robustness.png", "matrix_mnist_rot_lamaml_alpha_init=0.1.png", "tasks_mnist_rot_lamaml_alpha_init=0.3.png"):
+    for figure in (
+        "wall_time.png",
+        "lr_robustness.png",
+        "matrix_mnist_rot_lamaml_alpha_init=0.1.png",
+        "tasks_mnist_rot_lamaml_alpha_init=0.3.png",
+    ):
         assert (tmp_path / "report" / figure).is_file(), figure
 
 
 def test_a_failing_job_is_recorded_and_the_others_finish(tiny_mnist_root, tmp_path):
     sweep = tmp_path / "sweep"
-    overrides = [o for o in sweep_overrides("cmaml", tiny_mnist_root, sweep) if not o.startswith("data.samples_per_task")]
+    overrides = [
+        o for o in sweep_overrides("cmaml", tiny_mnist_root, sweep) if not o.startswith("data.samples_per_task")
+    ]
     result = multirun(overrides + ["data.samples_per_task=40,500,30"], sweep)  # the pool holds 300 digits
     assert result.returncode != 0  # Hydra reports the failure once every job has run
     status = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
@@ -74,8 +95,11 @@ def test_report_of_an_empty_folder_says_so(tmp_path, capsys):
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tiny_mnist_root, tmp_path):
     sweep = tmp_path / "sweep"
-    result = multirun(sweep_overrides("sync", tiny_mnist_root, sweep)
-                      + ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1"], sweep)
+    result = multirun(
+        sweep_overrides("sync", tiny_mnist_root, sweep)
+        + ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1"],
+        sweep,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
     runs = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
@@ -86,17 +110,27 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tiny_mnist_root, tmp_pa
 def test_submitit_local_launcher(tiny_mnist_root, tmp_path):
     """The submitit path (submitit_slurm on a cluster) through submitit's local executor."""
     sweep = tmp_path / "sweep"
-    result = multirun(sweep_overrides("cmaml", tiny_mnist_root, sweep)
-                      + ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "seed=0,1"], sweep)
+    result = multirun(
+        sweep_overrides("cmaml", tiny_mnist_root, sweep)
+        + ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "seed=0,1"],
+        sweep,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/results.json")}
     assert sorted(runs) == ["0", "1"] and all(r["status"] == "completed" for r in runs.values())
     assert list(sweep.glob(".submitit/*"))  # submitit's own job records
 
 
-@pytest.mark.parametrize("accelerator, n_gpus, job, expected", [
-    ("auto", 4, 5, [1]), ("gpu", 2, 0, [0]), ("auto", 1, 3, 1), ("cpu", 4, 2, 1), ("auto", 4, None, 1),
-])
+@pytest.mark.parametrize(
+    "accelerator, n_gpus, job, expected",
+    [
+        ("auto", 4, 5, [1]),
+        ("gpu", 2, 0, [0]),
+        ("auto", 1, 3, 1),
+        ("cpu", 4, 2, 1),
+        ("auto", 4, None, 1),
+    ],
+)
 def test_one_gpu_per_sweep_job(accelerator, n_gpus, job, expected):
     from lamaml_pl.resolvers import devices_for_job
 

@@ -1,4 +1,5 @@
 """Crash and resume: a run killed after a task continues from its checkpoint to the same numbers."""
+
 import json
 import os
 import signal
@@ -14,9 +15,20 @@ from tests.conftest import ROOT
 
 
 def command(algo, root, run_dir, *extra):
-    return [sys.executable, "train.py", f"algo={algo}", "data=mnist_perm", f"data.root={root}", "data.download=false",
-            "data.n_tasks=4", "data.samples_per_task=100", "trainer.enable_progress_bar=false",
-            "logger=none", f"hydra.run.dir={run_dir}", *extra]
+    return [
+        sys.executable,
+        "train.py",
+        f"algo={algo}",
+        "data=mnist_perm",
+        f"data.root={root}",
+        "data.download=false",
+        "data.n_tasks=4",
+        "data.samples_per_task=100",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("algo", ["lamaml", "ewc"])  # EWC: per-task state (Fisher sums, sample store)
@@ -24,8 +36,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(algo, tiny_mnist_ro
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
     subprocess.run(command(algo, tiny_mnist_root, reference), cwd=ROOT, capture_output=True, check=True, timeout=300)
 
-    run = subprocess.Popen(command(algo, tiny_mnist_root, crashed), cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        command(algo, tiny_mnist_root, crashed), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     checkpoint = crashed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while not checkpoint.exists() and time.time() < deadline:
@@ -34,8 +47,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(algo, tiny_mnist_ro
     run.wait()
     assert not (crashed / "results.json").exists()  # it really died before the end
 
-    resumed = subprocess.run(command(algo, tiny_mnist_root, crashed, "resume=auto"), cwd=ROOT,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        command(algo, tiny_mnist_root, crashed, "resume=auto"), cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected = json.loads((reference / "results.json").read_text())
     got = json.loads((crashed / "results.json").read_text())

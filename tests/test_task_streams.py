@@ -1,4 +1,5 @@
 """Rotation and permutation streams: one transform per task, shared by train and test, seeded."""
+
 import numpy as np
 import pytest
 import torch
@@ -45,7 +46,9 @@ def test_rotation_map_equals_pil_rotate(angle):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
-@pytest.mark.parametrize("pixel_map", [rotation_pixel_map(133.7), permutation_pixel_maps(1, seed=3)[0]], ids=["rotation", "permutation"])
+@pytest.mark.parametrize(
+    "pixel_map", [rotation_pixel_map(133.7), permutation_pixel_maps(1, seed=3)[0]], ids=["rotation", "permutation"]
+)
 def test_first_layer_on_the_base_digits_equals_it_on_the_task_inputs(pixel_map, device):
     """The evaluation multiplies the base digits (sparse on the CPU) by the weights folded through
     the pixel map; 133.7 degrees has blank fill pixels and base pixels that two input pixels read."""
@@ -71,8 +74,10 @@ def test_first_layer_on_the_base_digits_runs_under_half_precision():
     """bf16 weights (trainer.precision=bf16-true) and CPU autocast (bf16-mixed) evaluate too: MKL's
     sparse product has no half types, so it runs in float32 and returns the weights' dtype."""
     images, _ = synthetic_digits(30, seed=2)
-    kept = GatheredPixels(base_pixels(torch.from_numpy(images).reshape(30, -1), torch.device("cpu")),
-                          *fold_index(rotation_pixel_map(45.0)))
+    kept = GatheredPixels(
+        base_pixels(torch.from_numpy(images).reshape(30, -1), torch.device("cpu")),
+        *fold_index(rotation_pixel_map(45.0)),
+    )
     gen = torch.Generator().manual_seed(0)
     weight, bias = torch.randn(7, 784, generator=gen), torch.randn(7, generator=gen)
     full = kept.linear(weight, bias)
@@ -80,7 +85,9 @@ def test_first_layer_on_the_base_digits_runs_under_half_precision():
         assert torch.equal(kept.linear(weight, bias), full)
     half = kept.linear(weight.bfloat16(), bias.bfloat16())
     assert half.dtype == torch.bfloat16
-    assert torch.allclose(half.float(), kept.dense() @ weight.bfloat16().float().T + bias.bfloat16().float(), rtol=1e-2, atol=0.1)
+    assert torch.allclose(
+        half.float(), kept.dense() @ weight.bfloat16().float().T + bias.bfloat16().float(), rtol=1e-2, atol=0.1
+    )
 
 
 def test_rotation_angles_fall_one_per_bin_and_follow_the_seed():
@@ -153,8 +160,9 @@ def test_joint_stream_serves_every_task_in_one_epoch(tiny_mnist_root):
     dm = make_dm(tiny_mnist_root, joint=True, epochs_per_task=3)
     dm.setup()
     assert dm.max_epochs == 3 and dm.task_of_epoch(2) == 3 and dm.info.joint
-    x, y, t = next(iter(torch.utils.data.DataLoader(
-        dm.train_dataloader().dataset, batch_size=120, collate_fn=lambda b: b)))
+    x, y, t = next(
+        iter(torch.utils.data.DataLoader(dm.train_dataloader().dataset, batch_size=120, collate_fn=lambda b: b))
+    )
     assert torch.bincount(t).tolist() == [30, 30, 30, 30]
     for task in range(4):
         assert torch.equal(x[t == task], dm.train_dataset(task).x)

@@ -1,4 +1,5 @@
 """Tiny end-to-end runs through the real entry point: every variant on every MNIST benchmark."""
+
 import json
 import subprocess
 import sys
@@ -50,8 +51,10 @@ def test_tiny_run(algo, data, tiny_mnist_root, tmp_path):
 def test_wandb_offline_run_gets_config_matrix_and_plots(tiny_mnist_root, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    overrides = [o.replace("logger=csv", "logger=wandb") for o in
-                 tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path)]
+    overrides = [
+        o.replace("logger=csv", "logger=wandb")
+        for o in tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path)
+    ]
     train(compose_config(overrides))
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
@@ -64,19 +67,27 @@ def test_wandb_offline_run_gets_config_matrix_and_plots(tiny_mnist_root, tmp_pat
 
 
 def test_single_task_stream(tiny_mnist_root, tmp_path):
-    overrides = [o.replace("data.n_tasks=2", "data.n_tasks=1") for o in
-                 tiny_run_overrides("mer", "mnist_rot", tiny_mnist_root, tmp_path)]
+    overrides = [
+        o.replace("data.n_tasks=2", "data.n_tasks=1")
+        for o in tiny_run_overrides("mer", "mnist_rot", tiny_mnist_root, tmp_path)
+    ]
     results = train(compose_config(overrides))
     check_run_folder(tmp_path, n_tasks=1)
     assert results["bti"] == 0.0 and results["ra"] == results["la"]
 
 
 def test_multirun_sweeps_seeds_into_separate_folders(tiny_mnist_root, tmp_path):
-    overrides = [o for o in tiny_run_overrides("cmaml", "mnist_perm", tiny_mnist_root, tmp_path)
-                 if not o.startswith("paths.output_dir")]
+    overrides = [
+        o
+        for o in tiny_run_overrides("cmaml", "mnist_perm", tiny_mnist_root, tmp_path)
+        if not o.startswith("paths.output_dir")
+    ]
     result = subprocess.run(
         [sys.executable, "train.py", "-m", *overrides, "seed=0,1", f"hydra.sweep.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     folders = sorted(p.parent for p in tmp_path.glob("*/results.json"))
@@ -96,9 +107,13 @@ def test_tiny_run_on_the_gpu(tiny_mnist_root, tmp_path):
 
 
 def test_gradient_alignment_callback(tiny_mnist_root, tmp_path):
-    overrides = [o.replace("data.n_tasks=2", "data.n_tasks=3") for o in
-                 tiny_run_overrides("er", "mnist_rot", tiny_mnist_root, tmp_path)]
-    train(compose_config(overrides + ["callbacks=gradient_alignment", "callbacks.gradient_alignment.every_n_batches=2"]))
+    overrides = [
+        o.replace("data.n_tasks=2", "data.n_tasks=3")
+        for o in tiny_run_overrides("er", "mnist_rot", tiny_mnist_root, tmp_path)
+    ]
+    train(
+        compose_config(overrides + ["callbacks=gradient_alignment", "callbacks.gradient_alignment.every_n_batches=2"])
+    )
     rows = (tmp_path / "gradient_alignment.csv").read_text().splitlines()
     assert rows[0] == "batch,task,cosine"
     records = [line.split(",") for line in rows[1:]]
@@ -110,8 +125,10 @@ def test_gradient_alignment_callback(tiny_mnist_root, tmp_path):
 def test_divergence_stops_the_run_and_keeps_the_rows_so_far(tiny_mnist_root, tmp_path):
     from lamaml_pl.errors import DivergenceError
 
-    overrides = [o.replace("algo.lr=0.05", "algo.lr=1e30") for o in
-                 tiny_run_overrides("online", "mnist_rot", tiny_mnist_root, tmp_path)]
+    overrides = [
+        o.replace("algo.lr=0.05", "algo.lr=1e30")
+        for o in tiny_run_overrides("online", "mnist_rot", tiny_mnist_root, tmp_path)
+    ]
     with pytest.raises(DivergenceError, match=r"online diverged: loss (nan|inf) at task 0, batch \d+"):
         train(compose_config(overrides))
     results = json.loads((tmp_path / "results.json").read_text())
@@ -121,11 +138,18 @@ def test_divergence_stops_the_run_and_keeps_the_rows_so_far(tiny_mnist_root, tmp
 
 
 def test_divergence_on_the_command_line_exits_non_zero(tiny_mnist_root, tmp_path):
-    overrides = [o.replace("algo.lr=0.05", "algo.lr=1e30") for o in
-                 tiny_run_overrides("online", "mnist_rot", tiny_mnist_root, tmp_path)
-                 if not o.startswith("paths.output_dir")]
-    result = subprocess.run([sys.executable, "train.py", *overrides, f"hydra.run.dir={tmp_path}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    overrides = [
+        o.replace("algo.lr=0.05", "algo.lr=1e30")
+        for o in tiny_run_overrides("online", "mnist_rot", tiny_mnist_root, tmp_path)
+        if not o.startswith("paths.output_dir")
+    ]
+    result = subprocess.run(
+        [sys.executable, "train.py", *overrides, f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 3
     assert "error: online diverged: loss" in result.stderr and "Traceback" not in result.stderr
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "diverged"
@@ -133,8 +157,10 @@ def test_divergence_on_the_command_line_exits_non_zero(tiny_mnist_root, tmp_path
 
 @pytest.mark.parametrize("algo", ["lamaml", "gem"])
 def test_same_seed_gives_identical_numbers(algo, tiny_mnist_root, tmp_path):
-    runs = [train(compose_config(tiny_run_overrides(algo, "mnist_perm", tiny_mnist_root, tmp_path / str(i))))
-            for i in range(2)]
+    runs = [
+        train(compose_config(tiny_run_overrides(algo, "mnist_perm", tiny_mnist_root, tmp_path / str(i))))
+        for i in range(2)
+    ]
     assert runs[0]["acc_matrix"] == runs[1]["acc_matrix"] and runs[0]["ra"] == runs[1]["ra"]
     other = train(compose_config(tiny_run_overrides(algo, "mnist_perm", tiny_mnist_root, tmp_path / "s1") + ["seed=1"]))
     assert other["acc_matrix"] != runs[0]["acc_matrix"]
@@ -143,8 +169,11 @@ def test_same_seed_gives_identical_numbers(algo, tiny_mnist_root, tmp_path):
 def test_evaluating_seen_tasks_and_the_next_keeps_every_metric(tiny_mnist_root, tmp_path):
     """eval_tasks=seen_and_next: the entries it evaluates and all four metrics equal the full run's."""
     full_dir, short_dir = tmp_path / "full", tmp_path / "short"
-    base = [o for o in tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path)
-            if not o.startswith(("paths.output_dir", "data.n_tasks"))] + ["data.n_tasks=4"]
+    base = [
+        o
+        for o in tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path)
+        if not o.startswith(("paths.output_dir", "data.n_tasks"))
+    ] + ["data.n_tasks=4"]
     full = train(compose_config([*base, f"paths.output_dir={full_dir}"]))
     short = train(compose_config([*base, "data.eval_tasks=seen_and_next", f"paths.output_dir={short_dir}"]))
     for key in ("ra", "bti", "la", "fwt"):

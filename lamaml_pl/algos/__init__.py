@@ -1,4 +1,5 @@
 """Continual-learning algorithms, each a LightningModule with a single ``observe``."""
+
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.er import ER
 from lamaml_pl.algos.ewc import EWC
@@ -11,5 +12,17 @@ from lamaml_pl.algos.meta_bgd import MetaBGD
 from lamaml_pl.algos.online import Online
 from lamaml_pl.algos.replay import ReservoirBuffer
 
-__all__ = ["AGEM", "ContinualLearner", "ER", "EWC", "GEM", "ICaRL", "LaER", "LaMAML", "MER", "MetaBGD", "Online",
-           "ReservoirBuffer"]
+__all__ = [
+    "AGEM",
+    "ContinualLearner",
+    "ER",
+    "EWC",
+    "GEM",
+    "ICaRL",
+    "LaER",
+    "LaMAML",
+    "MER",
+    "MetaBGD",
+    "Online",
+    "ReservoirBuffer",
+]

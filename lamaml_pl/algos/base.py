@@ -3,6 +3,7 @@
 An algorithm subclasses it and implements ``observe(x, y, t)``, the update for one incoming
 batch (the convention of GEM, MER, La-MAML and Mammoth); optimisation is manual.
 """
+
 from __future__ import annotations
 
 import random

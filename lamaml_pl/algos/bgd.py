@@ -10,9 +10,10 @@ size, undoing the mean loss), then
 and leaves the weights at μ (what evaluation uses). Its per-parameter state lives in the
 optimiser state, so checkpoints carry it.
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

@@ -10,9 +10,10 @@ update tensors in place (the weights): the warm-up run that capture needs would 
 twice, so the tensors listed by ``state`` are restored after it. The outputs are the graph's own
 buffers, overwritten by the next replay: use them before calling again.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -1,7 +1,8 @@
 """Per-task episodic memory of GEM / A-GEM: a ring buffer of ``n_memories`` samples per task."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -8,6 +8,7 @@ Quirk Q11 ``insert_every_epoch`` (True): the original inserts the batch again in
 multi-pass runs fill the buffer with duplicates and ``age`` grows with the epochs. False inserts
 during a task's first pass only.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,8 +35,12 @@ class ER(ContinualLearner):
         reservoir_exclusive: bool = False,
     ):
         super().__init__(name, net, stream)
-        for key, value in (("algo.lr", lr), ("algo.replay_batch_size", replay_batch_size),
-                           ("algo.glances", glances), ("algo.grad_clip_norm", grad_clip_norm)):
+        for key, value in (
+            ("algo.lr", lr),
+            ("algo.replay_batch_size", replay_batch_size),
+            ("algo.glances", glances),
+            ("algo.grad_clip_norm", grad_clip_norm),
+        ):
             require_positive(key, value)
         require_replay_fits(int(replay_batch_size), int(memories))
         self.save_hyperparameters(ignore=["name", "net", "stream"])

@@ -9,6 +9,7 @@ The sum over past tasks is kept in closed form, Σ_k F_k (θ − θ_k)² = A ⊙
 A = Σ_k F_k, μ = Σ_k F_k θ_k / A and c = Σ_k F_k θ_k² − A μ², so each step costs the same
 whatever the number of past tasks; value and gradient equal the per-task sum.
 """
+
 from __future__ import annotations
 
 import torch
@@ -54,8 +55,10 @@ class EWC(ContinualLearner):
 
     def consolidation(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         n = len(list(self.net.parameters()))
-        return [(getattr(self, f"fisher_sum_{i}"), getattr(self, f"anchor_{i}"), getattr(self, f"offset_{i}"))
-                for i in range(n)]
+        return [
+            (getattr(self, f"fisher_sum_{i}"), getattr(self, f"anchor_{i}"), getattr(self, f"offset_{i}"))
+            for i in range(n)
+        ]
 
     def on_task_start(self, t: int) -> None:
         if self.store_y:
@@ -80,7 +83,9 @@ class EWC(ContinualLearner):
 
     def penalty(self) -> torch.Tensor:
         """Σ_k Σ F_k ⊙ (θ − θ_k)² over all finished tasks (without memory_strength)."""
-        return sum(((A * (p - mu) ** 2).sum() + c) for p, (A, mu, c) in zip(self.net.parameters(), self.consolidation()))
+        return sum(
+            ((A * (p - mu) ** 2).sum() + c) for p, (A, mu, c) in zip(self.net.parameters(), self.consolidation())
+        )
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         if sum(len(s) for s in self.store_y) < self.n_memories:

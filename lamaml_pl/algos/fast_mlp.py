@@ -13,6 +13,7 @@ net is an :class:`~lamaml_pl.nets.MLP` and the stream is not task-masked; result
 autograd path's up to floating-point summation order (tested). :class:`FactoredGlance` computes
 the same glance without forming the first layer's fast weights (the default).
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,7 +21,10 @@ import torch.nn.functional as F
 
 
 def mlp_grads(
-    weights: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor, out: list[torch.Tensor],
+    weights: list[torch.Tensor],
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    out: list[torch.Tensor],
     transposed: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The gradient of the mean cross-entropy of an MLP ``[W1, b1, W2, b2, ...]`` (ReLU between
@@ -96,7 +100,10 @@ def first_order_glance(
 
 
 def tail_grads(
-    tail: list[torch.Tensor], first: torch.Tensor, targets: torch.Tensor, out: list[torch.Tensor],
+    tail: list[torch.Tensor],
+    first: torch.Tensor,
+    targets: torch.Tensor,
+    out: list[torch.Tensor],
     transposed: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The MLP above its first weight matrix for k weight sets at once: ``tail`` = ``[b1, W2, b2,
@@ -124,7 +131,10 @@ def tail_grads(
 
 
 def sample_tail_grads(
-    tail: list[torch.Tensor], transposed: list[torch.Tensor], first: torch.Tensor, target: torch.Tensor,
+    tail: list[torch.Tensor],
+    transposed: list[torch.Tensor],
+    first: torch.Tensor,
+    target: torch.Tensor,
     out: list[torch.Tensor],
 ) -> torch.Tensor:
     """:func:`tail_grads` for one sample (``first``, ``target``: one row each), in fewer ops: a
@@ -166,11 +176,20 @@ class InnerLoop:
         self.steps = []
         for j in range(n):
             fast_j = [v[j] for v in fast_layers]
-            self.steps.append((  # biases' gradients as rows (1, width): sample_tail_grads writes into them
-                fast_j, [w.t() for w in fast_j[1::2]], self.first[j : j + 1], self.targets[j : j + 1],
-                [v[j : j + 1] if k % 2 == 0 else v[j] for k, v in enumerate(inner_layers)], self.first[j + 1 :],
-                self.shifts[j, m - n + j + 1 :], self.fast[j], self.inner[j], self.fast[j + 1],
-            ))
+            self.steps.append(
+                (  # biases' gradients as rows (1, width): sample_tail_grads writes into them
+                    fast_j,
+                    [w.t() for w in fast_j[1::2]],
+                    self.first[j : j + 1],
+                    self.targets[j : j + 1],
+                    [v[j : j + 1] if k % 2 == 0 else v[j] for k, v in enumerate(inner_layers)],
+                    self.first[j + 1 :],
+                    self.shifts[j, m - n + j + 1 :],
+                    self.fast[j],
+                    self.inner[j],
+                    self.fast[j + 1],
+                )
+            )
         # the meta pass: the tails after steps 1..n, their gradients
         self.meta_fast = stacked_views(self.fast[1:], tail)
         self.meta_transposed = [w.transpose(1, 2) for w in self.meta_fast[1::2]]
@@ -232,7 +251,8 @@ class FactoredGlance:
         tail_rate = torch.cat([r.reshape(-1) for r in rates[1:]])
         pixels = x.any(0).nonzero().squeeze(1) if x.device.type == "cpu" else None
         x_used, replay_used, r1_used = (  # index_select: a third of the cost of x[:, pixels]
-            (x, replay_x, r1) if pixels is None
+            (x, replay_x, r1)
+            if pixels is None
             else (x.index_select(1, pixels), replay_x.index_select(1, pixels), r1.index_select(1, pixels))
         )
         masked = (replay_used.unsqueeze(0) * x_used.unsqueeze(1)).view(n * m, -1)  # rows X ⊙ x_j
@@ -253,8 +273,9 @@ class FactoredGlance:
         shifts = loop.shifts.mul_(delta.unsqueeze(1))
         shifts = torch.mm(upper.t(), shifts.view(n, -1)).view(n, m, -1)  # row i: Σ_{j≤i}
         first = torch.mm(replay_x, w1.t()).expand(n, -1, -1) - shifts
-        logits, dz = tail_grads(loop.meta_fast, first, replay_targets.expand(n, -1, -1), loop.meta_out,
-                                loop.meta_transposed)
+        logits, dz = tail_grads(
+            loop.meta_fast, first, replay_targets.expand(n, -1, -1), loop.meta_out, loop.meta_transposed
+        )
         meta_loss = F.cross_entropy(logits.reshape(n * m, n_classes), replay_y.repeat(n)) if with_loss else None
         grad_theta = [torch.mm(dz.sum(0).t(), replay_x).div_(n), *layer_views(outer.sum(0).div_(n), tail)]
         if not rate_grads:

@@ -16,6 +16,7 @@ Quirks (faithful defaults; the option gives the other behaviour):
 - Q5 (A-GEM): the reference gradient is the mean of the per-task memory gradients, not the
   gradient of one random memory batch as in the A-GEM paper. Kept as published.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,9 +51,7 @@ class GEM(ContinualLearner):
         if grad_clip_norm is not None:
             require_positive("algo.grad_clip_norm", grad_clip_norm)
         if memory_strength < 0 or qp_eps < 0:
-            raise ConfigError(
-                f"algo.memory_strength={memory_strength} / algo.qp_eps={qp_eps}: both must be >= 0"
-            )
+            raise ConfigError(f"algo.memory_strength={memory_strength} / algo.qp_eps={qp_eps}: both must be >= 0")
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.glances = lr, int(glances)
         self.memory_strength, self.grad_clip_norm, self.qp_eps = memory_strength, grad_clip_norm, qp_eps

@@ -1,7 +1,8 @@
 """Flattened-gradient helpers and the two projections of the GEM family (spec/algorithms.md §3-§4)."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import quadprog

@@ -14,6 +14,7 @@ Quirk Q8 (kept, as published): herding features are the task's own logits, not a
 layer; the nearest-mean rule uses unnormalised full logit vectors; only the first pass is
 stored for herding, without its last batch (``store_last_batch`` False; True keeps it).
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,8 +45,12 @@ class ICaRL(ContinualLearner):
                 f"algo={name} needs a task-incremental stream (data=cifar100 or data=tinyimagenet): "
                 "its exemplars and nearest-mean rule are per class of each task"
             )
-        for key, value in (("algo.lr", lr), ("algo.n_memories", n_memories), ("algo.glances", glances),
-                           ("algo.grad_clip_norm", grad_clip_norm)):
+        for key, value in (
+            ("algo.lr", lr),
+            ("algo.n_memories", n_memories),
+            ("algo.glances", glances),
+            ("algo.grad_clip_norm", grad_clip_norm),
+        ):
             require_positive(key, value)
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.n_memories, self.reg = lr, int(n_memories), memory_strength

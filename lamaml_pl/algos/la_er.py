@@ -15,6 +15,7 @@ offered to the reservoir after the glances, in every epoch (Q11, as ER).
 Quirk Q7 ``meta_loss`` ("last"): the original keeps only the last chunk's meta-loss (the
 average is commented out); "mean" averages all chunks' meta-losses, as C-MAML / La-MAML do.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,9 +51,14 @@ class LaER(ContinualLearner):
         reservoir_exclusive: bool = False,
     ):
         super().__init__(name, net, stream)
-        for key, value in (("algo.alpha_init", alpha_init), ("algo.opt_lr", opt_lr),
-                           ("algo.replay_batch_size", replay_batch_size), ("algo.glances", glances),
-                           ("algo.inner_chunks", inner_chunks), ("algo.grad_clip_norm", grad_clip_norm)):
+        for key, value in (
+            ("algo.alpha_init", alpha_init),
+            ("algo.opt_lr", opt_lr),
+            ("algo.replay_batch_size", replay_batch_size),
+            ("algo.glances", glances),
+            ("algo.inner_chunks", inner_chunks),
+            ("algo.grad_clip_norm", grad_clip_norm),
+        ):
             require_positive(key, value)
         if meta_loss not in META_LOSSES:
             raise ConfigError(f"algo.meta_loss={meta_loss!r} is unknown: use one of {', '.join(META_LOSSES)}")
@@ -84,8 +90,10 @@ class LaER(ContinualLearner):
             for chunk_x, chunk_y in zip(x.split(size), y.split(size)):
                 inner = self.loss(functional_call(self.net, fast, (chunk_x,)), chunk_y, t)
                 grads = torch.autograd.grad(inner, list(fast.values()), create_graph=self.second_order)
-                fast = {n: w - g.clamp(-self.grad_clip_norm, self.grad_clip_norm) * a
-                        for (n, w), g, a in zip(fast.items(), grads, self.alpha)}
+                fast = {
+                    n: w - g.clamp(-self.grad_clip_norm, self.grad_clip_norm) * a
+                    for (n, w), g, a in zip(fast.items(), grads, self.alpha)
+                }
                 meta_losses.append(self.loss(functional_call(self.net, fast, (batch_x,)), batch_y, batch_t))
             meta = meta_losses[-1] if self.meta_loss == "last" else torch.stack(meta_losses).mean()
 

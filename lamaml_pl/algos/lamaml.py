@@ -1,7 +1,7 @@
-"""C-MAML, Sync-La-MAML and La-MAML: one learner, two switches (spec/algorithms.md §10).
+"""C-MAML, Sync-La-MAML and La-MAML: one learner, two switches (``learn_lr``, ``sync_update``).
 
 Gupta, Yadav & Paull, "La-MAML: Look-ahead Meta Learning for Continual Learning", NeurIPS 2020.
-For every glance at an incoming batch B of task t (MNIST variant, §10.3):
+For every glance at an incoming batch B of task t:
 
     fast_0 = θ;  for each sample (x_i, y_i) of B:  fast_i = fast_{i-1} - relu(α) ⊙ ∇ CE(fast_{i-1}; x_i, y_i)
     L_meta = mean_i CE(fast_i; replay ∪ B)
@@ -11,35 +11,22 @@ For every glance at an incoming batch B of task t (MNIST variant, §10.3):
 with both gradient groups norm-clipped to ``grad_clip_norm`` first. The La-MAML weight step uses
 the α just updated ("look-ahead"). Fast weights run through ``torch.func.functional_call``.
 
-The CIFAR / TinyImageNet variant (§10.2, ``lamaml_cifar``) is the same learner with
-``inner_chunks`` = cifar_batches: the inner loop steps over that many chunks of ⌈B/n⌉ samples
-instead of single samples, second order, value-clamped inner gradients, raw α in the inner step
-(presets set ``inner_clamp: true, inner_alpha_relu: false, second_order: true``). On task-
-incremental streams every loss is the base class's masked cross-entropy (§0.3): the inner loss
-over the current task's classes, the meta-loss with each replayed sample's own task.
-A batch smaller than the number of chunks gives fewer, non-empty chunks (Q16: the original's
-empty chunks would give a NaN loss).
+The CIFAR / TinyImageNet variant is the same learner with ``inner_chunks`` = the original's
+``cifar_batches``: the inner loop steps over that many chunks of ⌈B/n⌉ samples, second order,
+with value-clamped inner gradients and raw α in the inner step (its presets). On task-incremental
+streams every loss is the base class's masked cross-entropy: the inner loss over the current
+task's classes, the meta-loss with each replayed sample's own task. The original code's quirks
+(Q1 ``inner_clamp``, Q2 ``memory_snapshot``, Q3 ``inner_alpha_relu``, Q10
+``reservoir_exclusive``, Q16 short batches) are options with faithful defaults: docs/quirks.md.
 
-Quirks of the original code (faithful defaults; the flag gives the corrected behaviour):
-- Q1 ``inner_clamp`` (False): the original computes a clamped inner gradient and discards it,
-  so MNIST inner gradients are never clipped. True clamps them to ±grad_clip_norm.
-- Q2 ``memory_snapshot`` ("alias"): at a task switch the original sets M = M_new by reference,
-  so ``use_old_task_memory`` has no effect. "copy" snapshots the buffer, so replay draws only
-  samples of earlier tasks when ``use_old_task_memory`` is on.
-- Q3 ``inner_alpha_relu`` (True): the MNIST inner step uses relu(α); the CIFAR code uses raw α
-  (its presets set False).
-- Q10 ``reservoir_exclusive`` (False): see :class:`ReservoirBuffer`.
-
-Speed: first order on an MLP (the MNIST runs), ``fast_mlp`` (True) computes each glance with
-gradients written by hand (:mod:`lamaml_pl.algos.fast_mlp`) instead of building and
-backpropagating the fast-weight graph; False forces the autograd path. Same numbers up to
-floating-point summation order. ``factored_glance`` (True) computes that glance without forming
-the first layer's fast weights (its inner gradients are outer products), so the meta pass of all
-inner steps is a few large matrix products; False keeps the sample-by-sample order of earlier
-runs (float32 rounds the two differently, and La-MAML's trajectory amplifies that). On a GPU that glance and the meta step are captured once per
-shape and replayed as a CUDA graph (``cuda_graph``, True; False launches the kernels one by one;
-same numbers, tested).
+Speed: first order on an MLP (the MNIST runs), ``fast_mlp`` computes each glance with gradients
+written by hand (:mod:`lamaml_pl.algos.fast_mlp`) instead of backpropagating the fast-weight
+graph; ``factored_glance`` computes it without forming the first layer's fast weights, so the meta
+pass of all inner steps is a few large matrix products (float32 rounds the two orders
+differently; La-MAML's trajectory amplifies that). On a GPU that glance and the meta step are
+captured once per shape and replayed as a CUDA graph (``cuda_graph``; same numbers, tested).
 """
+
 from __future__ import annotations
 
 import copy
@@ -129,17 +116,20 @@ class LaMAML(ContinualLearner):
         self.inner_alpha_relu = inner_alpha_relu
         self.inner_chunks = inner_chunks
         # the hand-written first-order glance applies to MLPs on unmasked streams
-        self.fast_mlp = (fast_mlp and not second_order and inner_chunks is None and isinstance(net, MLP)
-                         and stream.classes_per_task is None)
+        self.fast_mlp = (
+            fast_mlp
+            and not second_order
+            and inner_chunks is None
+            and isinstance(net, MLP)
+            and stream.classes_per_task is None
+        )
         # its factored form needs the first layer's inner gradients unclamped (rank one) and a hidden layer
         self.factored_glance = factored_glance and self.fast_mlp and not inner_clamp and len(net) > 1
         self.factored = FactoredGlance()  # keeps its inner loop's buffers from glance to glance
         self.cuda_graph = cuda_graph
         self.graphed_update = GraphedStep(self.hand_written_update, state=lambda: [*self.net.parameters(), *self.alpha])
         self.weight_names = [name for name, _ in net.named_parameters()]
-        self.alpha = nn.ParameterList(
-            [nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()]
-        )
+        self.alpha = nn.ParameterList([nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()])
         self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
         self.old_task_memory: ReservoirBuffer | None = None
 
@@ -234,8 +224,11 @@ class LaMAML(ContinualLearner):
 
     @torch.no_grad()
     def meta_step(
-        self, grad_theta: list[torch.Tensor], grad_rate: list[torch.Tensor] | None,
-        weights: list[torch.Tensor] | None = None, alpha: list[torch.Tensor] | None = None,
+        self,
+        grad_theta: list[torch.Tensor],
+        grad_rate: list[torch.Tensor] | None,
+        weights: list[torch.Tensor] | None = None,
+        alpha: list[torch.Tensor] | None = None,
     ) -> None:
         """Clip both gradient groups (as ``clip_grad_norm_``), then the α step (SGD at opt_lr) and
         the θ step (sync: SGD at opt_wt; else θ -= relu(α) ⊙ ∇θ with the new α: look-ahead).

@@ -10,6 +10,7 @@ order; θ ← W + β(θ − W) }; θ ← A + γ(θ − A); offer the example to 
 ``grad_clip_norm`` (Q18): the La-MAML copy norm-clips every per-sample gradient (10 in its CIFAR
 runs); the original MER, whose numbers fill the MNIST table, does not clip (null).
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,8 +38,11 @@ class MER(ContinualLearner):
         reservoir_exclusive: bool = False,
     ):
         super().__init__(name, net, stream)
-        for key, value in (("algo.lr", lr), ("algo.replay_batch_size", replay_batch_size),
-                           ("algo.batches_per_example", batches_per_example)):
+        for key, value in (
+            ("algo.lr", lr),
+            ("algo.replay_batch_size", replay_batch_size),
+            ("algo.batches_per_example", batches_per_example),
+        ):
             require_positive(key, value)
         for key, value in (("algo.beta", beta), ("algo.gamma", gamma)):
             if not 0 < value <= 1:
@@ -67,8 +71,10 @@ class MER(ContinualLearner):
                 mem_x, mem_y, mem_t = self.memory.sample(self.replay_batch_size)
                 batch_x, batch_y = torch.cat([x[i : i + 1], mem_x]), torch.cat([y[i : i + 1], mem_y])
                 batch_t = torch.cat([torch.full_like(y[:1], t), mem_t])
-                losses = [self.sgd_step(params, batch_x[j : j + 1], batch_y[j : j + 1], batch_t[j : j + 1], lr)
-                          for j in range(len(batch_y))]
+                losses = [
+                    self.sgd_step(params, batch_x[j : j + 1], batch_y[j : j + 1], batch_t[j : j + 1], lr)
+                    for j in range(len(batch_y))
+                ]
                 interpolate(params, before_batch, self.beta)
             interpolate(params, before_example, self.gamma)
             self.memory.add(x[i : i + 1], y[i : i + 1], t)

@@ -10,6 +10,7 @@ The incoming batch enters the reservoir once, at the first glance's first sample
 Q17 (kept, as published): α is itself a Bayesian parameter, the inner loop is second order
 whatever ``second_order`` says, and α's gradients are not clipped.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,10 +41,22 @@ class MetaBGD(LaMAML):
     ):
         require_positive("algo.mc_iters", mc_iters)
         super().__init__(
-            name, net, stream, learn_lr=False, sync_update=True, alpha_init=alpha_init, glances=glances,
-            memories=memories, replay_batch_size=replay_batch_size, grad_clip_norm=grad_clip_norm,
-            second_order=True, use_old_task_memory=False, inner_clamp=True, inner_alpha_relu=False,
-            reservoir_exclusive=reservoir_exclusive, inner_chunks=inner_chunks,
+            name,
+            net,
+            stream,
+            learn_lr=False,
+            sync_update=True,
+            alpha_init=alpha_init,
+            glances=glances,
+            memories=memories,
+            replay_batch_size=replay_batch_size,
+            grad_clip_norm=grad_clip_norm,
+            second_order=True,
+            use_old_task_memory=False,
+            inner_clamp=True,
+            inner_alpha_relu=False,
+            reservoir_exclusive=reservoir_exclusive,
+            inner_chunks=inner_chunks,
         )
         self.std_init, self.mean_eta, self.mc_iters = std_init, mean_eta, int(mc_iters)
 

@@ -5,6 +5,7 @@ incoming batch; no replay, no regularisation, no clipping. MER ran it with batch
 The same update on a joint stream of all tasks (``data.joint=true``) is the IID oracle
 (``algo=iid``, spec §11).
 """
+
 from __future__ import annotations
 
 import torch

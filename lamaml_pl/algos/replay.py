@@ -1,7 +1,8 @@
 """Reservoir replay buffer as preallocated tensors on the module's device (spec/algorithms.md §0.4)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

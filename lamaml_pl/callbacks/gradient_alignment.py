@@ -12,6 +12,7 @@ same for every algorithm: the first ``probe_per_task`` training samples of each 
 (from the data module, not from an algorithm's buffer), so methods can be compared on equal
 terms. The cosine (not the raw dot product) keeps the scale of the loss out of the comparison.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,20 +21,22 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from pytorch_lightning.callbacks import Callback  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.callbacks import Callback
+from torch import nn
 
-from lamaml_pl.errors import require_positive  # noqa: E402
+from lamaml_pl.errors import require_positive
 
 CSV_FILE = "gradient_alignment.csv"
 PLOT_FILE = "gradient_alignment.png"
 
 
 @torch.enable_grad()
-def gradient_cosine(net: nn.Module, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]) -> float:
+def gradient_cosine(
+    net: nn.Module, a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]
+) -> float:
     """Cosine similarity of the mean-CE gradients of two batches, all parameters flattened."""
     params = [p for p in net.parameters() if p.requires_grad]
     flat = []

@@ -1,4 +1,5 @@
 """A checkpoint at the end of every task, written atomically, so a crashed run can resume."""
+
 from __future__ import annotations
 
 import os

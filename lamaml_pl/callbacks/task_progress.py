@@ -1,4 +1,5 @@
 """A progress bar that names the task being learned instead of Lightning's epoch."""
+
 from __future__ import annotations
 
 import sys

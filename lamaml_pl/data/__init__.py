@@ -1,4 +1,5 @@
 """Task streams and the task-sequential DataModule."""
+
 from lamaml_pl.data.class_split import ClassSplitDataModule
 from lamaml_pl.data.datamodule import StreamInfo, TaskSequentialDataModule
 from lamaml_pl.data.mnist import MnistDataModule

@@ -7,9 +7,10 @@ are applied here to a whole uint8 batch at once with torch's global RNG (so runs
 resumable): the distribution is the original's; pixel values can differ from PIL's only by its
 uint8 rounding of the brightness blend.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

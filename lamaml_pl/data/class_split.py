@@ -7,9 +7,11 @@ A ``validation`` fraction of every class's training images is held out for model
 the reported accuracy matrix comes from the test set (CIFAR's test split, TinyImageNet's
 official val folder), and results.json carries both.
 """
+
 from __future__ import annotations
 
 import random
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -64,7 +66,15 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         eval_tasks: str = "all",
     ):
         super().__init__(
-            name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size, joint, shuffle, seed,
+            name,
+            n_tasks,
+            benchmark_tasks,
+            epochs_per_task,
+            batch_size,
+            eval_batch_size,
+            joint,
+            shuffle,
+            seed,
             eval_tasks,
         )
         if source not in SOURCES:
@@ -94,7 +104,8 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         if images.n_classes != self.benchmark_tasks * self.increment:
             raise ConfigError(
                 f"data.root: {images.source} has {images.n_classes} classes, but data.benchmark_tasks="
-                f"{self.benchmark_tasks} x data.increment={self.increment} needs {self.benchmark_tasks * self.increment}"
+                f"{self.benchmark_tasks} x data.increment={self.increment} needs "
+                f"{self.benchmark_tasks * self.increment}"
             )
         self.source = images.source
         self.order = class_order(images.n_classes, self.class_order, self.seed)
@@ -194,4 +205,3 @@ def validation_mask(labels: torch.Tensor, fraction: float, seed: int, shuffle: s
         members = order[shuffled == c]
         mask[members[: int(len(members) * fraction)]] = True
     return mask
-

@@ -7,6 +7,7 @@ data at once, each sample carrying its own task id.
 The train loader is rebuilt every epoch (``reload_dataloaders_every_n_epochs=1``) and follows
 the task; validation covers the test sets of all tasks in one loader of ``(x, y, t)`` batches.
 """
+
 from __future__ import annotations
 
 from abc import abstractmethod
@@ -18,7 +19,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from lamaml_pl.data.datasets import TaskTensorDataset, keep_batch
 from lamaml_pl.errors import ConfigError, require_positive
-
 
 SHUFFLES = ("global", "seeded")
 EVAL_TASKS = ("all", "seen_and_next")

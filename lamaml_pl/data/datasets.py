@@ -1,7 +1,8 @@
 """Datasets that hand out whole batches, so the loaders do no per-sample Python work."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -31,10 +32,12 @@ class TaskTensorDataset(Dataset):
         self.transform = transform
 
     @classmethod
-    def concat(cls, parts: list["TaskTensorDataset"]) -> "TaskTensorDataset":
+    def concat(cls, parts: list[TaskTensorDataset]) -> TaskTensorDataset:
         """Several tasks in one dataset, each sample keeping its task id (joint training)."""
         return cls(
-            torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), torch.cat([p.t for p in parts]),
+            torch.cat([p.x for p in parts]),
+            torch.cat([p.y for p in parts]),
+            torch.cat([p.t for p in parts]),
             parts[0].transform,
         )
 

@@ -6,6 +6,7 @@ The archive's own layout is kept (``val/images`` + ``val/val_annotations.txt``):
 reads it as it is, so the original code's restructuring step (``val_data_format.py``) is not
 needed; folders restructured that way are read too.
 """
+
 from __future__ import annotations
 
 import argparse

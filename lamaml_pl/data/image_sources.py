@@ -12,6 +12,7 @@ and normalisation happen per batch later (:mod:`lamaml_pl.data.augment`).
   downloads and unpacks it. Decoding 110k JPEGs takes a while, so the decoded tensors are cached
   (``cache_dir``) and reused while the folder is unchanged.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -154,7 +155,9 @@ def _decode(files: list[tuple[Path, int]]) -> torch.Tensor:
                     rgb = rgb.resize((TINY_SIZE, TINY_SIZE), Image.BILINEAR)
                 out[i] = np.asarray(rgb)
         except OSError as err:
-            raise ConfigError(f"data.root: the image {path} could not be decoded ({err}); replace or delete it") from err
+            raise ConfigError(
+                f"data.root: the image {path} could not be decoded ({err}); replace or delete it"
+            ) from err
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 

@@ -4,6 +4,7 @@ Only the base digits (uint8) and one pixel map per task are kept; each task's tr
 is transformed when its epoch starts. Test inputs are never built: the network's first layer
 reads the base digits through the task's pixel map (data/gathered_pixels.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,7 +64,15 @@ class MnistDataModule(TaskSequentialDataModule):
         eval_tasks: str = "all",
     ):
         super().__init__(
-            name, n_tasks, benchmark_tasks, epochs_per_task, batch_size, eval_batch_size, joint, shuffle, seed,
+            name,
+            n_tasks,
+            benchmark_tasks,
+            epochs_per_task,
+            batch_size,
+            eval_batch_size,
+            joint,
+            shuffle,
+            seed,
             eval_tasks,
         )
         if transform not in TRANSFORMS:

@@ -3,6 +3,7 @@
 The benchmarks only ever need the base digits as uint8; every task transform is applied
 later by :mod:`lamaml_pl.data.task_transforms`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,10 +75,11 @@ def check_idx_file(path: Path) -> None:
     elif data[:4] != bytes((0, 0, 8, ndim)):
         problem = f"its magic number is {data[:4].hex()}, not {bytes((0, 0, 8, ndim)).hex()} (uint8, {ndim}-d)"
     else:
-        dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+        dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
         expected = 4 + 4 * ndim + math.prod(dims)
         if len(data) != expected:
-            problem = f"its header announces {'x'.join(map(str, dims))} values ({expected} bytes) but it holds {len(data)} bytes"
+            shape = "x".join(map(str, dims))
+            problem = f"its header announces {shape} values ({expected} bytes) but it holds {len(data)} bytes"
     if problem:
         raise ConfigError(
             f"data.root: the MNIST file {path} is truncated or not an IDX file ({problem}); "

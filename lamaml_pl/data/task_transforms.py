@@ -8,6 +8,7 @@ So each task is one int64 "pixel map" of length 784 that indexes the flat image 
 pixel appended at position 784 (the fill). Applying a task is ``padded[:, pixel_map]``: a few
 microseconds per batch and 6 KB of state per task, even for 100 tasks.
 """
+
 from __future__ import annotations
 
 import numpy as np

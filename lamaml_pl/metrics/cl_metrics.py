@@ -4,6 +4,7 @@ R[i, j] is the accuracy on task j after training task i; b is the row evaluated 
 training. All four numbers are means over all T tasks, as the original code computes them
 (Q13: the j = T-1 term of BTI and the j = 0 term of FWT are 0 and still counted).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,8 @@
 """Per-task accuracy over one evaluation pass, as a torchmetrics Metric (sum states: DDP-safe)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torchmetrics import Metric

@@ -5,10 +5,11 @@ each followed by a ReLU, then fully connected ReLU layers and the output layer:
 CIFAR-100: 3 convs of 160 channels (32 -> 4), 2560-320-320-100 (1,419,940 weights);
 TinyImageNet: 4 convs (64 -> 4), 2560-640-640-200 (2,873,640 weights).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -66,4 +67,3 @@ def initialise(layer: nn.Conv2d | nn.Linear, init: str) -> None:
         nn.init.normal_(layer.bias, 0.0, math.sqrt(2.0) / math.sqrt(1 + 9 * layer.out_channels))
     else:
         nn.init.zeros_(layer.bias)
-

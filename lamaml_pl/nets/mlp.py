@@ -1,7 +1,8 @@
 """The MNIST network of La-MAML / MER / GEM: 784-100-100-10 with ReLUs (spec/benchmarks.md §5.1)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -11,6 +11,7 @@ Evaluation fills one accuracy row per member per pass over the test sets, as
 is marked diverged at the end of that task; its rows stop there (members never mix, so the
 others train on unaffected).
 """
+
 from __future__ import annotations
 
 from abc import abstractmethod
@@ -43,7 +44,9 @@ class PopulationLearner(pl.LightningModule):
         self.diverged_at: list[int | None] = [None] * self.n_members  # task in which the loss went non-finite
         denominators = torch.tensor(stream.test_sizes, dtype=torch.float64) if stream.test_sizes else None
         self.register_buffer("denominators", denominators, persistent=False)
-        self.register_buffer("correct", torch.zeros(self.n_members, stream.n_tasks, dtype=torch.float64), persistent=False)
+        self.register_buffer(
+            "correct", torch.zeros(self.n_members, stream.n_tasks, dtype=torch.float64), persistent=False
+        )
         self.register_buffer("seen", torch.zeros(stream.n_tasks, dtype=torch.float64), persistent=False)
         self.register_buffer("finite", torch.ones(self.n_members, dtype=torch.bool), persistent=False)
 

@@ -3,6 +3,7 @@
 Hydra reads a comma-separated value as a sweep (and refuses it without ``--multirun``); a
 population axis is a list of values trained together in one process, never a sweep.
 """
+
 from __future__ import annotations
 
 PREFIX = "population."

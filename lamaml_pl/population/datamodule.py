@@ -4,6 +4,7 @@ Members with the same seed share one source data module (the data depend only on
 Every training epoch each member draws its sample order from its :class:`MemberRNG`, as its
 single run's loader would from the global RNG; the test sets are shared by all members.
 """
+
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -17,7 +18,9 @@ from lamaml_pl.population.member_rng import MemberRNG
 class MemberBatches(Dataset):
     """Batch b of every member: member i's samples ``orders[i, b*B:(b+1)*B]`` of its source."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, source_of: torch.Tensor, orders: torch.Tensor, batch_size: int):
+    def __init__(
+        self, x: torch.Tensor, y: torch.Tensor, source_of: torch.Tensor, orders: torch.Tensor, batch_size: int
+    ):
         self.x, self.y, self.source_of, self.orders, self.batch_size = x, y, source_of.unsqueeze(1), orders, batch_size
 
     def __len__(self) -> int:

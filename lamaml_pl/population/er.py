@@ -1,6 +1,7 @@
 """ER for N members (:class:`lamaml_pl.algos.ER`, batched): per glance an SGD step on the mean
 cross-entropy of [replayed samples; the incoming batch], norm-clipped; then the batch is offered
 to the reservoir. lr and grad_clip_norm may differ between members."""
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@
 config is the composed config with ``seed`` and ``algo.<axis>`` set to its values — exactly what
 ``python train.py seed=... algo.alpha_init=...`` would run alone.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -29,7 +30,9 @@ def population_axes(cfg: DictConfig) -> dict[str, list]:
     for key, values in (cfg.get("population") or {}).items():
         if values is None or key in OPTIONS:
             continue
-        values = list(values) if isinstance(values, (ListConfig, Sequence)) and not isinstance(values, str) else [values]
+        values = (
+            list(values) if isinstance(values, (ListConfig, Sequence)) and not isinstance(values, str) else [values]
+        )
         if not values:
             raise ConfigError(f"population.{key}=[] has no values: give one or more, e.g. population.{key}=[1,2]")
         axes[key] = values
@@ -45,7 +48,9 @@ def check_axes(axes: dict[str, list], algo_class: str, algo_name: str) -> None:
     allowed = (SEED_AXIS, *AXES_OF[algo_class])
     for key in axes:
         if key not in allowed:
-            raise ConfigError(f"population.{key} cannot vary in a population of algo={algo_name}: use {', '.join(allowed)}")
+            raise ConfigError(
+                f"population.{key} cannot vary in a population of algo={algo_name}: use {', '.join(allowed)}"
+            )
 
 
 def member_settings(axes: dict[str, list]) -> list[dict]:

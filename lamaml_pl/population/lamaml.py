@@ -8,6 +8,7 @@ at ``fast_i``; then both groups norm-clipped, the α step (learn_lr) and the θ 
 between members. The sums are computed as the members' single runs compute them: factored
 (``algo.factored_glance``, the default) or sample by sample.
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,14 +50,18 @@ class PopulationLaMAML(PopulationLearner):
         plan, age = [], self.memory.age
         for size in batch_sizes:
             # the buffer's size at each glance: the batch is inserted after the first glance
-            stored = [min(age + (size if g > 0 and self.task_epoch == 0 else 0), self.memory.capacity)
-                      for g in range(self.glances)]
+            stored = [
+                min(age + (size if g > 0 and self.task_epoch == 0 else 0), self.memory.capacity)
+                for g in range(self.glances)
+            ]
             orders, replays, uniforms = [], [], []
             for rng in self.rngs:
                 member_orders, member_replays = [], []
                 for glance in range(self.glances):
                     member_orders.append(rng.randperm(size))
-                    member_replays.append(rng.randint(max(stored[glance], 1), min(self.replay_batch_size, stored[glance])))
+                    member_replays.append(
+                        rng.randint(max(stored[glance], 1), min(self.replay_batch_size, stored[glance]))
+                    )
                     if glance == 0 and self.task_epoch == 0:
                         uniforms.append(rng.rand(size))
                 orders.append(torch.stack(member_orders))
@@ -140,8 +145,12 @@ class PopulationLaMAML(PopulationLearner):
         pair_shifts = torch.bmm(x[:, rows] * x[:, cols], r1.transpose(1, 2))
         before, before_flat = tail, torch.cat([w.flatten(1) for w in tail], dim=1)
         for j in range(n):
-            _, dz = tail_grads(before, first[:, j : j + 1], targets[:, j : j + 1],
-                               [v.view(members, n, *v.shape[1:])[:, j] for v in inner_sets])
+            _, dz = tail_grads(
+                before,
+                first[:, j : j + 1],
+                targets[:, j : j + 1],
+                [v.view(members, n, *v.shape[1:])[:, j] for v in inner_sets],
+            )
             delta[:, j] = dz[:, 0]
             start = j * n - j * (j + 1) // 2
             first[:, j + 1 :].addcmul_(pair_shifts[:, start : start + n - 1 - j], dz, value=-1)
@@ -160,8 +169,10 @@ class PopulationLaMAML(PopulationLearner):
         out, dz = tail_grads(fast_sets, first, step_targets, stacked_views(outer, shapes))
         losses = stacked_mlp.cross_entropy(out.view(members, n * m, n_classes), replay_y.repeat(1, n))
         dz = dz.view(members, n, m, -1)
-        grad_theta = [torch.bmm(dz.sum(1).transpose(1, 2), replay_x).div_(n),
-                      *stacked_views(outer.view(members, n, -1).sum(1).div_(n), shapes)]
+        grad_theta = [
+            torch.bmm(dz.sum(1).transpose(1, 2), replay_x).div_(n),
+            *stacked_views(outer.view(members, n, -1).sum(1).div_(n), shapes),
+        ]
         if not self.learn_lr:
             return losses, grad_theta, None
         later = torch.matmul(upper, outer.view(members, n, -1))

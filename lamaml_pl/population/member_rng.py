@@ -13,6 +13,7 @@ after a task draw one seed (the loader iterator's base seed); the first training
 (iterator base seed, sampler seed), every later epoch three (one more iterator), the last being
 the sampler's seed for ``randperm``.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,11 +1,12 @@
 """Online fine-tuning for N members (:class:`lamaml_pl.algos.Online`, batched): one SGD step
 on each incoming batch, no clipping; lr may differ between members. Draws nothing."""
+
 from __future__ import annotations
 
 import torch
 
-from lamaml_pl.algos.online import Online
 from lamaml_pl.algos.fast_mlp import one_hot
+from lamaml_pl.algos.online import Online
 from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner

@@ -5,9 +5,10 @@ the uniform numbers come from each member's own generator (:mod:`member_rng`), s
 buffer holds what its single run's would. All members see the same number of samples, so the
 age — and with it every size — is one host-side int.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -4,6 +4,7 @@ model, write one ordinary run folder per member (``members/<index>_<values>/``) 
 Per member, in the single run's order: seed torch, build the net and the learner (its config is
 checked as a single run's), and keep the global RNG's state there as the member's own generator.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,13 +22,13 @@ from lamaml_pl.errors import ConfigError
 from lamaml_pl.nets import MLP
 from lamaml_pl.outputs import collect_results, write_atomically, write_outputs
 from lamaml_pl.population.base import PopulationLearner
-from lamaml_pl.report.collect import POPULATION_MANIFEST as MANIFEST
 from lamaml_pl.population.datamodule import PopulationDataModule
 from lamaml_pl.population.er import PopulationER
 from lamaml_pl.population.grid import check_axes, member_config, member_folder, member_settings, population_axes
 from lamaml_pl.population.lamaml import PopulationLaMAML
 from lamaml_pl.population.member_rng import MemberRNG
 from lamaml_pl.population.online import PopulationOnline
+from lamaml_pl.report.collect import POPULATION_MANIFEST as MANIFEST
 from lamaml_pl.run import check_accelerator, describe_device
 
 MEMBERS_DIR = "members"
@@ -45,7 +46,9 @@ def check_member(learner, data) -> None:
     if data.joint:
         raise ConfigError(f"algo={name}: a population trains task-sequential streams, not the joint (IID) one")
     if not isinstance(learner.net, MLP) or learner.classes_per_task is not None:
-        raise ConfigError(f"algo={name} on data={data.name}: populations run the MNIST benchmarks (an MLP, no task masks)")
+        raise ConfigError(
+            f"algo={name} on data={data.name}: populations run the MNIST benchmarks (an MLP, no task masks)"
+        )
     if isinstance(learner, LaMAML):
         if not learner.fast_mlp:
             raise ConfigError(
@@ -79,7 +82,9 @@ def train_population(cfg: DictConfig) -> list[dict]:
     """Run the population; returns every member's results (also written to its folder)."""
     check_accelerator(cfg.trainer.accelerator)
     if cfg.get("resume") is not None:
-        raise ConfigError(f"resume={cfg.resume!r}: populations cannot resume; rerun the population (or its members alone)")
+        raise ConfigError(
+            f"resume={cfg.resume!r}: populations cannot resume; rerun the population (or its members alone)"
+        )
     axes = population_axes(cfg)
     check_axes(axes, OmegaConf.select(cfg, "algo._target_").rsplit(".", 1)[-1], cfg.algo.name)
     settings = member_settings(axes)
@@ -93,7 +98,10 @@ def train_population(cfg: DictConfig) -> list[dict]:
     population: PopulationLearner = population_class(learners, rngs, sources[0].info, **options)
     datamodule = PopulationDataModule(sources, rngs)
     trainer = instantiate(
-        cfg.trainer, max_epochs=datamodule.max_epochs, logger=False, default_root_dir=str(out_dir),
+        cfg.trainer,
+        max_epochs=datamodule.max_epochs,
+        logger=False,
+        default_root_dir=str(out_dir),
         callbacks=[TaskProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else [],
     )
     start = time.perf_counter()
@@ -107,21 +115,42 @@ def train_population(cfg: DictConfig) -> list[dict]:
         folder = out_dir / MEMBERS_DIR / member_folder(k, values)
         diverged = population.diverged_at[k]
         results = collect_results(
-            population.algo_name, data.describe(), member.seed, log, wall_time, device,
+            population.algo_name,
+            data.describe(),
+            member.seed,
+            log,
+            wall_time,
+            device,
             status="completed" if diverged is None else "diverged",
         )
         if diverged is not None:
             results["error"] = f"{population.algo_name} diverged: non-finite loss during task {diverged}"
-        results["population"] = {"members": len(settings), "member": k, "values": values,
-                                 "wall_time_s": "of the whole population"}
+        results["population"] = {
+            "members": len(settings),
+            "member": k,
+            "values": values,
+            "wall_time_s": "of the whole population",
+        }
         folder.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(member, folder / "config.yaml", resolve=True)
         write_outputs(folder, results, log, plots=False)  # 0.2 s of matplotlib per member: see the report
         all_results.append(results)
-        manifest.append({"folder": str(folder.relative_to(out_dir)), "values": values, "status": results["status"],
-                         **{key: results[key] for key in ("ra", "bti", "la", "fwt")}})
-    summary = {"algo": population.algo_name, "data": sources[0].name, "members": manifest,
-               "wall_time_s": round(wall_time, 2), "device": device, "peak_rss_mb": all_results[0]["peak_rss_mb"]}
+        manifest.append(
+            {
+                "folder": str(folder.relative_to(out_dir)),
+                "values": values,
+                "status": results["status"],
+                **{key: results[key] for key in ("ra", "bti", "la", "fwt")},
+            }
+        )
+    summary = {
+        "algo": population.algo_name,
+        "data": sources[0].name,
+        "members": manifest,
+        "wall_time_s": round(wall_time, 2),
+        "device": device,
+        "peak_rss_mb": all_results[0]["peak_rss_mb"],
+    }
     if torch.cuda.is_available() and trainer.strategy.root_device.type == "cuda":
         summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     write_atomically(out_dir / MANIFEST, json.dumps(summary, indent=2) + "\n")

@@ -5,6 +5,7 @@ own samples) or ``(B, d)`` (one batch shared by all, e.g. a test set). Forward a
 batched matrix products written by hand — the per-member computation of
 :func:`lamaml_pl.algos.fast_mlp.mlp_grads`, so the step of N members is one set of kernels.
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,7 +43,9 @@ def logits(weights: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return forward(weights, x)[1]
 
 
-def grads(weights: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def grads(
+    weights: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Logits and the gradient of each member's mean cross-entropy over its own ``(N, B, d)``
     batch, ``targets`` one-hot ``(N, B, classes)``."""
     activations, out = forward(weights, x)

@@ -5,6 +5,7 @@ in their seed, and writes report.md / report.csv (mean ± sample std beside the 
 and figures: per-group accuracy matrix and per-task curves, wall time per method and, when the
 runs sweep ``algo.alpha_init``, the learning-rate robustness curve.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,9 @@ from lamaml_pl.report.write import markdown, plot_group_matrices, plot_lr_robust
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lamaml_pl.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m lamaml_pl.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("folders", nargs="+", type=Path, help="multirun or run folders")
     parser.add_argument("--out", type=Path, help="where to write (default: <first folder>/report)")
     args = parser.parse_args(argv)
@@ -28,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not runs:
-        print(f"error: no runs (results.json or .hydra/config.yaml) below {', '.join(map(str, args.folders))}",
-              file=sys.stderr)
+        print(
+            f"error: no runs (results.json or .hydra/config.yaml) below {', '.join(map(str, args.folders))}",
+            file=sys.stderr,
+        )
         return 2
     out = args.out or args.folders[0] / "report"
     out.mkdir(parents=True, exist_ok=True)

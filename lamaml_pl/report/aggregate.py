@@ -1,4 +1,5 @@
 """Group runs that differ only in their seed and summarise each group (mean ± sample std)."""
+
 from __future__ import annotations
 
 import statistics

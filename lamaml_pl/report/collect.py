@@ -1,4 +1,5 @@
 """Find every run below some folders and read its results.json and composed config."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,17 @@ from omegaconf import OmegaConf
 
 POPULATION_MANIFEST = "population.json"  # written by lamaml_pl.population.run
 # config keys that do not define a setting: the seed, where things are, how the run is executed
-IGNORED_PREFIXES = ("seed", "data.seed", "data.root", "data.download", "paths.", "trainer.", "logger.", "hydra",
-                    "population.")  # a member's axes are already in its algo.* and seed
+IGNORED_PREFIXES = (
+    "seed",
+    "data.seed",
+    "data.root",
+    "data.download",
+    "paths.",
+    "trainer.",
+    "logger.",
+    "hydra",
+    "population.",
+)  # a member's axes are already in its algo.* and seed
 
 
 @dataclass

@@ -1,4 +1,5 @@
 """The report's tables (Markdown, CSV) and figures."""
+
 from __future__ import annotations
 
 import csv
@@ -8,31 +9,61 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from lamaml_pl.metrics import AccuracyLog  # noqa: E402
-from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves  # noqa: E402
-from lamaml_pl.report.aggregate import Group  # noqa: E402
+from lamaml_pl.metrics import AccuracyLog
+from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves
+from lamaml_pl.report.aggregate import Group
 
 STD_NOTE = "± is the sample standard deviation (ddof = 1) over seeds; paper values are mean ± std as published."
-COLUMNS = ["benchmark", "method", "n", "failed", "ra_mean", "ra_std", "paper_ra", "delta_ra",
-           "bti_mean", "bti_std", "paper_bti", "delta_bti", "la_mean", "la_std", "wall_s_mean", "wall_s_std"]
+COLUMNS = [
+    "benchmark",
+    "method",
+    "n",
+    "failed",
+    "ra_mean",
+    "ra_std",
+    "paper_ra",
+    "delta_ra",
+    "bti_mean",
+    "bti_std",
+    "paper_bti",
+    "delta_bti",
+    "la_mean",
+    "la_std",
+    "wall_s_mean",
+    "wall_s_std",
+]
 
 
 def table_rows(groups: list[Group]) -> list[dict]:
     rows = []
     for g in groups:
-        (ra, ra_sd), (bti, bti_sd), (la, la_sd), (wall, wall_sd) = (g.stat(k) for k in ("ra", "bti", "la", "wall_time_s"))
+        (ra, ra_sd), (bti, bti_sd), (la, la_sd), (wall, wall_sd) = (
+            g.stat(k) for k in ("ra", "bti", "la", "wall_time_s")
+        )
         paper = g.paper
-        rows.append({
-            "benchmark": g.data, "method": g.label, "n": len(g.completed), "failed": len(g.runs) - len(g.completed),
-            "ra_mean": ra, "ra_std": ra_sd, "paper_ra": paper[0] if paper else None,
-            "delta_ra": ra - paper[0] if paper and ra is not None else None,
-            "bti_mean": bti, "bti_std": bti_sd, "paper_bti": paper[2] if paper else None,
-            "delta_bti": bti - paper[2] if paper and bti is not None else None,
-            "la_mean": la, "la_std": la_sd, "wall_s_mean": wall, "wall_s_std": wall_sd,
-        })
+        rows.append(
+            {
+                "benchmark": g.data,
+                "method": g.label,
+                "n": len(g.completed),
+                "failed": len(g.runs) - len(g.completed),
+                "ra_mean": ra,
+                "ra_std": ra_sd,
+                "paper_ra": paper[0] if paper else None,
+                "delta_ra": ra - paper[0] if paper and ra is not None else None,
+                "bti_mean": bti,
+                "bti_std": bti_sd,
+                "paper_bti": paper[2] if paper else None,
+                "delta_bti": bti - paper[2] if paper and bti is not None else None,
+                "la_mean": la,
+                "la_std": la_sd,
+                "wall_s_mean": wall,
+                "wall_s_std": wall_sd,
+            }
+        )
     return rows
 
 
@@ -47,9 +78,12 @@ def _num(value, signed=False) -> str:
 
 
 def markdown(groups: list[Group]) -> str:
-    lines = [f"RA, BTI, LA in percent. {STD_NOTE}", "",
-             "| benchmark | method | n | RA | paper RA | Δ RA | BTI | paper BTI | Δ BTI | LA | wall (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"RA, BTI, LA in percent. {STD_NOTE}",
+        "",
+        "| benchmark | method | n | RA | paper RA | Δ RA | BTI | paper BTI | Δ BTI | LA | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row, g in zip(table_rows(groups), groups):
         paper = g.paper
         n = f"{row['n']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
@@ -140,6 +174,7 @@ def plot_lr_robustness(groups: list[Group], path: Path, key: str = "algo.alpha_i
 
 def as_tensor(nested: list) -> torch.Tensor:
     """Matrices from results.json, entries not evaluated (null) as NaN."""
+
     def entry(v):
         return [entry(u) for u in v] if isinstance(v, list) else (float("nan") if v is None else v)
 
