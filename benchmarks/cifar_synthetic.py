@@ -5,7 +5,7 @@
 
 Writes a synthetic CIFAR-100 in torchvision's on-disk format with the real shapes (50,000 train /
 10,000 test 32x32 RGB images, 100 classes: 2,250 train / 250 val / 500 test per task) and runs
-``python train.py experiment=paper/<data>_multi_<algo>`` on it with ``trainer.accelerator=auto``,
+``python train.py algo=<algo> data=<data> pass=multi`` on it with ``trainer.accelerator=auto``,
 so each task has the real number of steps (225 batches of 10 per epoch, one meta-update each).
 Accuracy on random images means nothing; only the time is reported. ``--epochs`` below the
 paper's 10 gives a per-epoch time to extrapolate from on slow machines (the report says so).
@@ -53,7 +53,9 @@ def main() -> None:
         cmd = [
             sys.executable,
             "train.py",
-            f"experiment=paper/cifar100_multi_{args.algo}",
+            f"algo={args.algo}",
+            "data=cifar100",
+            "pass=multi",
             f"data.root={data_root}",
             "data.download=false",
             f"data.n_tasks={args.tasks}",

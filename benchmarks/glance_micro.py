@@ -20,14 +20,17 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lamaml_pl.algos import LaMAML
-from lamaml_pl.data import StreamInfo
 from lamaml_pl.nets import MLP
 from lamaml_pl.population.lamaml import PopulationLaMAML
 from lamaml_pl.population.member_rng import MemberRNG
+from lamaml_pl.stream import StreamInfo
 
+ROOT = Path(__file__).resolve().parents[1]
 STREAM = StreamInfo(n_tasks=20, n_classes=10, input_shape=(784,), epochs_per_task=1)
 
 
@@ -57,8 +60,11 @@ def report(label: str, eager_step, graphed_step, args, device: torch.device) -> 
 
 
 def learner(seed: int, factored: bool = True) -> LaMAML:
+    """La-MAML with its MNIST Rotations values (``algo=lamaml data=mnist_rot``)."""
     torch.manual_seed(seed)
-    return LaMAML("lamaml", MLP(784, [100, 100], 10), STREAM, alpha_init=0.15, opt_lr=0.3, factored_glance=factored)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        algo = compose(config_name="train", overrides=["algo=lamaml", "data=mnist_rot"]).algo
+    return instantiate(algo, net=MLP(784, [100, 100], 10), stream=STREAM, factored_glance=factored)
 
 
 def main() -> None:

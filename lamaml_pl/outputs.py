@@ -24,6 +24,7 @@ RESULTS_FILE = "results.json"
 MATRIX_FILE = "accuracy_matrix.csv"
 HEATMAP_FILE = "accuracy_matrix.png"
 CURVES_FILE = "task_accuracy.png"
+POPULATION_MANIFEST = "population.json"  # a population's folder: its members and their RA/BTI
 
 
 def peak_rss_mb() -> float:

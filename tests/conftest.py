@@ -3,6 +3,7 @@ real on-disk formats; real MNIST."""
 
 from __future__ import annotations
 
+import functools
 import pickle
 import struct
 from pathlib import Path
@@ -11,15 +12,32 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from lamaml_pl.algos import LaMAML
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-LAMAML_FAMILY = ["lamaml", "cmaml", "sync"]
-BASELINES = ["online", "ewc", "gem", "agem", "er", "mer", "iid"]
-ALGOS = LAMAML_FAMILY + BASELINES
-DATASETS = ["mnist_rot", "mnist_perm", "mnist_many"]
+# every MNIST stream of conf/data/ (the tiny MNIST files below run them all)
+DATASETS = sorted(
+    path.stem
+    for path in (CONF_DIR / "data").glob("*.yaml")
+    if OmegaConf.load(path).get("_target_", "").endswith("MnistDataModule")
+)
+
+
+@functools.cache
+def algo_config(name: str) -> DictConfig:
+    """The ``algo`` entries that ``algo=<name>`` composes (its defaults list and package applied)."""
+    return compose_config([f"algo={name}"]).algo
+
+
+def algo_class(name: str) -> type:
+    return get_class(algo_config(name)._target_)
+
 
 requires_shared_mnist = pytest.mark.skipif(
     not (SHARED_DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file(),
@@ -138,6 +156,14 @@ def compose_config(overrides: list[str]):
         return compose(config_name="train", overrides=overrides)
 
 
+# every algorithm of conf/algo/, with what its class declares: a new algorithm is tested
+# by adding its two files, no list here
+ALGOS = sorted(path.stem for path in (CONF_DIR / "algo").glob("*.yaml"))
+DOMAIN_IL_ALGOS = [name for name in ALGOS if "domain_il" in algo_class(name).scenarios]
+TASK_IL_ALGOS = [name for name in ALGOS if "task_il" in algo_class(name).scenarios]
+LAMAML_FAMILY = [name for name in ALGOS if issubclass(algo_class(name), LaMAML)]
+
+
 def tiny_run_overrides(algo: str, data: str, root: Path, out_dir: Path) -> list[str]:
     """A two-task stream of 40 samples per task on tiny data: seconds on a CPU."""
     return [
@@ -148,12 +174,19 @@ def tiny_run_overrides(algo: str, data: str, root: Path, out_dir: Path) -> list[
         "data.n_tasks=2",
         "data.samples_per_task=40",
         # the paper's baseline lrs (down to 3e-4) barely move in 40 steps: a common lr for the smoke test
-        *(["algo.glances=2"] if algo in LAMAML_FAMILY else ["algo.lr=0.05"]),
+        *(["algo.lr=0.05"] if "lr" in algo_config(algo) else ["algo.glances=2"]),
         "trainer.accelerator=cpu",
         "trainer.enable_progress_bar=false",
         "logger=csv",
         f"paths.output_dir={out_dir}",
     ]
+
+
+def make_learner(algo: str, net, stream, **overrides):
+    """The learner ``algo=<algo>`` builds (its YAML values, the paper's MNIST Rotations preset
+    not applied), with ``overrides`` replacing some of them."""
+    values = OmegaConf.to_container(algo_config(algo))
+    return get_class(values.pop("_target_"))(net=net, stream=stream, **{**values, **overrides})
 
 
 def detach_from_trainer(algo) -> None:

@@ -5,18 +5,17 @@ import pytest
 import torch
 from torch import nn
 
-from lamaml_pl.algos import AGEM, ER, EWC, GEM, MER, Online
 from lamaml_pl.algos.gradients import project_agem, project_gem
-from lamaml_pl.data import StreamInfo
 from lamaml_pl.errors import ConfigError
-from tests.conftest import detach_from_trainer
+from lamaml_pl.stream import StreamInfo
+from tests.conftest import detach_from_trainer, make_learner
 from tests.reference import ce_grad
 
 W0 = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])
 B0 = np.array([0.05, -0.1, 0.0])
 X = np.array([[1.0, 2.0], [-1.5, 0.5], [0.3, -0.7]])
 Y = np.array([0, 2, 1])
-STREAM = StreamInfo(3, 3, (2,), 1, [1, 1, 1])
+STREAM = StreamInfo(3, 3, (2,), 1, test_sizes=[1, 1, 1])
 
 
 def linear_net():
@@ -27,8 +26,8 @@ def linear_net():
     return net
 
 
-def learner(cls, **kwargs):
-    algo = cls("test", linear_net(), STREAM, **kwargs).double()
+def learner(name, **kwargs):
+    algo = make_learner(name, linear_net(), STREAM, **kwargs).double()
     detach_from_trainer(algo)
     return algo
 
@@ -43,7 +42,7 @@ def t(a):
 
 # ---- Online ------------------------------------------------------------------------------
 def test_online_is_one_plain_sgd_step():
-    algo = learner(Online, lr=0.3)
+    algo = learner("online", lr=0.3)
     algo.observe(t(X[:2]), t(Y[:2]), 0)
     gW, gb = ce_grad(W0, B0, X[:2], Y[:2])
     assert np.allclose(weights(algo)[0], W0 - 0.3 * gW) and np.allclose(weights(algo)[1], B0 - 0.3 * gb)
@@ -72,7 +71,7 @@ def test_gem_projection_with_one_constraint_is_the_closed_form():
 
 
 def test_gem_keeps_the_gradient_when_no_constraint_is_violated():
-    algo = learner(GEM, lr=0.1)
+    algo = learner("gem", lr=0.1)
     g = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
     past = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], dtype=torch.float64)
     assert torch.equal(algo.project(g, past), g)
@@ -97,7 +96,7 @@ def gem_step_by_hand(memory_tasks, lr):
 
 
 def test_gem_observe_projects_against_the_earlier_task_memory():
-    algo = learner(GEM, lr=0.5, n_memories=2)
+    algo = learner("gem", lr=0.5, n_memories=2)
     algo.observed_tasks, algo.last_task = [0], 0
     algo.memory.add(t(X[:2]), t(Y[:2]), 0)
     algo.memory.mem_cnt = 0
@@ -110,7 +109,7 @@ def test_gem_observe_projects_against_the_earlier_task_memory():
 @pytest.mark.parametrize("register_task0, projects_in_task1", [(False, False), (True, True)])
 def test_agem_never_registers_task_zero_unless_fixed(register_task0, projects_in_task1):
     """Q4: the original's counter starts at 0, so during task 1 nothing constrains the step."""
-    algo = learner(AGEM, lr=0.5, n_memories=3, register_task0=register_task0)
+    algo = learner("agem", lr=0.5, n_memories=3, register_task0=register_task0)
     algo.observe(t(X), t(Y), 0)  # task 0: fills memory row 0
     before = weights(algo)
     shifted = (Y + 1) % 3  # task 1: the same inputs with other labels
@@ -126,7 +125,7 @@ def test_agem_never_registers_task_zero_unless_fixed(register_task0, projects_in
 
 # ---- EWC -----------------------------------------------------------------------------------
 def test_ewc_penalty_and_gradient_equal_the_per_task_sum():
-    algo = learner(EWC, lr=0.1, memory_strength=2.0, n_memories=2)
+    algo = learner("ewc", lr=0.1, memory_strength=2.0, n_memories=2)
     anchors, fishers = [], []
     rng = np.random.default_rng(1)
     for task in range(3):  # three finished tasks, each consolidated at different weights
@@ -147,7 +146,7 @@ def test_ewc_penalty_and_gradient_equal_the_per_task_sum():
 
 
 def test_ewc_fisher_uses_the_first_examples_of_the_task_and_the_step_adds_the_penalty():
-    algo = learner(EWC, lr=0.1, memory_strength=3.0, n_memories=2)
+    algo = learner("ewc", lr=0.1, memory_strength=3.0, n_memories=2)
     for i in range(3):  # only the first two examples enter the store
         algo.observe(t(X[i : i + 1]), t(Y[i : i + 1]), 0)
     theta_star = weights(algo)
@@ -165,7 +164,7 @@ def test_ewc_fisher_uses_the_first_examples_of_the_task_and_the_step_adds_the_pe
 
 # ---- ER ------------------------------------------------------------------------------------
 def test_er_steps_on_replay_plus_batch_and_inserts_afterwards():
-    algo = learner(ER, lr=0.2, memories=5, replay_batch_size=3, glances=1, grad_clip_norm=100.0)
+    algo = learner("er", lr=0.2, memories=5, replay_batch_size=3, glances=1, grad_clip_norm=100.0)
     algo.memory.add(t(X[2:]), t(Y[2:]), 0)  # one stored sample: replay is deterministic
     algo.observe(t(X[:2]), t(Y[:2]), 1)
     gW, gb = ce_grad(W0, B0, np.concatenate([X[2:], X[:2]]), np.concatenate([Y[2:], Y[:2]]))
@@ -182,7 +181,7 @@ def sequential_sgd(W, b, xs, ys, lr):
 
 
 def test_mer_with_unit_rates_is_sequential_sgd_over_replay_and_example():
-    algo = learner(MER, lr=0.3, beta=1.0, gamma=1.0, memories=4, replay_batch_size=1, batches_per_example=2)
+    algo = learner("mer", lr=0.3, beta=1.0, gamma=1.0, memories=4, replay_batch_size=1, batches_per_example=2)
     algo.memory.add(t(X[2:]), t(Y[2:]), 0)
     algo.observe(t(X[:1]), t(Y[:1]), 1)
     # two batches of [current example, stored sample], one SGD step per sample, nothing undone
@@ -193,7 +192,7 @@ def test_mer_with_unit_rates_is_sequential_sgd_over_replay_and_example():
 
 def test_mer_reptile_interpolations():
     beta, gamma, lr = 0.25, 0.5, 0.3
-    algo = learner(MER, lr=lr, beta=beta, gamma=gamma, memories=4, replay_batch_size=1, batches_per_example=2)
+    algo = learner("mer", lr=lr, beta=beta, gamma=gamma, memories=4, replay_batch_size=1, batches_per_example=2)
     algo.memory.add(t(X[2:]), t(Y[2:]), 0)
     algo.observe(t(X[:1]), t(Y[:1]), 1)
     W, b = W0, B0
@@ -208,7 +207,7 @@ def test_mer_reptile_interpolations():
 @pytest.mark.parametrize("beta", [0.0, 1.5])
 def test_mer_refuses_reptile_rates_outside_the_unit_interval(beta):
     with pytest.raises(ConfigError, match=f"algo.beta={beta}"):
-        MER("mer", linear_net(), STREAM, beta=beta)
+        make_learner("mer", linear_net(), STREAM, beta=beta)
 
 
 def test_task_ring_memory_writes_like_gems_ring_buffer():

@@ -8,7 +8,8 @@ from torch import nn
 
 from lamaml_pl.algos.bgd import BGD
 from lamaml_pl.algos.icarl import ICaRL, herding
-from lamaml_pl.data.datamodule import StreamInfo
+from lamaml_pl.stream import StreamInfo
+from tests.conftest import make_learner
 
 
 def test_herding_picks_the_samples_whose_running_mean_tracks_the_class_mean():
@@ -27,7 +28,7 @@ def identity_icarl() -> ICaRL:
         net.weight.copy_(torch.eye(4))
         net.bias.zero_()
     stream = StreamInfo(n_tasks=2, n_classes=4, input_shape=(4,), epochs_per_task=1, classes_per_task=2)
-    return ICaRL("icarl", net, stream, n_memories=4)
+    return make_learner("icarl", net, stream, n_memories=4)
 
 
 def test_nearest_mean_of_exemplars():

@@ -11,11 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from lamaml_pl.algos import LaMAML
 from lamaml_pl.algos.fast_mlp import FactoredGlance, first_order_glance
-from lamaml_pl.data import StreamInfo
 from lamaml_pl.nets import MLP
-from tests.conftest import detach_from_trainer
+from lamaml_pl.stream import StreamInfo
+from tests.conftest import detach_from_trainer, make_learner
 from tests.reference import ce_grad, ce_loss
 
 W0 = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])
@@ -59,7 +58,7 @@ def reference_update(order, learn_lr, sync_update, max_norm, inner_clamp=False):
     return theta, alpha
 
 
-def make_learner(learn_lr, sync_update, max_norm, second_order=False, hand_written=False, **options):
+def linear_learner(learn_lr, sync_update, max_norm, second_order=False, hand_written=False, **options):
     """A 2 -> 3 linear model; ``hand_written`` makes it an MLP without hidden layers, which takes
     the hand-written first-order glance (``fast_mlp``) instead of autograd."""
     net = MLP(2, [], 3).double() if hand_written else nn.Linear(2, 3).double()
@@ -67,10 +66,10 @@ def make_learner(learn_lr, sync_update, max_norm, second_order=False, hand_writt
     with torch.no_grad():
         linear.weight.copy_(torch.from_numpy(W0))
         linear.bias.copy_(torch.from_numpy(B0))
-    algo = LaMAML(
-        "test",
+    algo = make_learner(
+        "lamaml",
         net,
-        StreamInfo(2, 3, (2,), 1, [1, 1]),
+        StreamInfo(2, 3, (2,), 1, test_sizes=[1, 1]),
         learn_lr=learn_lr,
         sync_update=sync_update,
         alpha_init=0.1,
@@ -109,7 +108,7 @@ def matches(actual, expected):
 )
 def test_one_observe_equals_hand_computed_update(learn_lr, sync_update, max_norm, hand_written):
     torch.manual_seed(0)
-    algo = make_learner(learn_lr, sync_update, max_norm, hand_written=hand_written)
+    algo = linear_learner(learn_lr, sync_update, max_norm, hand_written=hand_written)
     algo.observe(torch.from_numpy(X), torch.from_numpy(Y), 0)
     # the batch is shuffled inside observe, so the inner-step order is one of the two
     candidates = [reference_update(order, learn_lr, sync_update, max_norm) for order in ([0, 1], [1, 0])]
@@ -131,7 +130,7 @@ def meta_objective(w_flat, second_order_alpha):
 
 def test_second_order_meta_gradient_matches_finite_differences():
     torch.manual_seed(0)
-    algo = make_learner(learn_lr=False, sync_update=True, max_norm=100.0, second_order=True)
+    algo = linear_learner(learn_lr=False, sync_update=True, max_norm=100.0, second_order=True)
     algo.observe(torch.from_numpy(X[:1]), torch.from_numpy(Y[:1]), 0)
     new_w, new_b = state(algo)[0]
     d_theta = np.concatenate([(W0 - new_w).ravel(), B0 - new_b]) / OPT_WT
@@ -147,7 +146,7 @@ def test_second_order_meta_gradient_matches_finite_differences():
         ]
     )
     assert np.allclose(d_theta, numeric, atol=1e-7)
-    first_order = make_learner(learn_lr=False, sync_update=True, max_norm=100.0)
+    first_order = linear_learner(learn_lr=False, sync_update=True, max_norm=100.0)
     first_order.observe(torch.from_numpy(X[:1]), torch.from_numpy(Y[:1]), 0)
     assert not np.allclose(state(first_order)[0][0], new_w, atol=1e-6)
 
@@ -156,7 +155,7 @@ def test_second_order_meta_gradient_matches_finite_differences():
 def test_inner_clamp_option_clamps_inner_gradients(hand_written):
     """Q1: the original discards its clamp; inner_clamp=True applies it (c = 0.05 bites here)."""
     torch.manual_seed(0)
-    algo = make_learner(True, False, 0.05, inner_clamp=True, hand_written=hand_written)
+    algo = linear_learner(True, False, 0.05, inner_clamp=True, hand_written=hand_written)
     algo.observe(torch.from_numpy(X), torch.from_numpy(Y), 0)
     clamped = [reference_update(order, True, False, 0.05, inner_clamp=True) for order in ([0, 1], [1, 0])]
     unclamped = [reference_update(order, True, False, 0.05) for order in ([0, 1], [1, 0])]
@@ -168,7 +167,7 @@ def test_inner_clamp_option_clamps_inner_gradients(hand_written):
 def test_old_task_memory_is_a_no_op_unless_the_buffer_is_copied(snapshot, only_old_tasks):
     """Q2: with the original's alias, 'old-task' replay still draws the current task's samples."""
     torch.manual_seed(0)
-    algo = make_learner(True, False, 100.0, memory_snapshot=snapshot, use_old_task_memory=True)
+    algo = linear_learner(True, False, 100.0, memory_snapshot=snapshot, use_old_task_memory=True)
     algo.current_task = 1
     algo.on_task_start(1)  # the buffer now holds one task-0 sample
     algo.memory.add(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3, dtype=torch.long), 1)
@@ -192,7 +191,7 @@ def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, 
     x, y = torch.randn(40, 784, dtype=torch.float64), torch.randint(0, 10, (40,))
     learners = []
     for fast_mlp in (True, False):
-        algo = LaMAML(
+        algo = make_learner(
             "lamaml",
             copy.deepcopy(net),
             StreamInfo(2, 10, (784,), 1),
@@ -257,7 +256,7 @@ def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
 def test_a_glance_without_its_loss_makes_the_same_update():
     """Only the last glance of a batch computes the (reported) meta-loss: skipping it changes nothing else."""
     torch.manual_seed(0)
-    learners = [LaMAML("lamaml", MLP(784, [20], 10), StreamInfo(2, 10, (784,), 1)) for _ in range(2)]
+    learners = [make_learner("lamaml", MLP(784, [20], 10), StreamInfo(2, 10, (784,), 1)) for _ in range(2)]
     learners[1].load_state_dict(learners[0].state_dict())
     before = [p.clone() for p in learners[0].parameters()]
     x, y = torch.rand(4, 784) * (torch.rand(4, 784) > 0.7), torch.randint(0, 10, (4,))

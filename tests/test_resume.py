@@ -8,10 +8,11 @@ import sys
 import time
 
 import pytest
+from pytorch_lightning.callbacks import Callback
 
 from lamaml_pl.errors import ConfigError
-from lamaml_pl.run import resume_checkpoint
-from tests.conftest import ROOT
+from lamaml_pl.run import resume_checkpoint, train
+from tests.conftest import DOMAIN_IL_ALGOS, ROOT, compose_config, tiny_run_overrides
 
 
 def command(algo, root, run_dir, *extra):
@@ -55,6 +56,35 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(algo, tiny_mnist_ro
     got = json.loads((crashed / "results.json").read_text())
     assert got["eval_rows"] == expected["eval_rows"]
     assert got["acc_matrix"] == expected["acc_matrix"] and got["ra"] == expected["ra"]
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfterFirstTask(Callback):
+    """Dies as the second task starts: after the first task's checkpoint, before its results."""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == 1:
+            raise Crash
+
+
+TASK_BY_TASK = [algo for algo in DOMAIN_IL_ALGOS if not compose_config([f"algo={algo}"]).data.joint]
+
+
+@pytest.mark.parametrize("algo", TASK_BY_TASK)
+def test_every_algorithm_resumes_to_the_uninterrupted_numbers(algo, tiny_mnist_root, tmp_path):
+    """Each algorithm's state (weights, rates, buffers and their extras, optimiser, Python-side
+    state) travels in its checkpoint: an interrupted run resumed ends with the same matrix."""
+    reference = train(compose_config(tiny_run_overrides(algo, "mnist_perm", tiny_mnist_root, tmp_path / "reference")))
+    crashing = tiny_run_overrides(algo, "mnist_perm", tiny_mnist_root, tmp_path / "resumed")
+    crash = f"+callbacks.crash._target_={__name__}.CrashAfterFirstTask"
+    with pytest.raises(Crash):
+        train(compose_config([*crashing, crash]))
+    resumed = train(compose_config([*crashing, "resume=auto"]))
+    assert resumed["eval_rows"] == reference["eval_rows"]
+    assert resumed["acc_matrix"] == reference["acc_matrix"]
 
 
 def test_resume_arguments(tmp_path):

@@ -9,7 +9,7 @@ import torch
 
 from lamaml_pl.metrics import cl_metrics
 from lamaml_pl.run import train
-from tests.conftest import ALGOS, DATASETS, ROOT, compose_config, requires_cuda, tiny_run_overrides
+from tests.conftest import DATASETS, DOMAIN_IL_ALGOS, ROOT, compose_config, requires_cuda, tiny_run_overrides
 
 OUTPUT_FILES = ["results.json", "accuracy_matrix.csv", "accuracy_matrix.png", "task_accuracy.png", "config.yaml"]
 
@@ -35,11 +35,11 @@ def check_run_folder(out_dir, n_tasks, joint=False):
 
 
 @pytest.mark.parametrize("data", DATASETS)
-@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("algo", DOMAIN_IL_ALGOS)
 def test_tiny_run(algo, data, tiny_mnist_root, tmp_path):
     cfg = compose_config(tiny_run_overrides(algo, data, tiny_mnist_root, tmp_path))
     results = train(cfg)
-    check_run_folder(tmp_path, n_tasks=2, joint=algo == "iid")
+    check_run_folder(tmp_path, n_tasks=2, joint=cfg.data.joint)
     assert (results["algo"], results["data"]) == (algo, data)
     assert results["data_source"].startswith("idx:")
     assert results["device"].startswith("cpu")

@@ -6,18 +6,17 @@ batch (the convention of GEM, MER, La-MAML and Mammoth); optimisation is manual.
 
 from __future__ import annotations
 
-import random
 from abc import abstractmethod
+from typing import ClassVar
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lamaml_pl.data.datamodule import StreamInfo
-from lamaml_pl.errors import DivergenceError
+from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy
+from lamaml_pl.stream import SCENARIOS, StreamInfo, scenario_of
 
 MASK_VALUE = -1e11  # logits of other tasks at evaluation (the original writes -10e10)
 
@@ -30,17 +29,32 @@ class ContinualLearner(pl.LightningModule):
     current task (0-based).
     ``name`` is the algorithm's name in results and logs (the ``algo`` config's ``name``).
     Validation fills one row of the accuracy log per pass over all tasks' test sets.
+
+    What an algorithm supports is declared on its class (checked here, and read by the tests):
+    ``scenarios`` (:func:`~lamaml_pl.stream.scenario_of`), ``joint_stream`` (all tasks' data at once, the IID
+    oracle) and ``population_axes`` (the hyperparameters a population may vary besides the seed;
+    empty: no population mode).
     """
+
+    scenarios: ClassVar[tuple[str, ...]] = SCENARIOS
+    joint_stream: ClassVar[bool] = False
+    population_axes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, net: nn.Module, stream: StreamInfo):
         super().__init__()
+        if scenario_of(stream) not in self.scenarios:
+            raise ConfigError(
+                f"algo={name} does not run {scenario_of(stream)} streams: it supports {', '.join(self.scenarios)} "
+                "(task_il: data=cifar100, data=tinyimagenet; domain_il: data=mnist_rot, mnist_perm, mnist_many)"
+            )
+        if stream.joint and not self.joint_stream:
+            raise ConfigError(f"data.joint=true: algo={name} learns task by task; the joint (IID) stream is algo=iid's")
         self.algo_name = name
         self.automatic_optimization = False
         self.net = net
         self.stream = stream
         self.current_task = -1
         self.task_epoch = 0
-        self._pending_rng: dict | None = None  # RNG states of a loaded checkpoint, restored at its epoch's end
         self.classes_per_task = stream.classes_per_task
         self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None)
         self.accuracy_log = AccuracyLog(stream.n_tasks)  # the reported matrix: the test sets
@@ -78,7 +92,7 @@ class ContinualLearner(pl.LightningModule):
         return self.mask_logits(self.net(x), t)
 
     def mask_logits(self, logits: torch.Tensor, t: torch.Tensor | int | None) -> torch.Tensor:
-        """Every logit outside each sample's task set to -1e11, as the original (spec §0.3)."""
+        """Every logit outside each sample's task set to -1e11, as the original."""
         if self.classes_per_task is None or t is None:
             return logits
         low = torch.as_tensor(t, device=logits.device).expand(len(logits)).view(-1, 1) * self.classes_per_task
@@ -88,7 +102,7 @@ class ContinualLearner(pl.LightningModule):
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """Mean cross-entropy; on task-incremental streams each sample's over its own task's
-        classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``, spec §0.3), else over all outputs."""
+        classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), else over all outputs."""
         if self.classes_per_task is None:
             return F.cross_entropy(logits, y)
         offsets = torch.as_tensor(t, device=y.device).expand_as(y) * self.classes_per_task
@@ -109,9 +123,6 @@ class ContinualLearner(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.check_divergence()
-        if self._pending_rng is not None:  # after a resume: see on_load_checkpoint
-            restore_rng_states(self._pending_rng)
-            self._pending_rng = None
 
     def on_validation_epoch_start(self) -> None:
         # A task's last pass ends in its evaluation: end the task first, as the original does
@@ -181,12 +192,6 @@ class ContinualLearner(pl.LightningModule):
             "tags": self.accuracy_log.tags,
             "val_rows": None if self.val_accuracy_log is None else self.val_accuracy_log.rows,
             "algorithm": self.algorithm_state(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "python": random.getstate(),
-                "numpy": numpy_rng_state(),
-            },
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -196,23 +201,3 @@ class ContinualLearner(pl.LightningModule):
         if self.val_accuracy_log is not None:
             self.val_accuracy_log.rows, self.val_accuracy_log.tags = list(state["val_rows"]), list(state["tags"])
         self.load_algorithm_state(state["algorithm"])
-        # The checkpoint is taken after the task's evaluation, before its epoch ends. On resume
-        # Lightning first rebuilds that finished epoch's loader (a draw from the global stream),
-        # then ends the epoch: restoring the RNG states there, not now, continues the exact random
-        # stream of the uninterrupted run, also with data.shuffle=global.
-        self._pending_rng = state["rng"]
-
-
-def restore_rng_states(rng: dict) -> None:
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    random.setstate(rng["python"])
-    name, keys, pos, has_gauss, cached = rng["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-
-
-def numpy_rng_state() -> tuple:
-    """NumPy's global RNG state with its key array as a tensor (checkpoints load weights-only)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)

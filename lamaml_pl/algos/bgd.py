@@ -1,4 +1,4 @@
-"""Bayesian Gradient Descent (Zeno et al., 2018), the optimiser of Meta-BGD (spec/algorithms.md §9).
+"""Bayesian Gradient Descent (Zeno et al., 2018), the optimiser of Meta-BGD.
 
 Every parameter tensor has a factorised Gaussian posterior N(μ, σ²). A step averages, over
 ``mc_iters`` weight samples θ = μ + σ ⊙ ε, the gradient g and g ⊙ ε (each scaled by the batch

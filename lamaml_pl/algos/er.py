@@ -1,4 +1,4 @@
-"""ER: experience replay with a reservoir buffer (spec/algorithms.md §5, La-MAML's ``eralg4``).
+"""ER: experience replay with a reservoir buffer (La-MAML's ``eralg4``).
 
 Each glance: draw ``replay_batch_size`` samples from the reservoir, add the incoming batch, take
 one SGD step on the mean cross-entropy (gradient norm-clipped to ``grad_clip_norm``). After the
@@ -16,23 +16,25 @@ from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.replay import ReservoirBuffer
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import require_positive, require_replay_fits
+from lamaml_pl.stream import StreamInfo
 
 
 class ER(ContinualLearner):
+    population_axes = ("lr", "grad_clip_norm")
+
     def __init__(
         self,
         name: str,
         net: nn.Module,
         stream: StreamInfo,
-        lr: float = 0.03,
-        memories: int = 200,
-        replay_batch_size: int = 10,
-        glances: int = 1,
-        grad_clip_norm: float = 2.0,
-        insert_every_epoch: bool = True,
-        reservoir_exclusive: bool = False,
+        lr: float,
+        memories: int,
+        replay_batch_size: int,
+        glances: int,
+        grad_clip_norm: float,
+        insert_every_epoch: bool,
+        reservoir_exclusive: bool,
     ):
         super().__init__(name, net, stream)
         for key, value in (

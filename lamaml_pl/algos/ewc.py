@@ -1,4 +1,4 @@
-"""EWC as in MER's / GEM's code (spec/algorithms.md §2).
+"""EWC as in MER's / GEM's code.
 
 Kirkpatrick et al., "Overcoming catastrophic forgetting in neural networks", PNAS 2017.
 At every task switch the "Fisher" of the finished task is the square of the mini-batch-mean
@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.stream import StreamInfo
 
 
 class EWC(ContinualLearner):
@@ -26,9 +26,9 @@ class EWC(ContinualLearner):
         name: str,
         net: nn.Module,
         stream: StreamInfo,
-        lr: float = 0.001,
-        memory_strength: float = 100.0,
-        n_memories: int = 10,
+        lr: float,
+        memory_strength: float,
+        n_memories: int,
     ):
         super().__init__(name, net, stream)
         require_positive("algo.lr", lr)

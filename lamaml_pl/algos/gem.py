@@ -2,7 +2,7 @@
 
 Lopez-Paz & Ranzato, "Gradient Episodic Memory for Continual Learning", NeurIPS 2017;
 Chaudhry et al., "Efficient Lifelong Learning with A-GEM", ICLR 2019.
-Spec/algorithms.md §3 (GEM, the La-MAML repository's copy) and §4 (A-GEM, ditto).
+Both as the La-MAML repository's copies run them.
 
 Per incoming batch: write it into task t's memory row; then for each glance compute the gradient
 of every earlier observed task's whole memory row, then the gradient g of the current batch; if g
@@ -26,8 +26,8 @@ from torch.func import functional_call, grad, vmap
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.episodic import TaskRingMemory
 from lamaml_pl.algos.gradients import flat_grad, project_agem, project_gem, write_flat_grad
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.stream import StreamInfo
 
 
 class GEM(ContinualLearner):
@@ -38,12 +38,12 @@ class GEM(ContinualLearner):
         name: str,
         net: nn.Module,
         stream: StreamInfo,
-        lr: float = 0.01,
-        n_memories: int = 10,
-        memory_strength: float = 0.0,
-        glances: int = 1,
-        grad_clip_norm: float | None = None,
-        qp_eps: float = 1e-3,
+        lr: float,
+        n_memories: int,
+        memory_strength: float,
+        glances: int,
+        grad_clip_norm: float | None,
+        qp_eps: float,
     ):
         super().__init__(name, net, stream)
         for key, value in (("algo.lr", lr), ("algo.glances", glances)):
@@ -117,9 +117,20 @@ class GEM(ContinualLearner):
 class AGEM(GEM):
     """A-GEM: one constraint, against the mean of the past tasks' memory gradients (Q5)."""
 
-    def __init__(self, *args, register_task0: bool = False, **kwargs):
+    def __init__(
+        self,
+        name: str,
+        net: nn.Module,
+        stream: StreamInfo,
+        lr: float,
+        n_memories: int,
+        glances: int,
+        grad_clip_norm: float | None,
+        register_task0: bool,
+    ):
         self.register_task0 = register_task0
-        super().__init__(*args, **kwargs)
+        # no quadratic program: GEM's margin and ridge play no part
+        super().__init__(name, net, stream, lr, n_memories, 0.0, glances, grad_clip_norm, qp_eps=0.0)
 
     def first_last_task(self) -> int:
         return -1 if self.register_task0 else 0  # Q4: starting at 0 never registers task 0

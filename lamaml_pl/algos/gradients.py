@@ -1,4 +1,4 @@
-"""Flattened-gradient helpers and the two projections of the GEM family (spec/algorithms.md §3-§4)."""
+"""Flattened-gradient helpers and the two projections of the GEM family."""
 
 from __future__ import annotations
 

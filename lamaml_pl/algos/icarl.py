@@ -1,4 +1,4 @@
-"""iCaRL as in the La-MAML repository (spec/algorithms.md §7; Rebuffi et al., CVPR 2017).
+"""iCaRL as in the La-MAML repository (Rebuffi et al., CVPR 2017).
 
 Training: masked cross-entropy of the incoming batch plus, once exemplars exist, for every
 earlier task k a distillation term ``memory_strength * KL(p_old || p_new)`` over task k's outputs,
@@ -22,29 +22,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
-from lamaml_pl.data.datamodule import StreamInfo
-from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.errors import require_positive
+from lamaml_pl.stream import StreamInfo
 
 
 class ICaRL(ContinualLearner):
+    scenarios = ("task_il",)  # its exemplars and nearest-mean rule are per class of each task
+
     def __init__(
         self,
         name: str,
         net: nn.Module,
         stream: StreamInfo,
-        lr: float = 0.03,
-        n_memories: int = 200,
-        memory_strength: float = 1.0,
-        glances: int = 1,
-        grad_clip_norm: float = 5.0,
-        store_last_batch: bool = False,
+        lr: float,
+        n_memories: int,
+        memory_strength: float,
+        glances: int,
+        grad_clip_norm: float,
+        store_last_batch: bool,
     ):
         super().__init__(name, net, stream)
-        if stream.classes_per_task is None:
-            raise ConfigError(
-                f"algo={name} needs a task-incremental stream (data=cifar100 or data=tinyimagenet): "
-                "its exemplars and nearest-mean rule are per class of each task"
-            )
         for key, value in (
             ("algo.lr", lr),
             ("algo.n_memories", n_memories),

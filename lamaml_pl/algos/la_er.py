@@ -1,5 +1,5 @@
 """La-ER: experience replay whose weight step uses per-parameter learning rates α learned by a
-look-ahead meta-objective (spec/algorithms.md §6, La-MAML's ``eralg4`` with ``learn_lr``).
+look-ahead meta-objective (La-MAML's ``eralg4`` with ``learn_lr``).
 
 For every glance at an incoming batch B of task t:
 
@@ -26,8 +26,8 @@ from torch.func import functional_call
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.lamaml import shuffled_order
 from lamaml_pl.algos.replay import ReservoirBuffer
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
+from lamaml_pl.stream import StreamInfo
 
 META_LOSSES = ("last", "mean")
 
@@ -38,17 +38,17 @@ class LaER(ContinualLearner):
         name: str,
         net: nn.Module,
         stream: StreamInfo,
-        alpha_init: float = 0.1,
-        opt_lr: float = 0.1,
-        memories: int = 200,
-        replay_batch_size: int = 10,
-        glances: int = 1,
-        inner_chunks: int = 5,
-        grad_clip_norm: float = 2.0,
-        second_order: bool = False,
-        meta_loss: str = "last",
-        insert_every_epoch: bool = True,
-        reservoir_exclusive: bool = False,
+        alpha_init: float,
+        opt_lr: float,
+        memories: int,
+        replay_batch_size: int,
+        glances: int,
+        inner_chunks: int,
+        grad_clip_norm: float,
+        second_order: bool,
+        meta_loss: str,
+        insert_every_epoch: bool,
+        reservoir_exclusive: bool,
     ):
         super().__init__(name, net, stream)
         for key, value in (

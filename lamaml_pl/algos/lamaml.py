@@ -41,9 +41,9 @@ from lamaml_pl.algos.cuda_graph import GraphedStep
 from lamaml_pl.algos.fast_mlp import FactoredGlance, first_order_glance
 from lamaml_pl.algos.gradients import clip_norm_
 from lamaml_pl.algos.replay import ReservoirBuffer
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
 from lamaml_pl.nets import MLP
+from lamaml_pl.stream import StreamInfo
 
 MEMORY_SNAPSHOTS = ("alias", "copy")
 
@@ -61,30 +61,32 @@ class LaMAML(ContinualLearner):
     """The La-MAML family. Presets: C-MAML (learn_lr off, sync on), Sync (both on),
     La-MAML (learn_lr on, sync off) — ``conf/algo/{cmaml,sync,lamaml}.yaml``."""
 
+    population_axes = ("alpha_init", "opt_lr", "opt_wt", "grad_clip_norm")
+
     def __init__(
         self,
         name: str,
         net: nn.Module,
         stream: StreamInfo,
-        learn_lr: bool = True,
-        sync_update: bool = False,
-        alpha_init: float = 0.15,
-        opt_lr: float = 0.3,
-        opt_wt: float = 0.1,
-        glances: int = 5,
-        memories: int = 200,
-        replay_batch_size: int = 10,
-        grad_clip_norm: float = 2.0,
-        second_order: bool = False,
-        use_old_task_memory: bool = True,
-        inner_clamp: bool = False,
-        memory_snapshot: str = "alias",
-        inner_alpha_relu: bool = True,
-        reservoir_exclusive: bool = False,
-        inner_chunks: int | None = None,
-        fast_mlp: bool = True,
-        factored_glance: bool = True,
-        cuda_graph: bool = True,
+        learn_lr: bool,
+        sync_update: bool,
+        alpha_init: float,
+        opt_lr: float,
+        opt_wt: float,
+        glances: int,
+        memories: int,
+        replay_batch_size: int,
+        grad_clip_norm: float,
+        second_order: bool,
+        use_old_task_memory: bool,
+        inner_clamp: bool,
+        memory_snapshot: str,
+        inner_alpha_relu: bool,
+        reservoir_exclusive: bool,
+        inner_chunks: int | None,
+        fast_mlp: bool,
+        factored_glance: bool,
+        cuda_graph: bool,
     ):
         super().__init__(name, net, stream)
         if inner_chunks is not None:

@@ -1,4 +1,4 @@
-"""MER: Meta-Experience Replay, Algorithm 1 (spec/algorithms.md §8).
+"""MER: Meta-Experience Replay, Algorithm 1.
 
 Riemer et al., "Learning to Learn without Forgetting by Maximizing Transfer and Minimizing
 Interference", ICLR 2019. Examples are processed one at a time. For each example:
@@ -18,8 +18,8 @@ from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.replay import ReservoirBuffer
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
+from lamaml_pl.stream import StreamInfo
 
 
 class MER(ContinualLearner):
@@ -28,14 +28,14 @@ class MER(ContinualLearner):
         name: str,
         net: nn.Module,
         stream: StreamInfo,
-        lr: float = 0.1,
-        beta: float = 0.01,
-        gamma: float = 1.0,
-        memories: int = 200,
-        replay_batch_size: int = 10,
-        batches_per_example: int = 5,
-        grad_clip_norm: float | None = None,
-        reservoir_exclusive: bool = False,
+        lr: float,
+        beta: float,
+        gamma: float,
+        memories: int,
+        replay_batch_size: int,
+        batches_per_example: int,
+        grad_clip_norm: float | None,
+        reservoir_exclusive: bool,
     ):
         super().__init__(name, net, stream)
         for key, value in (
@@ -78,7 +78,7 @@ class MER(ContinualLearner):
                 interpolate(params, before_batch, self.beta)
             interpolate(params, before_example, self.gamma)
             self.memory.add(x[i : i + 1], y[i : i + 1], t)
-        return torch.stack(losses).sum() / self.steps  # the original's logging quirk (§8)
+        return torch.stack(losses).sum() / self.steps  # the loss the original logs
 
     def sgd_step(
         self, params: list[nn.Parameter], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, lr: float

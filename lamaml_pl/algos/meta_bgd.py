@@ -1,5 +1,5 @@
 """Meta-BGD: C-MAML's look-ahead meta-objective with Bayesian Gradient Descent over the weights
-and the inner learning rates α (spec/algorithms.md §9, the La-MAML repository's ``meta-bgd``).
+and the inner learning rates α (the La-MAML repository's ``meta-bgd``).
 
 For every glance, ``mc_iters`` times: sample θ, α from the posterior, run the CIFAR La-MAML
 inner loop (``inner_chunks`` chunks, always second order, inner gradients clamped to
@@ -18,26 +18,28 @@ from torch import nn
 
 from lamaml_pl.algos.bgd import BGD
 from lamaml_pl.algos.lamaml import LaMAML, shuffled_order
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import require_positive
+from lamaml_pl.stream import StreamInfo
 
 
 class MetaBGD(LaMAML):
+    population_axes = ()  # its Bayesian weights have no batched step
+
     def __init__(
         self,
         name: str,
         net: nn.Module,
         stream: StreamInfo,
-        alpha_init: float = 0.1,
-        glances: int = 1,
-        memories: int = 200,
-        replay_batch_size: int = 10,
-        grad_clip_norm: float = 2.0,
-        inner_chunks: int = 3,
-        std_init: float = 0.02,
-        mean_eta: float = 50.0,
-        mc_iters: int = 2,
-        reservoir_exclusive: bool = False,
+        alpha_init: float,
+        glances: int,
+        memories: int,
+        replay_batch_size: int,
+        grad_clip_norm: float,
+        inner_chunks: int,
+        std_init: float,
+        mean_eta: float,
+        mc_iters: int,
+        reservoir_exclusive: bool,
     ):
         require_positive("algo.mc_iters", mc_iters)
         super().__init__(
@@ -46,6 +48,8 @@ class MetaBGD(LaMAML):
             stream,
             learn_lr=False,
             sync_update=True,
+            opt_lr=1.0,  # unused, as opt_wt: the BGD optimizer takes every step (configure_optimizers)
+            opt_wt=1.0,
             alpha_init=alpha_init,
             glances=glances,
             memories=memories,
@@ -57,6 +61,10 @@ class MetaBGD(LaMAML):
             inner_alpha_relu=False,
             reservoir_exclusive=reservoir_exclusive,
             inner_chunks=inner_chunks,
+            memory_snapshot="alias",
+            fast_mlp=False,  # second order: the autograd glance
+            factored_glance=False,
+            cuda_graph=False,
         )
         self.std_init, self.mean_eta, self.mc_iters = std_init, mean_eta, int(mc_iters)
 

@@ -1,9 +1,9 @@
 """Online ("single"): plain SGD fine-tuning on the stream, the lower bound of the tables.
 
-Spec/algorithms.md §1 (MER's / GEM's ``single``): one SGD step on the cross-entropy of each
+MER's / GEM's ``single``: one SGD step on the cross-entropy of each
 incoming batch; no replay, no regularisation, no clipping. MER ran it with batch size 1.
 The same update on a joint stream of all tasks (``data.joint=true``) is the IID oracle
-(``algo=iid``, spec §11).
+(``algo=iid``).
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.errors import require_positive
+from lamaml_pl.stream import StreamInfo
 
 
 class Online(ContinualLearner):
-    def __init__(self, name: str, net: nn.Module, stream: StreamInfo, lr: float = 0.003):
+    population_axes = ("lr",)
+    joint_stream = True  # on data.joint=true it is the IID oracle (algo=iid)
+
+    def __init__(self, name: str, net: nn.Module, stream: StreamInfo, lr: float):
         super().__init__(name, net, stream)
         require_positive("algo.lr", lr)
         self.save_hyperparameters(ignore=["name", "net", "stream"])

@@ -1,4 +1,4 @@
-"""Reservoir replay buffer as preallocated tensors on the module's device (spec/algorithms.md §0.4)."""
+"""Reservoir replay buffer as preallocated tensors on the module's device."""
 
 from __future__ import annotations
 
@@ -10,20 +10,37 @@ from torch import nn
 from lamaml_pl.errors import require_positive
 
 
+def reservoir_slots(age: int, uniforms: torch.Tensor, capacity: int, exclusive: bool) -> torch.Tensor:
+    """Where each of n offered samples goes, for buffers that have seen ``age`` samples each:
+    ``uniforms`` (..., n) are the insertion's uniform draws (a leading axis: one buffer each).
+
+    The original's rule: the ``age``-th offered sample (1-based) is appended while the buffer is
+    not full; afterwards an integer p is drawn uniformly from ``{0, ..., age}`` — inclusive, quirk
+    Q10 of docs/quirks.md — and the sample overwrites slot p if p < capacity (``exclusive``:
+    ``{0, ..., age-1}``, the textbook reservoir). When two samples of one batch pick the same slot
+    the later one wins, as in the sequential original; rejected and losing samples go to slot
+    ``capacity``, a scratch row past the end. Vectorised, with no host-device sync.
+    """
+    n = uniforms.shape[-1]
+    device = uniforms.device
+    ages = torch.arange(age + 1, age + n + 1, device=device)
+    upper = ages if exclusive else ages + 1
+    drawn = (uniforms * upper).long()
+    slots = torch.where(ages <= capacity, ages - 1, drawn)
+    slots = torch.where(slots < capacity, slots, capacity)
+    order = torch.arange(n, device=device).expand_as(slots)
+    last_writer = torch.full((*slots.shape[:-1], capacity + 1), -1, device=device, dtype=torch.long)
+    last_writer.scatter_reduce_(-1, slots, order, reduce="amax")
+    return torch.where(last_writer.gather(-1, slots) == order, slots, capacity)
+
+
 class ReservoirBuffer(nn.Module):
-    """Reservoir sampling over a stream of ``(x, y, task)`` samples, kept in fixed-size tensors.
-
-    Insertion follows the original code: the ``age``-th offered sample (1-based) is appended
-    while the buffer is not full; afterwards an integer p is drawn uniformly from
-    ``{0, ..., age}`` — inclusive, quirk Q10 — and the sample overwrites slot p if
-    p < capacity. ``exclusive=True`` draws from ``{0, ..., age-1}`` (textbook reservoir).
-
-    A batch is inserted with one vectorised draw and no host-device sync: when two samples of
-    one batch pick the same slot the later one wins, as in the sequential original; rejected
-    and losing samples are written to a scratch row past the end.
+    """Reservoir sampling over a stream of ``(x, y, task)`` samples, kept in fixed-size tensors
+    (:func:`reservoir_slots`). ``extras``: further per-sample tensors stored beside them, by name
+    and shape (DER++ keeps each sample's logits).
     """
 
-    def __init__(self, capacity: int, sample_shape: Sequence[int], exclusive: bool = False):
+    def __init__(self, capacity: int, sample_shape: Sequence[int], exclusive: bool = False, extras: dict | None = None):
         super().__init__()
         require_positive("algo.memories", capacity)
         self.capacity = int(capacity)
@@ -32,34 +49,32 @@ class ReservoirBuffer(nn.Module):
         self.register_buffer("x", torch.zeros(self.capacity + 1, *sample_shape))
         self.register_buffer("y", torch.zeros(self.capacity + 1, dtype=torch.long))
         self.register_buffer("t", torch.zeros(self.capacity + 1, dtype=torch.long))
+        self.extras = list(extras or {})
+        for name, shape in (extras or {}).items():
+            self.register_buffer(name, torch.zeros(self.capacity + 1, *shape))
 
     def __len__(self) -> int:
         return min(self.age, self.capacity)
 
-    def add(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> None:
-        """Offer a batch of samples, in order."""
+    def add(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int, **extras: torch.Tensor) -> None:
+        """Offer a batch of samples, in order (with a value of each of ``extras`` per sample)."""
         n = len(y)
-        device = self.y.device
-        ages = torch.arange(self.age + 1, self.age + n + 1, device=device)
-        upper = ages if self.exclusive else ages + 1
-        drawn = (torch.rand(n, device=device) * upper).long()
-        slots = torch.where(ages <= self.capacity, ages - 1, drawn)
-        slots = torch.where(slots < self.capacity, slots, self.capacity)
-        order = torch.arange(n, device=device)
-        last_writer = torch.full((self.capacity + 1,), -1, device=device, dtype=torch.long)
-        last_writer.scatter_reduce_(0, slots, order, reduce="amax")
-        slots = torch.where(last_writer[slots] == order, slots, self.capacity)
+        slots = reservoir_slots(self.age, torch.rand(n, device=self.y.device), self.capacity, self.exclusive)
         self.x.index_put_((slots,), x.detach().to(self.x.dtype))
         self.y.index_put_((slots,), y)
-        tasks = t.to(device) if isinstance(t, torch.Tensor) else torch.full((n,), int(t), device=device)
+        tasks = t.to(self.t.device) if isinstance(t, torch.Tensor) else torch.full((n,), int(t), device=self.t.device)
         self.t.index_put_((slots,), tasks.expand(n))  # (a fill, not a host-to-device copy of t)
+        for name in self.extras:
+            stored = getattr(self, name)
+            stored.index_put_((slots,), extras[name].detach().to(stored.dtype))
         self.age += n
 
-    def sample(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``min(k, len)`` entries drawn uniformly with replacement (empty when the buffer is)."""
+    def sample(self, k: int) -> tuple[torch.Tensor, ...]:
+        """``min(k, len)`` entries drawn uniformly with replacement (empty when the buffer is):
+        x, y, t, then each of ``extras``."""
         k = min(k, len(self))
         idx = torch.randint(0, max(len(self), 1), (k,), device=self.y.device)
-        return self.x.index_select(0, idx), self.y.index_select(0, idx), self.t.index_select(0, idx)
+        return tuple(getattr(self, name).index_select(0, idx) for name in ("x", "y", "t", *self.extras))
 
     def get_extra_state(self) -> dict:
         return {"age": self.age}

@@ -1,10 +1,13 @@
-"""A checkpoint at the end of every task, written atomically, so a crashed run can resume."""
+"""A checkpoint at the end of every task, written atomically, so a crashed run can resume exactly."""
 
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
+import numpy as np
+import torch
 from pytorch_lightning.callbacks import Callback
 
 CHECKPOINT_DIR = "checkpoints"
@@ -16,9 +19,17 @@ class TaskCheckpoint(Callback):
 
     The file is written under a temporary name and renamed over the old one, so a crash while
     writing leaves the previous checkpoint intact. It holds the weights, learnable LRs, optimiser
-    states, buffers and memories, the task cursor, the accuracy rows and the RNG states
-    (``ContinualLearner.on_save_checkpoint``).
+    states, buffers and memories, the task cursor and the accuracy rows (the learner's
+    ``on_save_checkpoint``) and the global random states (this callback's own state).
+
+    The checkpoint is taken after the task's evaluation, before its epoch ends. On resume
+    Lightning first rebuilds that finished epoch's loader (a draw from the global stream), then
+    ends the epoch: restoring the random states there, not at load time, continues the exact
+    random stream of the uninterrupted run, also with ``data.shuffle=global``.
     """
+
+    def __init__(self):
+        self.pending: dict | None = None  # random states of a loaded checkpoint, until its epoch ends
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking:
@@ -28,3 +39,27 @@ class TaskCheckpoint(Callback):
         partial = folder / f".{LAST}.partial"
         trainer.save_checkpoint(partial)
         os.replace(partial, folder / LAST)
+
+    def state_dict(self) -> dict:
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "python": random.getstate(),
+            # the key array as a tensor: checkpoints load weights-only
+            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.pending = state_dict
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.pending is None:
+            return
+        rng, self.pending = self.pending, None
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        random.setstate(rng["python"])
+        name, keys, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

@@ -1,7 +1,7 @@
 """Batched image augmentation and normalisation for the CIFAR-100 / TinyImageNet streams.
 
 The original applies torchvision's per-image PIL transforms in 3 loader workers
-(spec/benchmarks.md §2-§3): RandomCrop(size, padding 4, zero fill) -> RandomHorizontalFlip ->
+: RandomCrop(size, padding 4, zero fill) -> RandomHorizontalFlip ->
 [CIFAR: ColorJitter(brightness 63/255)] -> ToTensor -> Normalize. The same random operations
 are applied here to a whole uint8 batch at once with torch's global RNG (so runs are seeded and
 resumable): the distribution is the original's; pixel values can differ from PIL's only by its

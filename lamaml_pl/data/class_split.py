@@ -1,4 +1,4 @@
-"""Task-incremental CIFAR-100 and TinyImageNet-200 (spec/benchmarks.md §2-§4).
+"""Task-incremental CIFAR-100 and TinyImageNet-200.
 
 The classes are shuffled with the run seed and cut into tasks of ``increment`` classes; labels
 are remapped to their position in that order, so task k owns labels ``[k*increment, (k+1)*increment)``
@@ -17,10 +17,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from lamaml_pl.data.augment import ImageAugment
-from lamaml_pl.data.datamodule import StreamInfo, TaskSequentialDataModule
+from lamaml_pl.data.datamodule import TaskSequentialDataModule
 from lamaml_pl.data.datasets import TaskBalancedBatches, TaskSetBatches, TaskTensorDataset, keep_batch
 from lamaml_pl.data.image_sources import ImageSplits, load_cifar100, load_tinyimagenet
 from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.stream import StreamInfo
 
 SOURCES = ("cifar100", "tinyimagenet")
 CLASS_ORDERS = ("random", "fixed")

@@ -11,7 +11,6 @@ the task; validation covers the test sets of all tasks in one loader of ``(x, y,
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 import torch
@@ -19,26 +18,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from lamaml_pl.data.datasets import TaskTensorDataset, keep_batch
 from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.stream import StreamInfo
 
 SHUFFLES = ("global", "seeded")
 EVAL_TASKS = ("all", "seen_and_next")
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What an algorithm needs to know about the stream before training starts."""
-
-    n_tasks: int
-    n_classes: int
-    input_shape: tuple[int, ...]
-    epochs_per_task: int
-    joint: bool = False  # all tasks' data in every epoch (IID oracle)
-    # per-task denominators of test accuracy (the test-set sizes; see Q12)
-    test_sizes: list[int] = field(default_factory=list)
-    # task-incremental streams: task k owns classes [k*c, (k+1)*c) and logits outside are masked
-    classes_per_task: int | None = None
-    # sizes of the held-out validation sets, when the stream has them (evaluated beside the test sets)
-    val_sizes: list[int] = field(default_factory=list)
 
 
 class TaskSequentialDataModule(pl.LightningDataModule):

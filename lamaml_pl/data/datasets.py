@@ -115,7 +115,7 @@ class TaskSetBatches(Dataset):
 
 
 class TaskBalancedBatches(Sampler[list[int]]):
-    """The IID oracle's batches (spec/benchmarks.md §4): ``tasks_per_batch`` distinct tasks drawn
+    """The IID oracle's batches: ``tasks_per_batch`` distinct tasks drawn
     uniformly, ``batch_size / tasks_per_batch`` distinct samples of each, shuffled; a fixed number
     of batches per epoch. Draws from torch's global RNG."""
 

@@ -43,7 +43,8 @@ def base_pixels(digits: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 class GatheredPixels:
-    """The inputs ``x[:, pixel_map]`` of one task for a batch of base digits ``x``.
+    """The inputs ``x[:, pixel_map]`` of one task for a batch of base digits ``x``; an MLP's
+    :class:`~lamaml_pl.nets.mlp.FirstLayerInput`.
 
     Args:
         pixels: ``(N, 784)`` base digits in [0, 1] (sparse CSR or dense), from :func:`base_pixels`.

@@ -1,4 +1,4 @@
-"""Where the CIFAR-100 and TinyImageNet-200 images come from (spec/benchmarks.md §2-§3).
+"""Where the CIFAR-100 and TinyImageNet-200 images come from.
 
 Both are read once into uint8 tensors ``[N, 3, H, W]`` with integer class labels; augmentation
 and normalisation happen per batch later (:mod:`lamaml_pl.data.augment`).

@@ -1,4 +1,4 @@
-"""MNIST Rotations, Permutations and Many Permutations (spec/benchmarks.md §1).
+"""MNIST Rotations, Permutations and Many Permutations.
 
 Only the base digits (uint8) and one pixel map per task are kept; each task's training subset
 is transformed when its epoch starts. Test inputs are never built: the network's first layer
@@ -11,7 +11,7 @@ import hashlib
 
 import torch
 
-from lamaml_pl.data.datamodule import StreamInfo, TaskSequentialDataModule
+from lamaml_pl.data.datamodule import TaskSequentialDataModule
 from lamaml_pl.data.datasets import EvalBatches, TaskTensorDataset
 from lamaml_pl.data.gathered_pixels import GatheredPixels, base_pixels, fold_index
 from lamaml_pl.data.mnist_source import load_mnist
@@ -24,6 +24,7 @@ from lamaml_pl.data.task_transforms import (
     rotation_pixel_map,
 )
 from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.stream import StreamInfo
 
 TRANSFORMS = ("rotation", "permutation")
 

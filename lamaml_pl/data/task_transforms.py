@@ -2,7 +2,7 @@
 
 Both benchmark transforms move pixels without changing their values:
 - a permutation sends output pixel ``i`` to input pixel ``perm[i]``;
-- PIL's nearest-neighbour rotation (GEM's generator, spec/benchmarks.md §1.2) sends each output
+- PIL's nearest-neighbour rotation (GEM's generator) sends each output
   pixel to one input pixel or to the black fill.
 So each task is one int64 "pixel map" of length 784 that indexes the flat image with one zero
 pixel appended at position 784 (the fill). Applying a task is ``padded[:, pixel_map]``: a few

@@ -1,4 +1,4 @@
-"""Continual-learning metrics from the accuracy matrix (spec/benchmarks.md §6.3-6.4, GEM/MER code).
+"""Continual-learning metrics from the accuracy matrix (GEM/MER code).
 
 R[i, j] is the accuracy on task j after training task i; b is the row evaluated before any
 training. All four numbers are means over all T tasks, as the original code computes them

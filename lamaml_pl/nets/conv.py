@@ -1,4 +1,4 @@
-"""The paper's conv net for CIFAR-100 and TinyImageNet ("pc_cnn", spec/benchmarks.md §5.2-§5.4).
+"""The paper's conv net for CIFAR-100 and TinyImageNet ("pc_cnn").
 
 ``n_convs`` 3x3 convolutions with stride 2 and padding 1 (no pooling, batch norm or dropout),
 each followed by a ReLU, then fully connected ReLU layers and the output layer:

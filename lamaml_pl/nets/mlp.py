@@ -1,16 +1,24 @@
-"""The MNIST network of La-MAML / MER / GEM: 784-100-100-10 with ReLUs (spec/benchmarks.md §5.1)."""
+"""The MNIST network of La-MAML / MER / GEM: 784-100-100-10 with ReLUs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from lamaml_pl.data.gathered_pixels import GatheredPixels
 from lamaml_pl.errors import ConfigError
 
 INITS = ("kaiming_normal", "xavier_uniform")
+
+
+class FirstLayerInput(Protocol):
+    """An input that computes an MLP's first layer itself, ``x Wᵀ + b`` for weights ``(..., H, d)``
+    — how a benchmark can hand the net its inputs without building them (MNIST's pixel-mapped test
+    sets fold the task's map into W instead)."""
+
+    def linear(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor: ...
 
 
 class MLP(nn.Sequential):
@@ -40,10 +48,10 @@ class MLP(nn.Sequential):
                     nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor | GatheredPixels) -> torch.Tensor:
-        if not isinstance(x, GatheredPixels):
+    def forward(self, x: torch.Tensor | FirstLayerInput) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
             return super().forward(x.flatten(1))
-        first, *rest = self  # MNIST test inputs: the first layer folds the task's pixel map
+        first, *rest = self
         h = x.linear(first.weight, first.bias)
         for layer in rest:
             h = layer(h)

@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.member_rng import MemberRNG
+from lamaml_pl.stream import StreamInfo
 
 
 class PopulationLearner(pl.LightningModule):

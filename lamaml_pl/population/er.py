@@ -8,11 +8,11 @@ import torch
 
 from lamaml_pl.algos.er import ER
 from lamaml_pl.algos.fast_mlp import one_hot
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
 from lamaml_pl.population.member_rng import MemberRNG
 from lamaml_pl.population.reservoir import StackedReservoir
+from lamaml_pl.stream import StreamInfo
 
 
 class PopulationER(PopulationLearner):

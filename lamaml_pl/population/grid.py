@@ -16,12 +16,6 @@ from lamaml_pl.errors import ConfigError
 
 SEED_AXIS = "seed"
 OPTIONS = ("cuda_graph",)  # entries of ``population`` that are settings, not axes
-# the hyperparameters a population may vary, per algorithm class: scalars that change no shape
-AXES_OF = {
-    "LaMAML": ("alpha_init", "opt_lr", "opt_wt", "grad_clip_norm"),
-    "ER": ("lr", "grad_clip_norm"),
-    "Online": ("lr",),
-}
 
 
 def population_axes(cfg: DictConfig) -> dict[str, list]:
@@ -39,13 +33,13 @@ def population_axes(cfg: DictConfig) -> dict[str, list]:
     return axes
 
 
-def check_axes(axes: dict[str, list], algo_class: str, algo_name: str) -> None:
-    if algo_class not in AXES_OF:
+def check_axes(axes: dict[str, list], algo_class: type, algo_name: str) -> None:
+    """Every axis is the seed or one of the class's declared ``population_axes``."""
+    if not algo_class.population_axes:
         raise ConfigError(
-            f"algo={algo_name} has no population mode: populations train "
-            f"{', '.join(['lamaml', 'cmaml', 'sync', 'er', 'online'])} on MNIST"
+            f"algo={algo_name} has no population mode: its class {algo_class.__name__} declares no population_axes"
         )
-    allowed = (SEED_AXIS, *AXES_OF[algo_class])
+    allowed = (SEED_AXIS, *algo_class.population_axes)
     for key in axes:
         if key not in allowed:
             raise ConfigError(

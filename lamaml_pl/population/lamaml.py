@@ -18,11 +18,11 @@ from torch import nn
 from lamaml_pl.algos.cuda_graph import GraphedStep
 from lamaml_pl.algos.fast_mlp import one_hot, stacked_views, tail_grads
 from lamaml_pl.algos.lamaml import LaMAML
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
 from lamaml_pl.population.member_rng import MemberRNG
 from lamaml_pl.population.reservoir import StackedReservoir
+from lamaml_pl.stream import StreamInfo
 
 
 class PopulationLaMAML(PopulationLearner):

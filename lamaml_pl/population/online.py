@@ -7,10 +7,10 @@ import torch
 
 from lamaml_pl.algos.fast_mlp import one_hot
 from lamaml_pl.algos.online import Online
-from lamaml_pl.data.datamodule import StreamInfo
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
 from lamaml_pl.population.member_rng import MemberRNG
+from lamaml_pl.stream import StreamInfo
 
 
 class PopulationOnline(PopulationLearner):

@@ -1,6 +1,6 @@
 """N reservoir buffers in one set of tensors (a leading member axis), filled from given draws.
 
-The insertion rule is :class:`lamaml_pl.algos.replay.ReservoirBuffer`'s (quirk Q10 included);
+The insertion rule is :func:`lamaml_pl.algos.replay.reservoir_slots` (quirk Q10 included);
 the uniform numbers come from each member's own generator (:mod:`member_rng`), so member i's
 buffer holds what its single run's would. All members see the same number of samples, so the
 age — and with it every size — is one host-side int.
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from lamaml_pl.algos.replay import reservoir_slots
 
 
 class StackedReservoir(nn.Module):
@@ -29,18 +31,8 @@ class StackedReservoir(nn.Module):
         """Offer each member's batch ``(N, B, ...)`` in order; ``uniforms`` ``(N, B)`` are the
         member's ``torch.rand(B)`` draws of this insertion."""
         n_members, n = y.shape
-        device = self.y.device
-        ages = torch.arange(self.age + 1, self.age + n + 1, device=device)
-        upper = ages if self.exclusive else ages + 1
-        drawn = (uniforms * upper).long()
-        slots = torch.where(ages <= self.capacity, ages - 1, drawn)
-        slots = torch.where(slots < self.capacity, slots, self.capacity)
-        # two samples of one batch picking the same slot: the later one wins, as in the original
-        order = torch.arange(n, device=device).expand(n_members, n)
-        last_writer = torch.full((n_members, self.capacity + 1), -1, device=device, dtype=torch.long)
-        last_writer.scatter_reduce_(1, slots, order, reduce="amax")
-        slots = torch.where(last_writer.gather(1, slots) == order, slots, self.capacity)
-        members = torch.arange(n_members, device=device).unsqueeze(1).expand(n_members, n)
+        slots = reservoir_slots(self.age, uniforms, self.capacity, self.exclusive)
+        members = torch.arange(n_members, device=self.y.device).unsqueeze(1).expand(n_members, n)
         self.x.index_put_((members, slots), x.to(self.x.dtype))
         self.y.index_put_((members, slots), y)
         self.age += n

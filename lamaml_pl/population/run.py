@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lamaml_pl.algos import ER, LaMAML, Online
 from lamaml_pl.callbacks import TaskProgressBar
 from lamaml_pl.errors import ConfigError
 from lamaml_pl.nets import MLP
+from lamaml_pl.outputs import POPULATION_MANIFEST as MANIFEST
 from lamaml_pl.outputs import collect_results, write_atomically, write_outputs
 from lamaml_pl.population.base import PopulationLearner
 from lamaml_pl.population.datamodule import PopulationDataModule
@@ -28,7 +29,6 @@ from lamaml_pl.population.grid import check_axes, member_config, member_folder, 
 from lamaml_pl.population.lamaml import PopulationLaMAML
 from lamaml_pl.population.member_rng import MemberRNG
 from lamaml_pl.population.online import PopulationOnline
-from lamaml_pl.report.collect import POPULATION_MANIFEST as MANIFEST
 from lamaml_pl.run import check_accelerator, describe_device
 
 MEMBERS_DIR = "members"
@@ -86,7 +86,7 @@ def train_population(cfg: DictConfig) -> list[dict]:
             f"resume={cfg.resume!r}: populations cannot resume; rerun the population (or its members alone)"
         )
     axes = population_axes(cfg)
-    check_axes(axes, OmegaConf.select(cfg, "algo._target_").rsplit(".", 1)[-1], cfg.algo.name)
+    check_axes(axes, get_class(cfg.algo._target_), cfg.algo.name)
     settings = member_settings(axes)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lamaml_pl.data.gathered_pixels import GatheredPixels
+from lamaml_pl.nets.mlp import FirstLayerInput
 
 
 def stack_mlps(nets: list[nn.Module]) -> list[torch.Tensor]:
@@ -19,9 +19,9 @@ def stack_mlps(nets: list[nn.Module]) -> list[torch.Tensor]:
     return [torch.stack(group).detach().clone() for group in zip(*(list(net.parameters()) for net in nets))]
 
 
-def layer(x: torch.Tensor | GatheredPixels, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def layer(x: torch.Tensor | FirstLayerInput, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """``x W^T + b`` per member; a shared ``(B, d)`` input is broadcast over the members."""
-    if isinstance(x, GatheredPixels):  # MNIST test inputs: data/gathered_pixels.py
+    if not isinstance(x, torch.Tensor):
         return x.linear(weight, bias)
     if x.dim() == 2:
         return torch.matmul(x, weight.transpose(1, 2)) + bias.unsqueeze(1)

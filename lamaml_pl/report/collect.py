@@ -8,7 +8,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-POPULATION_MANIFEST = "population.json"  # written by lamaml_pl.population.run
+from lamaml_pl.outputs import POPULATION_MANIFEST
+
 # config keys that do not define a setting: the seed, where things are, how the run is executed
 IGNORED_PREFIXES = (
     "seed",

@@ -1,4 +1,4 @@
-"""Published numbers to compare against (spec/paper_results.md §1: La-MAML paper, Table 1)."""
+"""Published numbers to compare against (La-MAML paper, Table 1)."""
 
 # (algo, data) -> (RA mean, RA std, BTI mean, BTI std), percent, mean ± std over the paper's seeds
 TABLE1 = {

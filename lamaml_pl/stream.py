@@ -1,0 +1,33 @@
+"""What an algorithm knows about its task stream before training: its own module, so that
+algorithms and nets need nothing from the data package."""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass, field
+
+SCENARIOS = ("domain_il", "task_il")
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What an algorithm needs to know about the stream before training starts."""
+
+    n_tasks: int
+    n_classes: int
+    input_shape: tuple[int, ...]
+    epochs_per_task: int
+    _: KW_ONLY  # the optional fields by name only (a positional list of sizes would land in ``joint``)
+    joint: bool = False  # all tasks' data in every epoch (IID oracle)
+    # per-task denominators of test accuracy (the test-set sizes; docs/quirks.md, Q12)
+    test_sizes: list[int] = field(default_factory=list)
+    # task-incremental streams: task k owns classes [k*c, (k+1)*c) and logits outside are masked
+    classes_per_task: int | None = None
+    # sizes of the held-out validation sets, when the stream has them (evaluated beside the test sets)
+    val_sizes: list[int] = field(default_factory=list)
+
+
+def scenario_of(stream: StreamInfo) -> str:
+    """``task_il``: each task owns its classes and is scored on its own head (the class-split
+    benchmarks); ``domain_il``: every task shares all outputs (MNIST rotations/permutations).
+    A function, not a property: Hydra hands ``stream`` to an algorithm as a config node."""
+    return "domain_il" if stream.classes_per_task is None else "task_il"
