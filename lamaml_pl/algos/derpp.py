@@ -51,7 +51,7 @@ class DERPP(ContinualLearner):
         self.lr, self.alpha, self.beta = lr, alpha, beta
         self.replay_batch_size, self.glances = int(replay_batch_size), int(glances)
         with torch.no_grad():  # the width of the stored logits: the net's outputs, whatever the net
-            n_outputs = net(torch.zeros(1, *stream.input_shape)).shape[1]
+            n_outputs = net(torch.zeros(1, *stream.input_shape, dtype=next(net.parameters()).dtype)).shape[1]
         self.memory = ReservoirBuffer(
             memories, stream.input_shape, exclusive=reservoir_exclusive, extras={"logits": (n_outputs,)}
         )

@@ -1,0 +1,39 @@
+"""DER++: one step against a hand computation, and the logits it stores."""
+
+import numpy as np
+import torch
+
+from tests.conftest import detach_from_trainer, make_learner
+from tests.reference import ce_grad
+from tests.test_baselines import B0, STREAM, W0, X, Y, linear_net, t, weights
+
+
+def test_one_step_is_sgd_on_batch_ce_plus_logit_mse_plus_replayed_ce():
+    alpha, beta, lr = 0.7, 0.4, 0.2
+    algo = make_learner(
+        "derpp", linear_net(), STREAM, lr=lr, alpha=alpha, beta=beta, memories=1, replay_batch_size=1, glances=1
+    ).double()
+    detach_from_trainer(algo)
+    stored_x, stored_y, stored_z = X[2:], Y[2:], np.array([[0.5, -1.0, 2.0]])
+    algo.memory.add(t(stored_x), t(stored_y), 0, logits=t(stored_z))  # one slot: both draws return it
+
+    algo.observe(t(X[:2]), t(Y[:2]), 1)
+
+    gW, gb = ce_grad(W0, B0, X[:2], Y[:2])
+    out = stored_x @ W0.T + B0
+    d_out = 2 * (out - stored_z) / out.size  # mean squared error over every output
+    gW, gb = gW + alpha * d_out.T @ stored_x, gb + alpha * d_out.sum(0)
+    rW, rb = ce_grad(W0, B0, stored_x, stored_y)
+    gW, gb = gW + beta * rW, gb + beta * rb
+    assert np.allclose(weights(algo)[0], W0 - lr * gW) and np.allclose(weights(algo)[1], B0 - lr * gb)
+
+
+def test_the_batch_enters_the_buffer_with_its_logits_before_the_update():
+    algo = make_learner("derpp", linear_net(), STREAM, lr=0.5, memories=5, replay_batch_size=5, glances=3).double()
+    detach_from_trainer(algo)
+    algo.observe(t(X), t(Y), 0)
+    assert len(algo.memory) == 3
+    arrival = X @ W0.T + B0
+    for x, z in zip(algo.memory.x[:3], algo.memory.logits[:3]):
+        row = int(np.flatnonzero((x.numpy() == X).all(1))[0])
+        assert torch.allclose(z, torch.from_numpy(arrival[row]))
