@@ -1,6 +1,6 @@
-"""Time one La-MAML glance (10 inner steps + meta step) on its own: the factored glance vs the
-sample-by-sample one, eager vs CUDA graph, single learner vs populations of N members. Where
-the GPU time of a run goes, without the loop around it.
+"""Time one La-MAML glance (10 inner steps + meta step) on its own: the hand-written glance,
+eager vs CUDA graph, single learner vs populations of N members (the same glance with a member
+axis). Where the GPU time of a run goes, without the loop around it.
 
     python benchmarks/glance_micro.py                 # the GPU if there is one, else the CPU
     python benchmarks/glance_micro.py --members 1 10 100
@@ -59,12 +59,12 @@ def report(label: str, eager_step, graphed_step, args, device: torch.device) -> 
     print(line, flush=True)
 
 
-def learner(seed: int, factored: bool = True) -> LaMAML:
+def learner(seed: int) -> LaMAML:
     """La-MAML with its MNIST Rotations values (``algo=lamaml data=mnist_rot``)."""
     torch.manual_seed(seed)
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         algo = compose(config_name="train", overrides=["algo=lamaml", "data=mnist_rot"]).algo
-    return instantiate(algo, net=MLP(784, [100, 100], 10), stream=STREAM, factored_glance=factored)
+    return instantiate(algo, net=MLP(784, [100, 100], 10), stream=STREAM)
 
 
 def main() -> None:
@@ -81,15 +81,14 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}: ms per glance (median of {args.repeat} x {args.steps})")
 
-    for factored, glance in ((False, "sample by sample"), (True, "factored")):
-        single = learner(0, factored).to(device)
-        report(
-            f"single learner, {glance:16s}",
-            partial(single.hand_written_update, x, y, rx, ry),
-            partial(single.graphed_update, x, y, rx, ry),
-            args,
-            device,
-        )
+    single = learner(0).to(device)
+    report(
+        "single learner,",
+        partial(single.hand_written_update, x, y, rx, ry),
+        partial(single.graphed_update, x, y, rx, ry),
+        args,
+        device,
+    )
     for n in args.members:
         members = [learner(k) for k in range(n)]
         population = PopulationLaMAML(members, [MemberRNG(torch.get_rng_state()) for _ in members], STREAM).to(device)

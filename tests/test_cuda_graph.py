@@ -19,8 +19,8 @@ GPU_RUN = [
 
 
 @requires_cuda
-@pytest.mark.parametrize("algo, factored", [("lamaml", True), ("sync", True), ("lamaml", False)])
-def test_single_run_graph_equals_eager_kernels(algo, factored, tiny_mnist_root, tmp_path):
+@pytest.mark.parametrize("algo", ["lamaml", "sync", "cmaml"])
+def test_single_run_graph_equals_eager_kernels(algo, tiny_mnist_root, tmp_path):
     runs = [
         train(
             compose_config(
@@ -29,7 +29,6 @@ def test_single_run_graph_equals_eager_kernels(algo, factored, tiny_mnist_root, 
                     f"data.root={tiny_mnist_root}",
                     *GPU_RUN,
                     f"algo.cuda_graph={graph}",
-                    f"algo.factored_glance={factored}",
                     f"paths.output_dir={tmp_path / str(graph)}",
                 ]
             )

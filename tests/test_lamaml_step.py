@@ -9,9 +9,10 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from lamaml_pl.algos.fast_mlp import FactoredGlance, first_order_glance
+from lamaml_pl.algos.fast_mlp import FactoredGlance
 from lamaml_pl.nets import MLP
 from lamaml_pl.stream import StreamInfo
 from tests.conftest import detach_from_trainer, make_learner
@@ -58,14 +59,12 @@ def reference_update(order, learn_lr, sync_update, max_norm, inner_clamp=False):
     return theta, alpha
 
 
-def linear_learner(learn_lr, sync_update, max_norm, second_order=False, hand_written=False, **options):
-    """A 2 -> 3 linear model; ``hand_written`` makes it an MLP without hidden layers, which takes
-    the hand-written first-order glance (``fast_mlp``) instead of autograd."""
-    net = MLP(2, [], 3).double() if hand_written else nn.Linear(2, 3).double()
-    linear = net[0] if hand_written else net
+def linear_learner(learn_lr, sync_update, max_norm, second_order=False, **options):
+    """A 2 -> 3 linear model (the autograd glance: the hand-written one needs a hidden layer)."""
+    net = nn.Linear(2, 3).double()
     with torch.no_grad():
-        linear.weight.copy_(torch.from_numpy(W0))
-        linear.bias.copy_(torch.from_numpy(B0))
+        net.weight.copy_(torch.from_numpy(W0))
+        net.bias.copy_(torch.from_numpy(B0))
     algo = make_learner(
         "lamaml",
         net,
@@ -85,7 +84,7 @@ def linear_learner(learn_lr, sync_update, max_norm, second_order=False, hand_wri
     with torch.no_grad():
         algo.alpha[0].copy_(torch.from_numpy(ALPHA_W))
         algo.alpha[1].copy_(torch.from_numpy(ALPHA_B))
-    assert algo.fast_mlp == hand_written
+    assert not algo.fast_mlp
     detach_from_trainer(algo)
     algo.memory.add(torch.from_numpy(MEM_X), torch.from_numpy(MEM_Y), 0)
     algo.current_task = 0
@@ -100,15 +99,14 @@ def matches(actual, expected):
     return all(np.allclose(a, e, atol=1e-10) for a, e in zip(actual[0] + actual[1], expected[0] + expected[1]))
 
 
-@pytest.mark.parametrize("hand_written", [False, True], ids=["autograd", "hand-written"])
 @pytest.mark.parametrize(
     "learn_lr, sync_update, max_norm",
     [(False, True, 100.0), (True, True, 100.0), (True, False, 100.0), (True, False, 0.05)],
     ids=["cmaml", "sync", "lamaml", "lamaml-clipped"],
 )
-def test_one_observe_equals_hand_computed_update(learn_lr, sync_update, max_norm, hand_written):
+def test_one_observe_equals_hand_computed_update(learn_lr, sync_update, max_norm):
     torch.manual_seed(0)
-    algo = linear_learner(learn_lr, sync_update, max_norm, hand_written=hand_written)
+    algo = linear_learner(learn_lr, sync_update, max_norm)
     algo.observe(torch.from_numpy(X), torch.from_numpy(Y), 0)
     # the batch is shuffled inside observe, so the inner-step order is one of the two
     candidates = [reference_update(order, learn_lr, sync_update, max_norm) for order in ([0, 1], [1, 0])]
@@ -151,11 +149,10 @@ def test_second_order_meta_gradient_matches_finite_differences():
     assert not np.allclose(state(first_order)[0][0], new_w, atol=1e-6)
 
 
-@pytest.mark.parametrize("hand_written", [False, True], ids=["autograd", "hand-written"])
-def test_inner_clamp_option_clamps_inner_gradients(hand_written):
+def test_inner_clamp_option_clamps_inner_gradients():
     """Q1: the original discards its clamp; inner_clamp=True applies it (c = 0.05 bites here)."""
     torch.manual_seed(0)
-    algo = linear_learner(True, False, 0.05, inner_clamp=True, hand_written=hand_written)
+    algo = linear_learner(True, False, 0.05, inner_clamp=True)
     algo.observe(torch.from_numpy(X), torch.from_numpy(Y), 0)
     clamped = [reference_update(order, True, False, 0.05, inner_clamp=True) for order in ([0, 1], [1, 0])]
     unclamped = [reference_update(order, True, False, 0.05) for order in ([0, 1], [1, 0])]
@@ -179,13 +176,9 @@ def test_old_task_memory_is_a_no_op_unless_the_buffer_is_copied(snapshot, only_o
     assert replayed_tasks == ({0} if only_old_tasks else {0, 1})
 
 
-@pytest.mark.parametrize(
-    "inner_alpha_relu, inner_clamp, sync_update, factored",
-    [(True, False, False, True), (True, False, False, False), (False, True, True, False)],
-)
-def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, inner_clamp, sync_update, factored):
-    """784-100-100-10, four batches: the two paths end at the same weights and rates (clamped
-    inner gradients take the sample-by-sample glance)."""
+@pytest.mark.parametrize("inner_alpha_relu, sync_update", [(True, False), (False, True)])
+def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, sync_update):
+    """784-100-100-10, four batches: the two paths end at the same weights and rates."""
     torch.manual_seed(0)
     net = MLP(784, [100, 100], 10).double()
     x, y = torch.randn(40, 784, dtype=torch.float64), torch.randint(0, 10, (40,))
@@ -197,13 +190,10 @@ def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, 
             StreamInfo(2, 10, (784,), 1),
             fast_mlp=fast_mlp,
             inner_alpha_relu=inner_alpha_relu,
-            inner_clamp=inner_clamp,
             sync_update=sync_update,
             grad_clip_norm=0.5,
-            factored_glance=factored,
         ).double()
         assert algo.fast_mlp == fast_mlp
-        assert algo.factored_glance == (factored and fast_mlp)
         detach_from_trainer(algo)
         algo.current_task = 0
         torch.manual_seed(1)
@@ -216,41 +206,91 @@ def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, 
         assert torch.allclose(fast, slow, atol=1e-12)
 
 
-@pytest.mark.parametrize("hidden", [[100, 100], [50], [30, 20, 10]])
-@pytest.mark.parametrize("replayed", [0, 10])
-def test_factored_glance_equals_the_sample_by_sample_glance(hidden, replayed):
-    """Meta-loss, ∇θ and ∇rate of one glance, float64, sparse digit-like inputs, some zero rates;
-    without ∇rate (C-MAML) the same ∇θ; one FactoredGlance reused across shapes (its buffers)."""
-    torch.manual_seed(0)
-    sizes = [784, *hidden, 10]
+def first_order_reference(weights, rates, x, y, replay_x, replay_y):
+    """The glance by autograd, sample by sample: the inner gradients taken as constants."""
+    theta = [w.clone().requires_grad_() for w in weights]
+    r = [q.clone().requires_grad_() for q in rates]
+
+    def loss(params, inputs, labels):
+        h = inputs
+        for k in range(0, len(params) - 2, 2):
+            h = torch.relu(h @ params[k].T + params[k + 1])
+        return F.cross_entropy(h @ params[-2].T + params[-1], labels)
+
+    fast, losses = theta, []
+    for i in range(len(y)):
+        inner = torch.autograd.grad(loss(fast, x[i : i + 1], y[i : i + 1]), fast)  # constants: first order
+        fast = [f - q * g for f, q, g in zip(fast, r, inner)]
+        losses.append(loss(fast, replay_x, replay_y))
+    meta_loss = torch.stack(losses).mean()
+    grads = torch.autograd.grad(meta_loss, theta + r)
+    return meta_loss.detach(), list(grads[: len(theta)]), list(grads[len(theta) :])
+
+
+def random_mlp(sizes, members=None):
+    lead = () if members is None else (members,)
     weights = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         weights += [
-            0.1 * torch.randn(fan_out, fan_in, dtype=torch.float64),
-            0.1 * torch.randn(fan_out, dtype=torch.float64),
+            0.1 * torch.randn(*lead, fan_out, fan_in, dtype=torch.float64),
+            0.1 * torch.randn(*lead, fan_out, dtype=torch.float64),
         ]
-    rates = [0.3 * torch.rand_like(w) * (torch.rand_like(w) > 0.2) for w in weights]
-    x = torch.rand(10, 784, dtype=torch.float64) * (torch.rand(10, 784) > 0.7)
-    x[:, 600:] = 0  # pixels blank in every incoming sample (a digit's border), not in the replayed ones
-    y = torch.randint(0, 10, (10,))
-    replay_x = torch.cat([torch.rand(replayed, 784, dtype=torch.float64), x])
+    rates = [0.3 * torch.rand_like(w) * (torch.rand_like(w) > 0.2) for w in weights]  # some zero rates
+    return weights, rates
+
+
+def digits(n, members=None):
+    """Sparse digit-like inputs whose pixels past 600 are blank (a digit's border)."""
+    lead = () if members is None else (members,)
+    x = torch.rand(*lead, n, 784, dtype=torch.float64) * (torch.rand(*lead, n, 784) > 0.7)
+    x[..., 600:] = 0
+    return x, torch.randint(0, 10, (*lead, n))
+
+
+@pytest.mark.parametrize("hidden", [[100, 100], [50], [30, 20, 10]])
+@pytest.mark.parametrize("replayed", [0, 10])
+def test_hand_written_glance_equals_the_autograd_glance(hidden, replayed):
+    """Meta-loss, ∇θ and ∇rate of one glance, float64; without ∇rate (C-MAML) the same ∇θ; one
+    FactoredGlance reused across shapes (its buffers)."""
+    torch.manual_seed(0)
+    weights, rates = random_mlp([784, *hidden, 10])
+    x, y = digits(10)
+    replay_x = torch.cat([torch.rand(replayed, 784, dtype=torch.float64), x])  # replayed pixels not blank
     replay_y = torch.cat([torch.randint(0, 10, (replayed,)), y])
-    loss, grad_theta, grad_rate = first_order_glance(weights, rates, x, y, replay_x, replay_y, None)
+    loss, grad_theta, grad_rate = first_order_reference(weights, rates, x, y, replay_x, replay_y)
     glance = FactoredGlance()
-    factored_loss, factored_theta, factored_rate = glance(weights, rates, replay_x, replay_y, len(y))
-    assert torch.allclose(factored_loss, loss, rtol=0, atol=1e-12)
-    for expected, actual in zip(grad_theta + grad_rate, factored_theta + factored_rate):
+    glance_loss, glance_theta, glance_rate = glance(weights, rates, replay_x, replay_y, len(y))
+    assert torch.allclose(glance_loss, loss, rtol=0, atol=1e-12)
+    for expected, actual in zip(grad_theta + grad_rate, glance_theta + glance_rate):
         assert actual.shape == expected.shape
         assert torch.allclose(actual, expected, rtol=0, atol=1e-12)
     assert max(g.abs().max() for g in grad_rate) > 1e-4  # the rates' gradients are not all zero
     shorter = glance(weights, rates, replay_x[:-3], replay_y[:-3], 7)  # other shapes in between
-    expected = first_order_glance(weights, rates, x[:7], y[:7], replay_x[:-3], replay_y[:-3], None)
+    expected = first_order_reference(weights, rates, x[:7], y[:7], replay_x[:-3], replay_y[:-3])
     assert all(
         torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(shorter[1] + shorter[2], expected[1] + expected[2])
     )
     without_rates = glance(weights, rates, replay_x, replay_y, len(y), rate_grads=False)
     assert without_rates[2] is None
-    assert all(torch.equal(a, b) for a, b in zip(without_rates[1], factored_theta))
+    assert all(torch.equal(a, b) for a, b in zip(without_rates[1], glance_theta))
+
+
+@pytest.mark.parametrize("hidden", [[100, 100], [30, 20]])
+def test_members_glance_as_each_alone(hidden):
+    """The glance with a member axis: each member's loss and gradients are its own glance's."""
+    torch.manual_seed(0)
+    weights, rates = random_mlp([784, *hidden, 10], members=3)
+    x, y = digits(10, members=3)
+    replay_x = torch.cat([torch.rand(3, 5, 784, dtype=torch.float64), x], dim=1)
+    replay_y = torch.cat([torch.randint(0, 10, (3, 5)), y], dim=1)
+    losses, grad_theta, grad_rate = FactoredGlance()(weights, rates, replay_x, replay_y, 10)
+    assert losses.shape == (3,)
+    alone = FactoredGlance()
+    for k in range(3):
+        loss, theta, rate = alone([w[k] for w in weights], [r[k] for r in rates], replay_x[k], replay_y[k], 10)
+        assert torch.allclose(losses[k], loss, rtol=0, atol=1e-12)
+        for expected, actual in zip(theta + rate, [g[k] for g in grad_theta + grad_rate]):
+            assert torch.allclose(actual, expected, rtol=0, atol=1e-12)
 
 
 def test_a_glance_without_its_loss_makes_the_same_update():

@@ -74,9 +74,8 @@ GRIDS = [  # (algo, settings shared by the population and the single runs, the a
     ("online", [], ["population.lr=[0.001,0.01]"]),
     ("lamaml", MULTI_PASS, ["population.alpha_init=[0.03,0.1]"]),  # several passes per task: the
     ("er", MULTI_PASS, ["population.lr=[0.01,0.05]"]),  # loop's draws between passes, Q11 re-insertion
-    ("lamaml", ["algo.factored_glance=false"], ["population.alpha_init=[0.03,0.1]"]),
 ]
-GRID_IDS = ["lamaml", "sync", "cmaml", "er", "online", "lamaml-multipass", "er-multipass", "lamaml-sample-by-sample"]
+GRID_IDS = ["lamaml", "sync", "cmaml", "er", "online", "lamaml-multipass", "er-multipass"]
 
 
 @requires_shared_mnist
@@ -248,7 +247,8 @@ BAD = [
     (["algo=gem", "population.seed=[0,1]"], "algo=gem has no population mode"),
     (["algo=iid", "population.seed=[0,1]"], "not the joint (IID) one"),
     (["population.seed=[]"], "population.seed=[] has no values"),
-    (["population.seed=[0]", "algo.second_order=true"], "a population runs the first-order MLP glance"),
+    (["population.seed=[0]", "algo.second_order=true"], "a population runs the hand-written first-order glance"),
+    (["population.seed=[0]", "algo.inner_clamp=true"], "algo.inner_clamp"),
     (["population.seed=[0]", "algo.memory_snapshot=copy"], "algo.memory_snapshot='copy': a population supports alias"),
     (["population.seed=[0]", "resume=auto"], "resume='auto': populations cannot resume"),
     (["population.alpha_init=[0.1,-1]"], "algo.alpha_init=-1 is not allowed"),

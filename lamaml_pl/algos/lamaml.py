@@ -19,12 +19,13 @@ task's classes, the meta-loss with each replayed sample's own task. The original
 (Q1 ``inner_clamp``, Q2 ``memory_snapshot``, Q3 ``inner_alpha_relu``, Q10
 ``reservoir_exclusive``, Q16 short batches) are options with faithful defaults: docs/quirks.md.
 
-Speed: first order on an MLP (the MNIST runs), ``fast_mlp`` computes each glance with gradients
-written by hand (:mod:`lamaml_pl.algos.fast_mlp`) instead of backpropagating the fast-weight
-graph; ``factored_glance`` computes it without forming the first layer's fast weights, so the meta
-pass of all inner steps is a few large matrix products (float32 rounds the two orders
-differently; La-MAML's trajectory amplifies that). On a GPU that glance and the meta step are
-captured once per shape and replayed as a CUDA graph (``cuda_graph``; same numbers, tested).
+Two implementations of the glance: the autograd reference here (any net, second order, masks,
+clamps), and, first order on an MLP (the MNIST runs), ``fast_mlp``: gradients written by hand,
+without forming the first layer's fast weights, so the meta pass of all inner steps is a few
+large matrix products (:mod:`lamaml_pl.algos.fast_mlp`; the same glance for a population's
+members). Float32 rounds the two differently and La-MAML's trajectory amplifies that: a seed's
+RA moves by about a point. On a GPU the hand-written glance and the meta step are captured once
+per shape and replayed as a CUDA graph (``cuda_graph``; same numbers, tested).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.cuda_graph import GraphedStep
-from lamaml_pl.algos.fast_mlp import FactoredGlance, first_order_glance
+from lamaml_pl.algos.fast_mlp import FactoredGlance
 from lamaml_pl.algos.gradients import clip_norm_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
@@ -85,7 +86,6 @@ class LaMAML(ContinualLearner):
         reservoir_exclusive: bool,
         inner_chunks: int | None,
         fast_mlp: bool,
-        factored_glance: bool,
         cuda_graph: bool,
     ):
         super().__init__(name, net, stream)
@@ -117,16 +117,17 @@ class LaMAML(ContinualLearner):
         self.memory_snapshot = memory_snapshot
         self.inner_alpha_relu = inner_alpha_relu
         self.inner_chunks = inner_chunks
-        # the hand-written first-order glance applies to MLPs on unmasked streams
+        # the hand-written glance: first order, an MLP with a hidden layer, an unmasked stream, and
+        # unclamped inner gradients (the first layer's are then outer products)
         self.fast_mlp = (
             fast_mlp
             and not second_order
+            and not inner_clamp
             and inner_chunks is None
             and isinstance(net, MLP)
+            and len(net) > 1
             and stream.classes_per_task is None
         )
-        # its factored form needs the first layer's inner gradients unclamped (rank one) and a hidden layer
-        self.factored_glance = factored_glance and self.fast_mlp and not inner_clamp and len(net) > 1
         self.factored = FactoredGlance()  # keeps its inner loop's buffers from glance to glance
         self.cuda_graph = cuda_graph
         self.graphed_update = GraphedStep(self.hand_written_update, state=lambda: [*self.net.parameters(), *self.alpha])
@@ -186,16 +187,12 @@ class LaMAML(ContinualLearner):
     def hand_written_update(self, x, y, replay_x, replay_y, with_loss: bool = True) -> torch.Tensor | None:
         """The same glance for a first-order MLP with gradients by hand (:mod:`fast_mlp`), then
         the meta step. No autograd and no host sync: on a GPU it runs as one CUDA graph.
-        Returns the mean meta-loss (None with ``with_loss`` off: the factored glance skips it)."""
+        Returns the mean meta-loss (None with ``with_loss`` off: the glance then skips it)."""
         weights, alpha = list(self.net.parameters()), list(self.alpha)
         rates = torch._foreach_clamp_min(alpha, 0.0) if self.inner_alpha_relu else alpha  # relu(α)
-        if self.factored_glance:
-            meta_loss, grad_theta, grad_rate = self.factored(  # the meta-batch ends with (x, y): replay_batch
-                weights, rates, replay_x, replay_y, len(y), rate_grads=self.learn_lr, with_loss=with_loss
-            )
-        else:
-            clamp = self.grad_clip_norm if self.inner_clamp else None
-            meta_loss, grad_theta, grad_rate = first_order_glance(weights, rates, x, y, replay_x, replay_y, clamp)
+        meta_loss, grad_theta, grad_rate = self.factored(  # the meta-batch ends with (x, y): replay_batch
+            weights, rates, replay_x, replay_y, len(y), rate_grads=self.learn_lr, with_loss=with_loss
+        )
         if self.learn_lr and self.inner_alpha_relu:  # relu's derivative: sign(relu(α)) is 1 where α > 0, else 0
             torch._foreach_mul_(grad_rate, torch._foreach_sign(rates))
         self.meta_step(grad_theta, grad_rate, weights, alpha)

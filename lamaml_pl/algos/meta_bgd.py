@@ -63,7 +63,6 @@ class MetaBGD(LaMAML):
             inner_chunks=inner_chunks,
             memory_snapshot="alias",
             fast_mlp=False,  # second order: the autograd glance
-            factored_glance=False,
             cuda_graph=False,
         )
         self.std_init, self.mean_eta, self.mc_iters = std_init, mean_eta, int(mc_iters)

@@ -52,8 +52,8 @@ def check_member(learner, data) -> None:
     if isinstance(learner, LaMAML):
         if not learner.fast_mlp:
             raise ConfigError(
-                f"algo={name}: a population runs the first-order MLP glance; "
-                "algo.second_order, algo.inner_chunks and algo.fast_mlp=false are single-run settings"
+                f"algo={name}: a population runs the hand-written first-order glance; algo.second_order, "
+                "algo.inner_clamp, algo.inner_chunks and algo.fast_mlp=false are single-run settings"
             )
         if learner.memory_snapshot != "alias":
             raise ConfigError(f"algo.memory_snapshot={learner.memory_snapshot!r}: a population supports alias only")
