@@ -51,3 +51,18 @@ def test_task_accuracy_counts_per_task_and_honours_denominators():
     q12 = TaskAccuracy(3, denominators=[4, 4, 4])  # one unscored sample per task still counts
     q12.update(preds, target, tasks)
     assert q12.compute().tolist() == pytest.approx([0.25, 0.5, 0.0])
+
+
+def test_task_accuracy_of_every_member_and_the_tasks_a_pass_skipped():
+    """Members score one shared batch each with their own predictions; a task the pass did not
+    evaluate is NaN, and the counts start over after ``finish``."""
+    tasks = torch.tensor([0, 0, 1, 1, 1])
+    target = torch.tensor([3, 4, 5, 6, 7])
+    preds = torch.tensor([[3, 0, 5, 6, 0], [3, 4, 0, 0, 0]])  # member 0: 1/2, 2/3; member 1: 2/2, 0/3
+    metric = TaskAccuracy(3, members=2)
+    metric.update(preds, target, tasks)
+    rows = metric.finish()
+    assert rows.shape == (2, 3) and torch.isnan(rows[:, 2]).all()
+    assert torch.allclose(rows[:, :2], torch.tensor([[0.5, 2 / 3], [1.0, 0.0]], dtype=torch.float64))
+    metric.update(preds[:, :2], target[:2], tasks[:2])
+    assert metric.finish()[:, 0].tolist() == pytest.approx([0.5, 1.0])  # only this pass's counts

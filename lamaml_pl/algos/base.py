@@ -178,9 +178,7 @@ class ContinualLearner(pl.LightningModule):
 
     @staticmethod
     def _finish_row(metric: TaskAccuracy, log: AccuracyLog, tag: int) -> torch.Tensor:
-        row = metric.compute().reshape(-1).cpu()  # torchmetrics squeezes a 1-task row to 0-d
-        row[metric.total.cpu() == 0] = float("nan")  # tasks this pass did not evaluate (data.eval_tasks)
-        metric.reset()
+        row = metric.finish()
         log.append(row, tag)
         return row
 

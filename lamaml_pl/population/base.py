@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
-from lamaml_pl.metrics import INIT_TAG, AccuracyLog
+from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.member_rng import MemberRNG
 from lamaml_pl.stream import StreamInfo
@@ -42,12 +42,7 @@ class PopulationLearner(pl.LightningModule):
         self.plan: list[tuple] = []
         self.accuracy_logs = [AccuracyLog(stream.n_tasks) for _ in learners]
         self.diverged_at: list[int | None] = [None] * self.n_members  # task in which the loss went non-finite
-        denominators = torch.tensor(stream.test_sizes, dtype=torch.float64) if stream.test_sizes else None
-        self.register_buffer("denominators", denominators, persistent=False)
-        self.register_buffer(
-            "correct", torch.zeros(self.n_members, stream.n_tasks, dtype=torch.float64), persistent=False
-        )
-        self.register_buffer("seen", torch.zeros(stream.n_tasks, dtype=torch.float64), persistent=False)
+        self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None, members=self.n_members)
         self.register_buffer("finite", torch.ones(self.n_members, dtype=torch.bool), persistent=False)
 
     @staticmethod
@@ -93,15 +88,12 @@ class PopulationLearner(pl.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y, t = batch
         predictions = stacked_mlp.logits(list(self.weights), x).argmax(dim=-1)
-        self.correct.index_add_(1, t, (predictions == y).to(torch.float64))
-        self.seen.index_add_(0, t, torch.ones_like(t, dtype=torch.float64))
+        self.task_accuracy.update(predictions, y, t)
 
     def on_validation_epoch_end(self) -> None:
         fitting = self.trainer.state.fn == "fit"
         tag = self.current_task if fitting else INIT_TAG
-        denominators = self.seen if self.denominators is None else self.denominators
-        rows = (self.correct / denominators.clamp_min(1)).cpu()
-        rows[:, self.seen.cpu() == 0] = float("nan")  # tasks this pass did not evaluate (data.eval_tasks)
+        rows = self.task_accuracy.finish()
         finite = self.finite.cpu().tolist()
         for k, (log, row) in enumerate(zip(self.accuracy_logs, rows)):
             if self.diverged_at[k] is None and not finite[k]:
@@ -110,5 +102,3 @@ class PopulationLearner(pl.LightningModule):
                 log.append(row, tag)
         seen = rows[:, : tag + 1] if tag >= 0 else rows
         self.log("val/acc_seen_mean", seen.mean().item(), on_step=False, on_epoch=True)
-        self.correct.zero_()
-        self.seen.zero_()
