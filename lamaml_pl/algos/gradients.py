@@ -10,13 +10,32 @@ import torch
 from torch import nn
 
 
-def clip_norm_(grads: list[torch.Tensor], max_norm: float) -> None:
+def per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A ``(members,)`` vector in ``like``'s dtype, shaped to broadcast against ``like``."""
+    return values.to(like.dtype).view(-1, *[1] * (like.dim() - 1))
+
+
+def clip_norm_(grads: list[torch.Tensor], max_norm: float | torch.Tensor) -> None:
     """``nn.utils.clip_grad_norm_`` on gradient tensors rather than parameters (same operations:
     scale by min(1, max_norm / (total norm + 1e-6))); no host sync, so it can run in a CUDA graph.
     The total norm is ``get_total_norm``'s ops without its grouping by device and dtype (one model's
-    gradients are one group), which costs more than the norm at these sizes."""
+    gradients are one group), which costs more than the norm at these sizes. With a member axis
+    (``max_norm`` one value per member), each member's tensors are clipped by their own norm."""
+    if isinstance(max_norm, torch.Tensor):
+        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads], dim=1).norm(dim=1)
+        scale = (max_norm.to(norms.dtype) / (norms + 1e-6)).clamp(max=1.0)
+        torch._foreach_mul_(grads, [per_member(scale, g) for g in grads])
+        return
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+
+
+def sgd_(params: list[torch.Tensor], grads: list[torch.Tensor], lr: float | torch.Tensor) -> None:
+    """``params -= lr * grads``; with a member axis, ``lr`` one value per member."""
+    if isinstance(lr, torch.Tensor):
+        torch._foreach_sub_(params, [g * per_member(lr, g) for g in grads])
+    else:
+        torch._foreach_add_(params, grads, alpha=-lr)
 
 
 def flat_grad(params: Iterable[nn.Parameter]) -> torch.Tensor:

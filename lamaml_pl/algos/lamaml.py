@@ -40,7 +40,7 @@ from torch.func import functional_call
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.cuda_graph import GraphedStep
 from lamaml_pl.algos.fast_mlp import FactoredGlance
-from lamaml_pl.algos.gradients import clip_norm_
+from lamaml_pl.algos.gradients import clip_norm_, sgd_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
 from lamaml_pl.nets import MLP
@@ -221,7 +221,6 @@ class LaMAML(ContinualLearner):
             grads = [g.clamp(-self.grad_clip_norm, self.grad_clip_norm) for g in grads]
         return {name: torch.addcmul(w, g, lr, value=-1) for (name, w), g, lr in zip(fast.items(), grads, rates)}
 
-    @torch.no_grad()
     def meta_step(
         self,
         grad_theta: list[torch.Tensor],
@@ -229,18 +228,24 @@ class LaMAML(ContinualLearner):
         weights: list[torch.Tensor] | None = None,
         alpha: list[torch.Tensor] | None = None,
     ) -> None:
-        """Clip both gradient groups (as ``clip_grad_norm_``), then the α step (SGD at opt_lr) and
-        the θ step (sync: SGD at opt_wt; else θ -= relu(α) ⊙ ∇θ with the new α: look-ahead).
-        Without learn_lr (C-MAML) ∇α plays no part and may be None. ``weights``/``alpha``: the
-        parameter lists, if the caller has them."""
-        weights = weights or list(self.net.parameters())
-        alpha = alpha or list(self.alpha)
-        clip_norm_(grad_theta, self.grad_clip_norm)
-        if self.learn_lr:
-            clip_norm_(grad_rate, self.grad_clip_norm)
-            torch._foreach_add_(alpha, grad_rate, alpha=-self.opt_lr)
-        if self.sync_update:
-            torch._foreach_add_(weights, grad_theta, alpha=-self.opt_wt)
-        else:
-            torch._foreach_mul_(grad_theta, torch._foreach_clamp_min(alpha, 0.0))  # (in place: ours to scale)
-            torch._foreach_sub_(weights, grad_theta)
+        """:func:`meta_step_` with this learner's settings; ``weights``/``alpha``: the parameter
+        lists, if the caller has them."""
+        meta_step_(self, weights or list(self.net.parameters()), alpha or list(self.alpha), grad_theta, grad_rate)
+
+
+@torch.no_grad()
+def meta_step_(learner, weights, alpha, grad_theta, grad_rate) -> None:
+    """Clip both gradient groups (as ``clip_grad_norm_``), then the α step (SGD at opt_lr) and the
+    θ step (sync: SGD at opt_wt; else θ -= relu(α) ⊙ ∇θ with the new α: look-ahead). Without
+    learn_lr (C-MAML) ∇α plays no part and may be None. ``learner`` holds learn_lr, sync_update,
+    opt_lr, opt_wt and grad_clip_norm: numbers for one learner, one value per member for a
+    population (every tensor then has a member axis)."""
+    clip_norm_(grad_theta, learner.grad_clip_norm)
+    if learner.learn_lr:
+        clip_norm_(grad_rate, learner.grad_clip_norm)
+        sgd_(alpha, grad_rate, learner.opt_lr)
+    if learner.sync_update:
+        sgd_(weights, grad_theta, learner.opt_wt)
+    else:
+        torch._foreach_mul_(grad_theta, torch._foreach_clamp_min(alpha, 0.0))  # (in place: ours to scale)
+        torch._foreach_sub_(weights, grad_theta)

@@ -8,6 +8,7 @@ import torch
 
 from lamaml_pl.algos.er import ER
 from lamaml_pl.algos.fast_mlp import one_hot
+from lamaml_pl.algos.gradients import clip_norm_, sgd_
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
 from lamaml_pl.population.member_rng import MemberRNG
@@ -60,9 +61,8 @@ class PopulationER(PopulationLearner):
                 weights, torch.cat([mem_x, x], dim=1), one_hot(batch_y, weights[-1].shape[-1], x.dtype)
             )
             loss = stacked_mlp.cross_entropy(out, batch_y)
-            stacked_mlp.clip_norms_(grads, self.grad_clip_norm)
-            for w, g in zip(weights, grads):
-                w.sub_(g * stacked_mlp.per_member(self.lr, g))
+            clip_norm_(grads, self.grad_clip_norm)
+            sgd_(weights, grads, self.lr)
         if self.inserting:
             self.memory.add(x, y, inserts)
         return loss

@@ -12,12 +12,11 @@ with a member axis).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lamaml_pl.algos.cuda_graph import GraphedStep
 from lamaml_pl.algos.fast_mlp import FactoredGlance
-from lamaml_pl.algos.lamaml import LaMAML
+from lamaml_pl.algos.lamaml import LaMAML, meta_step_
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
 from lamaml_pl.population.member_rng import MemberRNG
@@ -95,15 +94,5 @@ class PopulationLaMAML(PopulationLearner):
         losses, grad_theta, grad_rate = self.factored(weights, rates, replay_x, replay_y, y.shape[1], self.learn_lr)
         if self.learn_lr and self.inner_alpha_relu:  # relu's derivative: sign(relu(α)) is 1 where α > 0, else 0
             torch._foreach_mul_(grad_rate, torch._foreach_sign(rates))
-        self.meta_step(weights, alpha, grad_theta, grad_rate)
+        meta_step_(self, weights, alpha, grad_theta, grad_rate)
         return losses
-
-    def meta_step(self, weights, alpha, grad_theta, grad_rate) -> None:
-        stacked_mlp.clip_norms_(grad_theta, self.grad_clip_norm)
-        if self.learn_lr:
-            stacked_mlp.clip_norms_(grad_rate, self.grad_clip_norm)
-            for a, g in zip(alpha, grad_rate):
-                a.sub_(g * stacked_mlp.per_member(self.opt_lr, g))
-        for w, g, a in zip(weights, grad_theta, alpha):
-            step = g * stacked_mlp.per_member(self.opt_wt, g) if self.sync_update else g * F.relu(a)
-            w.sub_(step)

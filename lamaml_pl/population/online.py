@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from lamaml_pl.algos.fast_mlp import one_hot
+from lamaml_pl.algos.gradients import sgd_
 from lamaml_pl.algos.online import Online
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
@@ -25,6 +26,5 @@ class PopulationOnline(PopulationLearner):
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int, draws: tuple) -> torch.Tensor:
         weights = list(self.weights)
         out, grads = stacked_mlp.grads(weights, x, one_hot(y, weights[-1].shape[-1], x.dtype))
-        for w, g in zip(weights, grads):
-            w.sub_(g * stacked_mlp.per_member(self.lr, g))
+        sgd_(weights, grads, self.lr)
         return stacked_mlp.cross_entropy(out, y)

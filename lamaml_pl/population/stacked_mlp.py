@@ -2,8 +2,7 @@
 
 ``weights = [W1 (N, h1, d), b1 (N, h1), W2, b2, ...]``; a batch is ``(N, B, d)`` (each member its
 own samples) or ``(B, d)`` (one batch shared by all, e.g. a test set). Forward and gradients are
-batched matrix products written by hand — the per-member computation of
-:func:`lamaml_pl.algos.fast_mlp.mlp_grads`, so the step of N members is one set of kernels.
+batched matrix products written by hand, so the step of N members is one set of kernels.
 """
 
 from __future__ import annotations
@@ -60,20 +59,6 @@ def grads(
         if k > 0:
             dz = torch.ops.aten.threshold_backward(torch.bmm(dz, weights[2 * k]), activations[k], 0)
     return out, result
-
-
-def clip_norms_(tensors: list[torch.Tensor], max_norm: torch.Tensor) -> None:
-    """``nn.utils.clip_grad_norm_`` per member: scale member i's tensors by
-    ``min(1, max_norm_i / (‖all of member i's tensors‖ + 1e-6))``."""
-    norms = torch.stack([t.flatten(1).norm(dim=1) for t in tensors], dim=1)
-    scale = (max_norm.to(norms.dtype) / (norms.norm(dim=1) + 1e-6)).clamp(max=1.0)
-    for t in tensors:
-        t.mul_(per_member(scale, t))
-
-
-def per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A ``(N,)`` vector in ``like``'s dtype, shaped to broadcast against it."""
-    return values.to(like.dtype).view(-1, *[1] * (like.dim() - 1))
 
 
 def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
