@@ -27,7 +27,6 @@ from lamaml_pl.population.er import PopulationER
 from lamaml_pl.population.grid import member_config, member_folder, member_settings, population_axes
 from lamaml_pl.population.lamaml import PopulationLaMAML
 from lamaml_pl.population.online import PopulationOnline
-from lamaml_pl.population.reservoir import StackedReservoir
 from lamaml_pl.population.run import MANIFEST, MEMBERS_DIR, train_population
 from lamaml_pl.report.collect import run_folders
 from lamaml_pl.run import train
@@ -218,11 +217,11 @@ def test_comma_separated_axes_become_lists():
 
 
 @pytest.mark.parametrize("exclusive", [False, True])
-def test_stacked_reservoir_equals_one_buffer_per_member(exclusive):
+def test_members_reservoir_equals_one_buffer_per_member(exclusive):
     """Fed member k's uniforms, the stacked buffer holds what member k's own buffer holds when
     its ``torch.rand`` returns the same numbers (both from one seed), past capacity."""
     members, capacity, batch = 3, 6, 4
-    stacked = StackedReservoir(members, capacity, (2,), exclusive=exclusive)
+    stacked = ReservoirBuffer(capacity, (2,), exclusive=exclusive, members=members)
     alone = [ReservoirBuffer(capacity, (2,), exclusive=exclusive) for _ in range(members)]
     for step in range(8):
         x, y = torch.randn(members, batch, 2), torch.randint(0, 10, (members, batch))
@@ -230,7 +229,7 @@ def test_stacked_reservoir_equals_one_buffer_per_member(exclusive):
         for k in range(members):
             torch.manual_seed(1000 * step + k)
             uniforms.append(torch.rand(batch))
-        stacked.add(x, y, torch.stack(uniforms))
+        stacked.add(x, y, 0, torch.stack(uniforms))
         for k, buffer in enumerate(alone):
             torch.manual_seed(1000 * step + k)  # add() draws torch.rand(batch) first
             buffer.add(x[k], y[k], 0)

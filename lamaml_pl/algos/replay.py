@@ -37,36 +37,61 @@ def reservoir_slots(age: int, uniforms: torch.Tensor, capacity: int, exclusive: 
 class ReservoirBuffer(nn.Module):
     """Reservoir sampling over a stream of ``(x, y, task)`` samples, kept in fixed-size tensors
     (:func:`reservoir_slots`). ``extras``: further per-sample tensors stored beside them, by name
-    and shape (DER++ keeps each sample's logits).
+    and shape (DER++ keeps each sample's logits). ``members``: one buffer per population member in
+    the same tensors (a leading member axis); every member sees as many samples, so the age, and
+    with it every size, is one host-side int.
     """
 
-    def __init__(self, capacity: int, sample_shape: Sequence[int], exclusive: bool = False, extras: dict | None = None):
+    def __init__(
+        self,
+        capacity: int,
+        sample_shape: Sequence[int],
+        exclusive: bool = False,
+        extras: dict | None = None,
+        members: int | None = None,
+    ):
         super().__init__()
         require_positive("algo.memories", capacity)
         self.capacity = int(capacity)
         self.exclusive = exclusive
         self.age = 0  # samples offered so far; a host-side int, so sizes never need a sync
-        self.register_buffer("x", torch.zeros(self.capacity + 1, *sample_shape))
-        self.register_buffer("y", torch.zeros(self.capacity + 1, dtype=torch.long))
-        self.register_buffer("t", torch.zeros(self.capacity + 1, dtype=torch.long))
+        lead = () if members is None else (members,)
+        self.register_buffer("x", torch.zeros(*lead, self.capacity + 1, *sample_shape))  # last row: scratch
+        self.register_buffer("y", torch.zeros(*lead, self.capacity + 1, dtype=torch.long))
+        self.register_buffer("t", torch.zeros(*lead, self.capacity + 1, dtype=torch.long))
         self.extras = list(extras or {})
         for name, shape in (extras or {}).items():
-            self.register_buffer(name, torch.zeros(self.capacity + 1, *shape))
+            self.register_buffer(name, torch.zeros(*lead, self.capacity + 1, *shape))
 
     def __len__(self) -> int:
         return min(self.age, self.capacity)
 
-    def add(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int, **extras: torch.Tensor) -> None:
-        """Offer a batch of samples, in order (with a value of each of ``extras`` per sample)."""
-        n = len(y)
-        slots = reservoir_slots(self.age, torch.rand(n, device=self.y.device), self.capacity, self.exclusive)
-        self.x.index_put_((slots,), x.detach().to(self.x.dtype))
-        self.y.index_put_((slots,), y)
+    def add(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        t: torch.Tensor | int,
+        uniforms: torch.Tensor | None = None,
+        **extras: torch.Tensor,
+    ) -> None:
+        """Offer a batch of samples, in order (with a value of each of ``extras`` per sample).
+        ``uniforms``: the insertion's uniform draws, one per sample (of each member); by default
+        ``torch.rand`` draws them, as the original."""
+        n = y.shape[-1]
+        if uniforms is None:
+            uniforms = torch.rand(n, device=self.y.device)
+        slots = reservoir_slots(self.age, uniforms, self.capacity, self.exclusive)
+        if slots.dim() > 1:  # members: each its own slots
+            slots = (torch.arange(len(slots), device=slots.device).unsqueeze(1).expand_as(slots), slots)
+        else:
+            slots = (slots,)
+        self.x.index_put_(slots, x.detach().to(self.x.dtype))
+        self.y.index_put_(slots, y)
         tasks = t.to(self.t.device) if isinstance(t, torch.Tensor) else torch.full((n,), int(t), device=self.t.device)
-        self.t.index_put_((slots,), tasks.expand(n))  # (a fill, not a host-to-device copy of t)
+        self.t.index_put_(slots, tasks.expand(y.shape))  # (a fill, not a host-to-device copy of t)
         for name in self.extras:
             stored = getattr(self, name)
-            stored.index_put_((slots,), extras[name].detach().to(stored.dtype))
+            stored.index_put_(slots, extras[name].detach().to(stored.dtype))
         self.age += n
 
     def sample(self, k: int) -> tuple[torch.Tensor, ...]:
@@ -75,6 +100,11 @@ class ReservoirBuffer(nn.Module):
         k = min(k, len(self))
         idx = torch.randint(0, max(len(self), 1), (k,), device=self.y.device)
         return tuple(getattr(self, name).index_select(0, idx) for name in ("x", "y", "t", *self.extras))
+
+    def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Entries ``idx`` ``(members, k)`` of each member's buffer: x, y."""
+        members = torch.arange(len(idx), device=idx.device).unsqueeze(1)
+        return self.x[members, idx], self.y[members, idx]
 
     def get_extra_state(self) -> dict:
         return {"age": self.age}

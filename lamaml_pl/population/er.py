@@ -9,10 +9,10 @@ import torch
 from lamaml_pl.algos.er import ER
 from lamaml_pl.algos.fast_mlp import one_hot
 from lamaml_pl.algos.gradients import clip_norm_, sgd_
+from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
 from lamaml_pl.population.member_rng import MemberRNG
-from lamaml_pl.population.reservoir import StackedReservoir
 from lamaml_pl.stream import StreamInfo
 
 
@@ -24,8 +24,8 @@ class PopulationER(PopulationLearner):
         self.insert_every_epoch = first.insert_every_epoch
         for name in ("lr", "grad_clip_norm"):
             self.register_buffer(name, self.member_values(learners, name), persistent=False)
-        self.memory = StackedReservoir(
-            self.n_members, first.memory.capacity, stream.input_shape, exclusive=first.memory.exclusive
+        self.memory = ReservoirBuffer(
+            first.memory.capacity, stream.input_shape, exclusive=first.memory.exclusive, members=self.n_members
         )
 
     @property
@@ -64,5 +64,5 @@ class PopulationER(PopulationLearner):
             clip_norm_(grads, self.grad_clip_norm)
             sgd_(weights, grads, self.lr)
         if self.inserting:
-            self.memory.add(x, y, inserts)
+            self.memory.add(x, y, t, inserts)
         return loss

@@ -17,10 +17,10 @@ from torch import nn
 from lamaml_pl.algos.cuda_graph import GraphedStep
 from lamaml_pl.algos.fast_mlp import FactoredGlance
 from lamaml_pl.algos.lamaml import LaMAML, meta_step_
+from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
 from lamaml_pl.population.member_rng import MemberRNG
-from lamaml_pl.population.reservoir import StackedReservoir
 from lamaml_pl.stream import StreamInfo
 
 
@@ -39,8 +39,8 @@ class PopulationLaMAML(PopulationLearner):
         )
         for name in ("opt_lr", "opt_wt", "grad_clip_norm"):
             self.register_buffer(name, self.member_values(learners, name), persistent=False)
-        self.memory = StackedReservoir(
-            self.n_members, first.memory.capacity, stream.input_shape, exclusive=first.memory.exclusive
+        self.memory = ReservoirBuffer(
+            first.memory.capacity, stream.input_shape, exclusive=first.memory.exclusive, members=self.n_members
         )
 
     def plan_epoch(self, batch_sizes: list[int]) -> list[tuple]:
@@ -83,7 +83,7 @@ class PopulationLaMAML(PopulationLearner):
             step = self.graphed_glance if self.cuda_graph and x.is_cuda else self.glance
             meta_loss = step(x, y, torch.cat([mem_x, x], dim=1), torch.cat([mem_y, y], dim=1))
             if glance == 0 and self.task_epoch == 0:
-                self.memory.add(x, y, inserts)
+                self.memory.add(x, y, t, inserts)
         return meta_loss
 
     def glance(self, x, y, replay_x, replay_y) -> torch.Tensor:
