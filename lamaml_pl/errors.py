@@ -11,7 +11,7 @@ class DivergenceError(RuntimeError):
 
 def require_replay_fits(replay_batch_size: int, memories: int) -> None:
     """A replay batch larger than the whole buffer is a typo, not a setting."""
-    require_positive("algo.memories", memories)
+    require_positive("algo", memories=memories)
     if replay_batch_size > memories:
         raise ConfigError(
             f"algo.replay_batch_size={replay_batch_size} is larger than algo.memories={memories}: "
@@ -19,10 +19,12 @@ def require_replay_fits(replay_batch_size: int, memories: int) -> None:
         )
 
 
-def require_positive(name: str, value) -> None:
-    """Raise ConfigError unless ``value`` is a number > 0."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{name}={value!r} is not allowed: it must be a positive number")
+def require_positive(group: str, **values) -> None:
+    """Raise ConfigError unless every value is a number > 0; ``group`` prefixes the key names
+    (``require_positive("algo", lr=lr)`` names ``algo.lr``)."""
+    for key, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{group}.{key}={value!r} is not allowed: it must be a positive number")
 
 
 def config_error_in(err: BaseException) -> ConfigError | None:

@@ -22,8 +22,7 @@ from lamaml_pl.errors import require_positive
 
 class BGD(torch.optim.Optimizer):
     def __init__(self, params: Iterable[torch.Tensor], std_init: float, mean_eta: float = 1.0, mc_iters: int = 2):
-        for key, value in (("algo.std_init", std_init), ("algo.mean_eta", mean_eta), ("algo.mc_iters", mc_iters)):
-            require_positive(key, value)
+        require_positive("algo", std_init=std_init, mean_eta=mean_eta, mc_iters=mc_iters)
         super().__init__(params, {"std_init": std_init, "mean_eta": mean_eta, "mc_iters": int(mc_iters)})
         for group in self.param_groups:
             for p in group["params"]:

@@ -41,8 +41,7 @@ class DERPP(ContinualLearner):
         reservoir_exclusive: bool,
     ):
         super().__init__(name, net, stream)
-        for key, value in (("algo.lr", lr), ("algo.replay_batch_size", replay_batch_size), ("algo.glances", glances)):
-            require_positive(key, value)
+        require_positive("algo", lr=lr, replay_batch_size=replay_batch_size, glances=glances)
         for key, value in (("algo.alpha", alpha), ("algo.beta", beta)):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{key}={value!r} is not allowed: it must be a number >= 0")

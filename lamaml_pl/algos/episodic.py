@@ -21,7 +21,7 @@ class TaskRingMemory(nn.Module):
 
     def __init__(self, n_tasks: int, n_memories: int, sample_shape: Sequence[int]):
         super().__init__()
-        require_positive("algo.n_memories", n_memories)
+        require_positive("algo", n_memories=n_memories)
         self.n_memories = int(n_memories)
         self.mem_cnt = 0
         self.register_buffer("x", torch.zeros(n_tasks, self.n_memories, *sample_shape))

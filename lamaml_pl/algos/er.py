@@ -37,13 +37,9 @@ class ER(ContinualLearner):
         reservoir_exclusive: bool,
     ):
         super().__init__(name, net, stream)
-        for key, value in (
-            ("algo.lr", lr),
-            ("algo.replay_batch_size", replay_batch_size),
-            ("algo.glances", glances),
-            ("algo.grad_clip_norm", grad_clip_norm),
-        ):
-            require_positive(key, value)
+        require_positive(
+            "algo", lr=lr, replay_batch_size=replay_batch_size, glances=glances, grad_clip_norm=grad_clip_norm
+        )
         require_replay_fits(int(replay_batch_size), int(memories))
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.replay_batch_size, self.glances = lr, int(replay_batch_size), int(glances)

@@ -31,8 +31,7 @@ class EWC(ContinualLearner):
         n_memories: int,
     ):
         super().__init__(name, net, stream)
-        require_positive("algo.lr", lr)
-        require_positive("algo.n_memories", n_memories)
+        require_positive("algo", lr=lr, n_memories=n_memories)
         if memory_strength < 0:
             raise ConfigError(f"algo.memory_strength={memory_strength} is not allowed: it must be >= 0")
         self.save_hyperparameters(ignore=["name", "net", "stream"])

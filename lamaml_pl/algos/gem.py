@@ -46,10 +46,9 @@ class GEM(ContinualLearner):
         qp_eps: float,
     ):
         super().__init__(name, net, stream)
-        for key, value in (("algo.lr", lr), ("algo.glances", glances)):
-            require_positive(key, value)
+        require_positive("algo", lr=lr, glances=glances)
         if grad_clip_norm is not None:
-            require_positive("algo.grad_clip_norm", grad_clip_norm)
+            require_positive("algo", grad_clip_norm=grad_clip_norm)
         if memory_strength < 0 or qp_eps < 0:
             raise ConfigError(f"algo.memory_strength={memory_strength} / algo.qp_eps={qp_eps}: both must be >= 0")
         self.save_hyperparameters(ignore=["name", "net", "stream"])

@@ -42,13 +42,7 @@ class ICaRL(ContinualLearner):
         store_last_batch: bool,
     ):
         super().__init__(name, net, stream)
-        for key, value in (
-            ("algo.lr", lr),
-            ("algo.n_memories", n_memories),
-            ("algo.glances", glances),
-            ("algo.grad_clip_norm", grad_clip_norm),
-        ):
-            require_positive(key, value)
+        require_positive("algo", lr=lr, n_memories=n_memories, glances=glances, grad_clip_norm=grad_clip_norm)
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.n_memories, self.reg = lr, int(n_memories), memory_strength
         self.glances, self.grad_clip_norm, self.store_last_batch = int(glances), grad_clip_norm, store_last_batch

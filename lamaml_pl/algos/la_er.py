@@ -51,15 +51,15 @@ class LaER(ContinualLearner):
         reservoir_exclusive: bool,
     ):
         super().__init__(name, net, stream)
-        for key, value in (
-            ("algo.alpha_init", alpha_init),
-            ("algo.opt_lr", opt_lr),
-            ("algo.replay_batch_size", replay_batch_size),
-            ("algo.glances", glances),
-            ("algo.inner_chunks", inner_chunks),
-            ("algo.grad_clip_norm", grad_clip_norm),
-        ):
-            require_positive(key, value)
+        require_positive(
+            "algo",
+            alpha_init=alpha_init,
+            opt_lr=opt_lr,
+            replay_batch_size=replay_batch_size,
+            glances=glances,
+            inner_chunks=inner_chunks,
+            grad_clip_norm=grad_clip_norm,
+        )
         if meta_loss not in META_LOSSES:
             raise ConfigError(f"algo.meta_loss={meta_loss!r} is unknown: use one of {', '.join(META_LOSSES)}")
         require_replay_fits(int(replay_batch_size), int(memories))

@@ -90,16 +90,16 @@ class LaMAML(ContinualLearner):
     ):
         super().__init__(name, net, stream)
         if inner_chunks is not None:
-            require_positive("algo.inner_chunks", inner_chunks)
-        for key, value in (
-            ("algo.alpha_init", alpha_init),
-            ("algo.opt_lr", opt_lr),
-            ("algo.opt_wt", opt_wt),
-            ("algo.glances", glances),
-            ("algo.replay_batch_size", replay_batch_size),
-            ("algo.grad_clip_norm", grad_clip_norm),
-        ):
-            require_positive(key, value)
+            require_positive("algo", inner_chunks=inner_chunks)
+        require_positive(
+            "algo",
+            alpha_init=alpha_init,
+            opt_lr=opt_lr,
+            opt_wt=opt_wt,
+            glances=glances,
+            replay_batch_size=replay_batch_size,
+            grad_clip_norm=grad_clip_norm,
+        )
         if memory_snapshot not in MEMORY_SNAPSHOTS:
             raise ConfigError(
                 f"algo.memory_snapshot={memory_snapshot!r} is unknown: use one of {', '.join(MEMORY_SNAPSHOTS)}"

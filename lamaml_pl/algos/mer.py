@@ -38,17 +38,12 @@ class MER(ContinualLearner):
         reservoir_exclusive: bool,
     ):
         super().__init__(name, net, stream)
-        for key, value in (
-            ("algo.lr", lr),
-            ("algo.replay_batch_size", replay_batch_size),
-            ("algo.batches_per_example", batches_per_example),
-        ):
-            require_positive(key, value)
+        require_positive("algo", lr=lr, replay_batch_size=replay_batch_size, batches_per_example=batches_per_example)
         for key, value in (("algo.beta", beta), ("algo.gamma", gamma)):
             if not 0 < value <= 1:
                 raise ConfigError(f"{key}={value} is not allowed: Reptile rates must lie in (0, 1]")
         if grad_clip_norm is not None:
-            require_positive("algo.grad_clip_norm", grad_clip_norm)
+            require_positive("algo", grad_clip_norm=grad_clip_norm)
         require_replay_fits(int(replay_batch_size), int(memories))
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.beta, self.gamma = lr, beta, gamma

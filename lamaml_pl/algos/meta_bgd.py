@@ -41,7 +41,7 @@ class MetaBGD(LaMAML):
         mc_iters: int,
         reservoir_exclusive: bool,
     ):
-        require_positive("algo.mc_iters", mc_iters)
+        require_positive("algo", mc_iters=mc_iters)
         super().__init__(
             name,
             net,

@@ -22,7 +22,7 @@ class Online(ContinualLearner):
 
     def __init__(self, name: str, net: nn.Module, stream: StreamInfo, lr: float):
         super().__init__(name, net, stream)
-        require_positive("algo.lr", lr)
+        require_positive("algo", lr=lr)
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr = lr
 

@@ -51,7 +51,7 @@ class ReservoirBuffer(nn.Module):
         members: int | None = None,
     ):
         super().__init__()
-        require_positive("algo.memories", capacity)
+        require_positive("algo", memories=capacity)
         self.capacity = int(capacity)
         self.exclusive = exclusive
         self.age = 0  # samples offered so far; a host-side int, so sizes never need a sync

@@ -50,8 +50,7 @@ class GradientAlignment(Callback):
     """Logs ``align/cosine`` and writes gradient_alignment.csv / .png into the run folder."""
 
     def __init__(self, every_n_batches: int = 20, probe_per_task: int = 10):
-        require_positive("callbacks.gradient_alignment.every_n_batches", every_n_batches)
-        require_positive("callbacks.gradient_alignment.probe_per_task", probe_per_task)
+        require_positive("callbacks.gradient_alignment", every_n_batches=every_n_batches, probe_per_task=probe_per_task)
         self.every_n_batches, self.probe_per_task = int(every_n_batches), int(probe_per_task)
         self.records: list[tuple[int, int, float]] = []  # (batch count, task, cosine)
         self.batches = 0

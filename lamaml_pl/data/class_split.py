@@ -82,12 +82,11 @@ class ClassSplitDataModule(TaskSequentialDataModule):
             raise ConfigError(f"data.source={source!r} is unknown: use one of {', '.join(SOURCES)}")
         if class_order not in CLASS_ORDERS:
             raise ConfigError(f"data.class_order={class_order!r} is unknown: use one of {', '.join(CLASS_ORDERS)}")
-        require_positive("data.increment", increment)
+        require_positive("data", increment=increment)
         if not 0 <= validation < 1:
             raise ConfigError(f"data.validation={validation} is not allowed: use a fraction in [0, 1)")
         if tasks_per_batch is not None:
-            require_positive("data.tasks_per_batch", tasks_per_batch)
-            require_positive("data.batches_per_epoch", batches_per_epoch)
+            require_positive("data", tasks_per_batch=tasks_per_batch, batches_per_epoch=batches_per_epoch)
             if batch_size % tasks_per_batch or tasks_per_batch > n_tasks:
                 raise ConfigError(
                     f"data.tasks_per_batch={tasks_per_batch} must divide data.batch_size={batch_size} "

@@ -45,13 +45,13 @@ class TaskSequentialDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.shuffle={shuffle!r} is unknown: use one of {', '.join(SHUFFLES)}")
         if eval_tasks not in EVAL_TASKS:
             raise ConfigError(f"data.eval_tasks={eval_tasks!r} is unknown: use one of {', '.join(EVAL_TASKS)}")
-        for key, value in (
-            ("data.n_tasks", n_tasks),
-            ("data.epochs_per_task", epochs_per_task),
-            ("data.batch_size", batch_size),
-            ("data.eval_batch_size", eval_batch_size),
-        ):
-            require_positive(key, value)
+        require_positive(
+            "data",
+            n_tasks=n_tasks,
+            epochs_per_task=epochs_per_task,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+        )
         if n_tasks > benchmark_tasks:
             raise ConfigError(
                 f"data.n_tasks={n_tasks} is larger than the {name} benchmark, "

@@ -78,7 +78,7 @@ class MnistDataModule(TaskSequentialDataModule):
         )
         if transform not in TRANSFORMS:
             raise ConfigError(f"data.transform={transform!r} is unknown: use one of {', '.join(TRANSFORMS)}")
-        require_positive("data.samples_per_task", samples_per_task)
+        require_positive("data", samples_per_task=samples_per_task)
         self.transform = transform
         self.root = root
         self.samples_per_task = samples_per_task

@@ -39,8 +39,7 @@ class ConvNet(nn.Sequential):
     ):
         if init not in INITS:
             raise ConfigError(f"model.init={init!r} is unknown: use one of {', '.join(INITS)}")
-        for key, value in (("model.n_convs", n_convs), ("model.channels", channels), ("model.image_size", image_size)):
-            require_positive(key, value)
+        require_positive("model", n_convs=n_convs, channels=channels, image_size=image_size)
         layers: list[nn.Module] = []
         size, width = image_size, in_channels
         for _ in range(n_convs):
