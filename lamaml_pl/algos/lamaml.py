@@ -183,20 +183,11 @@ class LaMAML(ContinualLearner):
         self.manual_backward(meta_loss)
         return meta_loss
 
-    @torch.no_grad()
     def hand_written_update(self, x, y, replay_x, replay_y, with_loss: bool = True) -> torch.Tensor | None:
-        """The same glance for a first-order MLP with gradients by hand (:mod:`fast_mlp`), then
-        the meta step. No autograd and no host sync: on a GPU it runs as one CUDA graph.
-        Returns the mean meta-loss (None with ``with_loss`` off: the glance then skips it)."""
+        """:func:`hand_written_update_` on this learner (the meta-batch ends with (x, y):
+        :meth:`replay_batch`). No autograd and no host sync: on a GPU it runs as one CUDA graph."""
         weights, alpha = list(self.net.parameters()), list(self.alpha)
-        rates = torch._foreach_clamp_min(alpha, 0.0) if self.inner_alpha_relu else alpha  # relu(α)
-        meta_loss, grad_theta, grad_rate = self.factored(  # the meta-batch ends with (x, y): replay_batch
-            weights, rates, replay_x, replay_y, len(y), rate_grads=self.learn_lr, with_loss=with_loss
-        )
-        if self.learn_lr and self.inner_alpha_relu:  # relu's derivative: sign(relu(α)) is 1 where α > 0, else 0
-            torch._foreach_mul_(grad_rate, torch._foreach_sign(rates))
-        self.meta_step(grad_theta, grad_rate, weights, alpha)
-        return meta_loss
+        return hand_written_update_(self, weights, alpha, replay_x, replay_y, len(y), with_loss)
 
     def replay_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, ...]:
         """[replayed samples] + [the incoming batch] with their task ids, drawn once per glance
@@ -231,6 +222,24 @@ class LaMAML(ContinualLearner):
         """:func:`meta_step_` with this learner's settings; ``weights``/``alpha``: the parameter
         lists, if the caller has them."""
         meta_step_(self, weights or list(self.net.parameters()), alpha or list(self.alpha), grad_theta, grad_rate)
+
+
+@torch.no_grad()
+def hand_written_update_(
+    learner, weights, alpha, replay_x, replay_y, n: int, with_loss: bool = True
+) -> torch.Tensor | None:
+    """The glance for a first-order MLP with gradients by hand (``learner.factored``:
+    :mod:`fast_mlp`), then :func:`meta_step_`, for one learner or (every tensor with a member
+    axis) a population's members. Returns the mean meta-loss (per member; None with ``with_loss``
+    off: the glance then skips it)."""
+    rates = torch._foreach_clamp_min(alpha, 0.0) if learner.inner_alpha_relu else alpha  # relu(α)
+    meta_loss, grad_theta, grad_rate = learner.factored(
+        weights, rates, replay_x, replay_y, n, rate_grads=learner.learn_lr, with_loss=with_loss
+    )
+    if learner.learn_lr and learner.inner_alpha_relu:  # relu's derivative: sign(relu(α)) is 1 where α > 0, else 0
+        torch._foreach_mul_(grad_rate, torch._foreach_sign(rates))
+    meta_step_(learner, weights, alpha, grad_theta, grad_rate)
+    return meta_loss
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ from torch import nn
 
 from lamaml_pl.algos.cuda_graph import GraphedStep
 from lamaml_pl.algos.fast_mlp import FactoredGlance
-from lamaml_pl.algos.lamaml import LaMAML, meta_step_
+from lamaml_pl.algos.lamaml import LaMAML, hand_written_update_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.population import stacked_mlp
 from lamaml_pl.population.base import PopulationLearner
@@ -87,12 +87,6 @@ class PopulationLaMAML(PopulationLearner):
         return meta_loss
 
     def glance(self, x, y, replay_x, replay_y) -> torch.Tensor:
-        """One meta-update of every member; returns the mean meta-losses (N,). No host sync:
-        on a GPU it runs as a CUDA graph (``population.cuda_graph``)."""
-        weights, alpha = list(self.weights), list(self.alpha)
-        rates = torch._foreach_clamp_min(alpha, 0.0) if self.inner_alpha_relu else alpha  # relu(α)
-        losses, grad_theta, grad_rate = self.factored(weights, rates, replay_x, replay_y, y.shape[1], self.learn_lr)
-        if self.learn_lr and self.inner_alpha_relu:  # relu's derivative: sign(relu(α)) is 1 where α > 0, else 0
-            torch._foreach_mul_(grad_rate, torch._foreach_sign(rates))
-        meta_step_(self, weights, alpha, grad_theta, grad_rate)
-        return losses
+        """One meta-update of every member (:func:`hand_written_update_`); returns the mean
+        meta-losses (N,). No host sync: on a GPU it runs as a CUDA graph (``population.cuda_graph``)."""
+        return hand_written_update_(self, list(self.weights), list(self.alpha), replay_x, replay_y, y.shape[1])
