@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import get_class
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lamaml_pl.algos import LaMAML
+from lamaml_pl.errors import config_error_in
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -180,6 +181,18 @@ def tiny_run_overrides(algo: str, data: str, root: Path, out_dir: Path) -> list[
         "logger=csv",
         f"paths.output_dir={out_dir}",
     ]
+
+
+def make_mnist_stream(data: str, root: Path, **overrides):
+    """The data module ``data=<data>`` builds from its YAML, reading ``root``, ``overrides``
+    replacing some of its values; a bad value raises its ConfigError itself (not Hydra's wrapper)."""
+    try:
+        return instantiate(compose_config([f"data={data}"]).data, **{"root": str(root), "download": False, **overrides})
+    except Exception as err:
+        clean = config_error_in(err)
+        if clean is None:
+            raise
+        raise clean from None
 
 
 def make_learner(algo: str, net, stream, **overrides):

@@ -5,24 +5,13 @@ import logging
 
 import pytest
 
-from lamaml_pl.data import MnistDataModule
 from lamaml_pl.data.mnist_source import load_mnist
 from lamaml_pl.errors import ConfigError
-from tests.conftest import SHARED_DATA, requires_shared_mnist
+from tests.conftest import SHARED_DATA, make_mnist_stream, requires_shared_mnist
 
 
 def make_dm(root, **kw):
-    args = dict(
-        name="mnist_rot",
-        transform="rotation",
-        root=str(root),
-        n_tasks=2,
-        benchmark_tasks=20,
-        samples_per_task=10,
-        download=False,
-    )
-    args.update(kw)
-    return MnistDataModule(**args)
+    return make_mnist_stream("mnist_rot", root, **{"n_tasks": 2, "samples_per_task": 10, **kw})
 
 
 def test_idx_files_are_read_with_their_source_recorded(tiny_mnist_root):
@@ -85,6 +74,7 @@ def test_corrupt_idx_file_is_reported(tiny_mnist_root, tmp_path):
         (dict(samples_per_task=0), "data.samples_per_task=0 is not allowed"),
         (dict(epochs_per_task=0), "data.epochs_per_task=0 is not allowed"),
         (dict(transform="flip"), "data.transform='flip' is unknown: use one of rotation, permutation"),
+        (dict(max_rotation=None), "data.max_rotation=None is not allowed: it must be a positive number"),
     ],
 )
 def test_impossible_data_settings_are_refused(tiny_mnist_root, kwargs, message):

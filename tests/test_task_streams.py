@@ -5,7 +5,6 @@ import pytest
 import torch
 from PIL import Image
 
-from lamaml_pl.data import MnistDataModule
 from lamaml_pl.data.gathered_pixels import GatheredPixels, base_pixels, fold_index
 from lamaml_pl.data.task_transforms import (
     FILL_INDEX,
@@ -15,21 +14,12 @@ from lamaml_pl.data.task_transforms import (
     rotation_angles,
     rotation_pixel_map,
 )
-from tests.conftest import requires_cuda, synthetic_digits
+from tests.conftest import make_mnist_stream, requires_cuda, synthetic_digits
 
 
 def make_dm(root, transform="rotation", **kw):
-    args = dict(
-        name="mnist_rot" if transform == "rotation" else "mnist_perm",
-        transform=transform,
-        root=str(root),
-        n_tasks=4,
-        benchmark_tasks=20,
-        samples_per_task=30,
-        download=False,
-    )
-    args.update(kw)
-    return MnistDataModule(**args)
+    data = "mnist_rot" if transform == "rotation" else "mnist_perm"
+    return make_mnist_stream(data, root, **{"n_tasks": 4, "samples_per_task": 30, **kw})
 
 
 @pytest.mark.parametrize("angle", [0.0, 4.3, 45.0, 90.0, 133.7, 180.0])

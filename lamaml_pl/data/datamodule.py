@@ -35,10 +35,10 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         epochs_per_task: int,
         batch_size: int,
         eval_batch_size: int,
-        joint: bool = False,
-        shuffle: str = "global",
-        seed: int = 0,
-        eval_tasks: str = "all",
+        joint: bool,
+        shuffle: str,
+        seed: int,
+        eval_tasks: str,
     ):
         super().__init__()
         if shuffle not in SHUFFLES:

@@ -52,17 +52,17 @@ class MnistDataModule(TaskSequentialDataModule):
         n_tasks: int,
         benchmark_tasks: int,
         samples_per_task: int,
-        epochs_per_task: int = 1,
-        batch_size: int = 10,
-        eval_batch_size: int = 10000,
-        seed: int = 0,
-        task_seed: int = 0,
-        download: bool = True,
-        drop_last_test_sample: bool = True,
-        max_rotation: float = 180.0,
-        joint: bool = False,
-        shuffle: str = "global",
-        eval_tasks: str = "all",
+        epochs_per_task: int,
+        batch_size: int,
+        eval_batch_size: int,
+        seed: int,
+        task_seed: int,
+        download: bool,
+        drop_last_test_sample: bool,
+        max_rotation: float | None,
+        joint: bool,
+        shuffle: str,
+        eval_tasks: str,
     ):
         super().__init__(
             name,
@@ -85,7 +85,9 @@ class MnistDataModule(TaskSequentialDataModule):
         self.task_seed = task_seed
         self.download = download
         self.drop_last_test_sample = drop_last_test_sample
-        self.max_rotation = max_rotation
+        if transform == "rotation":
+            require_positive("data", max_rotation=max_rotation)
+        self.max_rotation = max_rotation  # rotation streams only
         self._test_set_on: tuple | None = None
 
     def load(self) -> None:
