@@ -23,8 +23,19 @@ def require_positive(group: str, **values) -> None:
     """Raise ConfigError unless every value is a number > 0; ``group`` prefixes the key names
     (``require_positive("algo", lr=lr)`` names ``algo.lr``)."""
     for key, value in values.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        if not is_number(value) or value <= 0:
             raise ConfigError(f"{group}.{key}={value!r} is not allowed: it must be a positive number")
+
+
+def require_non_negative(group: str, **values) -> None:
+    """Raise ConfigError unless every value is a number >= 0 (names as :func:`require_positive`)."""
+    for key, value in values.items():
+        if not is_number(value) or value < 0:
+            raise ConfigError(f"{group}.{key}={value!r} is not allowed: it must be >= 0")
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def config_error_in(err: BaseException) -> ConfigError | None:

@@ -31,6 +31,8 @@ CASES = [
     (["algo=mer", "algo.beta=2.0"], "algo.beta=2.0 is not allowed: Reptile rates must lie in (0, 1]"),
     (["algo=mer", "algo.batches_per_example=0"], "algo.batches_per_example=0 is not allowed"),
     (["algo=ewc", "algo.memory_strength=-1"], "algo.memory_strength=-1 is not allowed: it must be >= 0"),
+    (["algo=gem", "algo.qp_eps=-0.1"], "algo.qp_eps=-0.1 is not allowed: it must be >= 0"),
+    (["algo=derpp", "algo.alpha=-0.5"], "algo.alpha=-0.5 is not allowed: it must be >= 0"),
     (["algo=gem", "algo.n_memories=0"], "algo.n_memories=0 is not allowed"),
     (["algo=online", "algo.lr=0"], "algo.lr=0 is not allowed"),
 ]

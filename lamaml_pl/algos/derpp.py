@@ -22,7 +22,7 @@ from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.replay import ReservoirBuffer
-from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
+from lamaml_pl.errors import require_non_negative, require_positive, require_replay_fits
 from lamaml_pl.stream import StreamInfo
 
 
@@ -42,9 +42,7 @@ class DERPP(ContinualLearner):
     ):
         super().__init__(name, net, stream)
         require_positive("algo", lr=lr, replay_batch_size=replay_batch_size, glances=glances)
-        for key, value in (("algo.alpha", alpha), ("algo.beta", beta)):
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{key}={value!r} is not allowed: it must be a number >= 0")
+        require_non_negative("algo", alpha=alpha, beta=beta)
         require_replay_fits(int(replay_batch_size), int(memories))
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.alpha, self.beta = lr, alpha, beta

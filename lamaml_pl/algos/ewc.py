@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
-from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.errors import require_non_negative, require_positive
 from lamaml_pl.stream import StreamInfo
 
 
@@ -32,8 +32,7 @@ class EWC(ContinualLearner):
     ):
         super().__init__(name, net, stream)
         require_positive("algo", lr=lr, n_memories=n_memories)
-        if memory_strength < 0:
-            raise ConfigError(f"algo.memory_strength={memory_strength} is not allowed: it must be >= 0")
+        require_non_negative("algo", memory_strength=memory_strength)
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.memory_strength, self.n_memories = lr, memory_strength, int(n_memories)
         for i, p in enumerate(net.parameters()):

@@ -26,7 +26,7 @@ from torch.func import functional_call, grad, vmap
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.episodic import TaskRingMemory
 from lamaml_pl.algos.gradients import flat_grad, project_agem, project_gem, write_flat_grad
-from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.errors import require_non_negative, require_positive
 from lamaml_pl.stream import StreamInfo
 
 
@@ -49,8 +49,7 @@ class GEM(ContinualLearner):
         require_positive("algo", lr=lr, glances=glances)
         if grad_clip_norm is not None:
             require_positive("algo", grad_clip_norm=grad_clip_norm)
-        if memory_strength < 0 or qp_eps < 0:
-            raise ConfigError(f"algo.memory_strength={memory_strength} / algo.qp_eps={qp_eps}: both must be >= 0")
+        require_non_negative("algo", memory_strength=memory_strength, qp_eps=qp_eps)
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.glances = lr, int(glances)
         self.memory_strength, self.grad_clip_norm, self.qp_eps = memory_strength, grad_clip_norm, qp_eps
@@ -129,7 +128,17 @@ class AGEM(GEM):
     ):
         self.register_task0 = register_task0
         # no quadratic program: GEM's margin and ridge play no part
-        super().__init__(name, net, stream, lr, n_memories, 0.0, glances, grad_clip_norm, qp_eps=0.0)
+        super().__init__(
+            name,
+            net,
+            stream,
+            lr=lr,
+            n_memories=n_memories,
+            memory_strength=0.0,
+            glances=glances,
+            grad_clip_norm=grad_clip_norm,
+            qp_eps=0.0,
+        )
 
     def first_last_task(self) -> int:
         return -1 if self.register_task0 else 0  # Q4: starting at 0 never registers task 0
