@@ -11,17 +11,14 @@ from omegaconf import DictConfig
 from lamaml_pl.errors import DivergenceError, config_error_in
 from lamaml_pl.outputs import write_failure
 from lamaml_pl.population.cli import population_lists
-from lamaml_pl.population.run import is_population, train_population
-from lamaml_pl.run import train
+from lamaml_pl.run import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
-        if is_population(cfg):  # many members in one batched process: no single score to return
-            train_population(cfg)
-            return None
-        return train(cfg)["ra"]
+        results = run(cfg)  # one per member of a population
+        return results[0]["ra"] if len(results) == 1 else None  # a population has no single score
     except Exception as err:
         # the job's results.json records the failure (a diverged run has already written its
         # partial results); in a sweep Hydra runs the other jobs on and reports the failure at the end

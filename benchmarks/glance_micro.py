@@ -26,8 +26,7 @@ from hydra.utils import instantiate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lamaml_pl.algos import LaMAML
 from lamaml_pl.nets import MLP
-from lamaml_pl.population.lamaml import PopulationLaMAML
-from lamaml_pl.population.member_rng import MemberRNG
+from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
 from lamaml_pl.stream import StreamInfo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,14 +90,16 @@ def main() -> None:
     )
     for n in args.members:
         members = [learner(k) for k in range(n)]
-        population = PopulationLaMAML(members, [MemberRNG(torch.get_rng_state()) for _ in members], STREAM).to(device)
+        population = members[0]
+        population.join_members(members, MemberDraws([MemberRNG(torch.get_rng_state()) for _ in members]))
+        population.to(device)
         px, py = x.expand(n, -1, -1).contiguous(), y.expand(n, -1).contiguous()
         prx, pry = rx.expand(n, -1, -1).contiguous(), ry.expand(n, -1).contiguous()
         with torch.no_grad():
             report(
                 f"population of {n:4d},",
-                partial(population.glance, px, py, prx, pry),
-                partial(population.graphed_glance, px, py, prx, pry),
+                partial(population.hand_written_update, px, py, prx, pry),
+                partial(population.graphed_update, px, py, prx, pry),
                 args,
                 device,
             )

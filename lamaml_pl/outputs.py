@@ -25,6 +25,7 @@ MATRIX_FILE = "accuracy_matrix.csv"
 HEATMAP_FILE = "accuracy_matrix.png"
 CURVES_FILE = "task_accuracy.png"
 POPULATION_MANIFEST = "population.json"  # a population's folder: its members and their RA/BTI
+MEMBERS_DIR = "members"  # a population's folder: one run folder per member
 
 
 def peak_rss_mb() -> float:
@@ -157,4 +158,16 @@ def format_summary(results: dict, out_dir: Path) -> str:
         f"{metrics}   ({results['wall_time_s']:.0f} s, peak RSS {results['peak_rss_mb']:.0f} MB, {results['device']})"
     )
     lines.append(f"outputs: {out_dir}")
+    return "\n".join(lines)
+
+
+def format_population(summary: dict, out_dir: Path) -> str:
+    """One line per member of a population: its values and RA / BTI."""
+    lines = [f"\n{summary['algo']} on {summary['data']}: population of {len(summary['members'])}"]
+    for m in summary["members"]:
+        values = "  ".join(f"{k}={v}" for k, v in m["values"].items())
+        metrics = "n/a" if m["ra"] is None else f"RA {m['ra']:6.2f}  BTI {m['bti']:7.2f}"
+        lines.append(f"  {values:<40s} {metrics}  {'' if m['status'] == 'completed' else m['status'].upper()}")
+    lines.append(f"({summary['wall_time_s']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, {summary['device']})")
+    lines.append(f"outputs: {out_dir / MEMBERS_DIR}/, {out_dir / POPULATION_MANIFEST}")
     return "\n".join(lines)

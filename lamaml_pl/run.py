@@ -1,29 +1,57 @@
-"""The one place that wires data, network, algorithm, trainer and loggers together."""
+"""The one place that wires data, network, algorithm, trainer and loggers together.
+
+A run trains one config, or a population: the product of the ``population.*`` axes, every member
+built exactly as its single run would be (seed torch, build the data and the net and the learner,
+its config checked as a single run's) and then joined into one learner with a member axis
+(:meth:`~lamaml_pl.algos.base.ContinualLearner.join_members`). A member keeps the global RNG's
+state at that point as its own generator, so its draws are its single run's. The end is the same
+for both: one results.json per member (a population's under ``members/<index>_<values>/``, plus a
+manifest), written when training ends, diverged or not.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lamaml_pl.algos import ContinualLearner
 from lamaml_pl.callbacks import TaskCheckpoint, TaskProgressBar
 from lamaml_pl.callbacks.task_checkpoint import CHECKPOINT_DIR, LAST
+from lamaml_pl.data.datamodule import TaskSequentialDataModule
 from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.loggers import build_loggers, publish_results
-from lamaml_pl.outputs import collect_results, format_summary, write_outputs
+from lamaml_pl.outputs import (
+    MEMBERS_DIR,
+    POPULATION_MANIFEST,
+    collect_results,
+    format_population,
+    format_summary,
+    write_atomically,
+    write_outputs,
+)
+from lamaml_pl.population.datamodule import PopulationDataModule
+from lamaml_pl.population.grid import check_axes, member_config, member_folder, member_settings, population_axes
+from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
 
 
-def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    """Task checkpoints, the task progress bar (unless disabled) and the ``callbacks`` group."""
+def build_callbacks(cfg: DictConfig, population: bool) -> list[pl.Callback]:
+    """Task checkpoints, the task progress bar (unless disabled) and the ``callbacks`` group
+    (single runs: its callbacks read one net)."""
     callbacks: list[pl.Callback] = [TaskCheckpoint()]
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(TaskProgressBar())
-    return callbacks + [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
+    extra = cfg.get("callbacks") or {}
+    if extra and population:
+        raise ConfigError(f"callbacks={', '.join(extra)}: populations run without extra callbacks (use callbacks=none)")
+    return callbacks + [instantiate(entry) for entry in extra.values()]
 
 
 def describe_device(trainer: pl.Trainer) -> str:
@@ -57,52 +85,145 @@ def resume_checkpoint(resume: str | None, out_dir: Path) -> Path | None:
     return path
 
 
+@dataclass
+class Members:
+    """What the run trains: every member's settings, config and data, and the learner."""
+
+    settings: list[dict]
+    configs: list[DictConfig]
+    sources: list[TaskSequentialDataModule]
+    learner: ContinualLearner
+    datamodule: pl.LightningDataModule
+
+    @property
+    def population(self) -> bool:
+        return bool(self.settings[0])
+
+
+def build_members(cfg: DictConfig) -> Members:
+    """One learner for ``cfg``, or the population of its ``population.*`` axes."""
+    axes = population_axes(cfg)
+    if not axes:
+        pl.seed_everything(cfg.seed, workers=True)
+        data = instantiate(cfg.data)
+        learner = instantiate(cfg.algo, net=instantiate(cfg.model), stream=data.info)
+        return Members([{}], [cfg], [data], learner, data)
+    check_axes(axes, get_class(cfg.algo._target_), cfg.algo.name)
+    settings = member_settings(axes)
+    configs, sources, learners, rngs = [], [], [], []
+    by_seed: dict = {}  # the data depend only on the seed: one data module per seed
+    for values in settings:
+        member = member_config(cfg, values)
+        pl.seed_everything(member.seed, workers=True, verbose=False)
+        data = by_seed.get(member.seed) or instantiate(member.data)
+        by_seed[member.seed] = data
+        learners.append(instantiate(member.algo, net=instantiate(member.model), stream=data.info))
+        learners[-1].check_population()
+        configs.append(member)
+        sources.append(data)
+        rngs.append(MemberRNG(torch.get_rng_state()))
+    learner = learners[0]
+    learner.join_members(learners, MemberDraws(rngs))
+    return Members(settings, configs, sources, learner, PopulationDataModule(sources, rngs))
+
+
 def train(cfg: DictConfig) -> dict:
     """Run one continual-learning stream; returns (and writes) the results."""
+    return run(cfg)[0]
+
+
+def train_population(cfg: DictConfig) -> list[dict]:
+    """Run the population of ``cfg``'s ``population.*`` axes; returns every member's results."""
+    return run(cfg)
+
+
+def run(cfg: DictConfig) -> list[dict]:
     check_accelerator(cfg.trainer.accelerator)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
-    pl.seed_everything(cfg.seed, workers=True)
-
-    datamodule = instantiate(cfg.data)
-    net = instantiate(cfg.model)
-    algo = instantiate(cfg.algo, net=net, stream=datamodule.info)
-    loggers = build_loggers(cfg)
+    members = build_members(cfg)
+    learner, datamodule = members.learner, members.datamodule
+    loggers = False if members.population else build_loggers(cfg)
     trainer = instantiate(
         cfg.trainer,
         max_epochs=datamodule.max_epochs,
         logger=loggers,
-        callbacks=build_callbacks(cfg),
+        callbacks=build_callbacks(cfg, members.population),
         default_root_dir=str(out_dir),
     )
 
     checkpoint = resume_checkpoint(cfg.get("resume"), out_dir)
     start = time.perf_counter()
     if checkpoint is None:  # the row before training (FWT's baseline); a resumed run has it already
-        trainer.validate(algo, datamodule=datamodule, verbose=False)
-    diverged = None
+        trainer.validate(learner, datamodule=datamodule, verbose=False)
+    stopped = None
     try:
-        trainer.fit(algo, datamodule=datamodule, ckpt_path=checkpoint)
-    except DivergenceError as err:  # keep the rows evaluated so far, then report the divergence
-        diverged = err
+        trainer.fit(learner, datamodule=datamodule, ckpt_path=checkpoint)
+    except DivergenceError as err:  # no member left: keep the rows evaluated so far, then report it
+        stopped = err
     wall_time = time.perf_counter() - start
 
-    results = collect_results(
-        algo.algo_name,
-        datamodule.describe(),
-        cfg.seed,
-        algo.accuracy_log,
-        wall_time,
-        describe_device(trainer),
-        status="diverged" if diverged else "completed",
-        val_log=algo.val_accuracy_log,
-    )
-    if diverged:
-        results["error"] = str(diverged)
-    write_outputs(out_dir, results, algo.accuracy_log)
-    publish_results(loggers, results, out_dir)
-    print(format_summary(results, out_dir), flush=True)
-    if diverged:
-        raise diverged
+    device = describe_device(trainer)
+    results = []
+    for k, (member, data, log) in enumerate(zip(members.configs, members.sources, learner.accuracy_logs)):
+        diverged = learner.diverged[k]
+        member_results = collect_results(
+            learner.algo_name,
+            data.describe(),
+            member.seed,
+            log,
+            wall_time,
+            device,
+            status="completed" if diverged is None else "diverged",
+            val_log=learner.val_accuracy_log,
+        )
+        if diverged is not None:
+            member_results["error"] = diverged
+        results.append(member_results)
+    if members.population:
+        write_population(out_dir, members, results, trainer)
+        return results
+    write_outputs(out_dir, results[0], learner.accuracy_log)
+    publish_results(loggers, results[0], out_dir)
+    print(format_summary(results[0], out_dir), flush=True)
+    if stopped:
+        raise stopped
     return results
+
+
+def write_population(out_dir: Path, members: Members, results: list[dict], trainer: pl.Trainer) -> None:
+    """Every member's ordinary run folder (``members/<index>_<values>/``) and the manifest."""
+    manifest = []
+    for k, (values, member, member_results) in enumerate(zip(members.settings, members.configs, results)):
+        folder = out_dir / MEMBERS_DIR / member_folder(k, values)
+        member_results["population"] = {
+            "members": len(results),
+            "member": k,
+            "values": values,
+            "wall_time_s": "of the whole population",
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(member, folder / "config.yaml", resolve=True)
+        log = members.learner.accuracy_logs[k]
+        write_outputs(folder, member_results, log, plots=False)  # 0.2 s of matplotlib per member: see the report
+        manifest.append(
+            {
+                "folder": str(folder.relative_to(out_dir)),
+                "values": values,
+                "status": member_results["status"],
+                **{key: member_results[key] for key in ("ra", "bti", "la", "fwt")},
+            }
+        )
+    summary = {
+        "algo": members.learner.algo_name,
+        "data": members.sources[0].name,
+        "members": manifest,
+        "wall_time_s": results[0]["wall_time_s"],
+        "device": results[0]["device"],
+        "peak_rss_mb": results[0]["peak_rss_mb"],
+    }
+    if trainer.strategy.root_device.type == "cuda":
+        summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    write_atomically(out_dir / POPULATION_MANIFEST, json.dumps(summary, indent=2) + "\n")
+    print(format_population(summary, out_dir), flush=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lamaml_pl.population.run import train_population
-from lamaml_pl.run import train
+from lamaml_pl.run import train, train_population
 from tests.conftest import compose_config, requires_cuda
 
 GPU_RUN = [
@@ -49,7 +48,7 @@ def test_population_graph_equals_eager_kernels(tiny_mnist_root, tmp_path):
                     f"data.root={tiny_mnist_root}",
                     *GPU_RUN,
                     *grid,
-                    f"population.cuda_graph={graph}",
+                    f"algo.cuda_graph={graph}",
                     f"paths.output_dir={tmp_path / str(graph)}",
                 ]
             )

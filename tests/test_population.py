@@ -21,15 +21,14 @@ import pytest
 import torch
 
 from lamaml_pl.algos import ER, LaMAML, Online, ReservoirBuffer
+from lamaml_pl.algos.draws import take
 from lamaml_pl.errors import ConfigError, config_error_in
+from lamaml_pl.outputs import MEMBERS_DIR
+from lamaml_pl.outputs import POPULATION_MANIFEST as MANIFEST
 from lamaml_pl.population.cli import population_lists
-from lamaml_pl.population.er import PopulationER
 from lamaml_pl.population.grid import member_config, member_folder, member_settings, population_axes
-from lamaml_pl.population.lamaml import PopulationLaMAML
-from lamaml_pl.population.online import PopulationOnline
-from lamaml_pl.population.run import MANIFEST, MEMBERS_DIR, train_population
 from lamaml_pl.report.collect import run_folders
-from lamaml_pl.run import train
+from lamaml_pl.run import train, train_population
 from tests.conftest import ROOT, SHARED_DATA, compose_config, requires_shared_mnist, tiny_run_overrides
 
 SHORT_RUN = [
@@ -41,26 +40,21 @@ SHORT_RUN = [
     "trainer.enable_progress_bar=false",
     "logger=none",
 ]
-SINGLE_CLASS = {LaMAML: PopulationLaMAML, ER: PopulationER, Online: PopulationOnline}
 
 
 def record_steps(monkeypatch) -> tuple[list, list]:
-    """Parameters after every observe: of the single run's net, and of every population member."""
+    """Weights after every observe: of a single run, and of every member of a population (the
+    same ``observe``, with a member axis)."""
     single, population = [], []
-    for single_class, population_class in SINGLE_CLASS.items():
+    for learner_class in (LaMAML, ER, Online):
 
-        def single_observe(self, *args, _original=single_class.observe):
+        def observe(self, *args, _original=learner_class.observe):
             loss = _original(self, *args)
-            single.append([p.detach().clone() for p in self.net.parameters()])
+            steps = single if self.weights is None else population
+            steps.append([w.detach().clone() for w in self.member_weights()])
             return loss
 
-        def population_observe(self, *args, _original=population_class.observe):
-            losses = _original(self, *args)
-            population.append([w.detach().clone() for w in self.weights])
-            return losses
-
-        monkeypatch.setattr(single_class, "observe", single_observe)
-        monkeypatch.setattr(population_class, "observe", population_observe)
+        monkeypatch.setattr(learner_class, "observe", observe)
     return single, population
 
 
@@ -201,7 +195,7 @@ def test_grid_is_the_product_of_the_axes():
     assert settings[-1] == {"seed": 2, "alpha_init": 0.3, "opt_lr": 0.2}
     member = member_config(cfg, settings[-1])
     assert member.seed == 2 and member.data.seed == 2 and member.algo.alpha_init == 0.3
-    assert all(v is None for k, v in member.population.items() if k != "cuda_graph")
+    assert all(v is None for v in member.population.values())
     assert member_folder(5, settings[-1]) == "005_seed=2_alpha_init=0.3_opt_lr=0.2"
 
 
@@ -237,7 +231,10 @@ def test_members_reservoir_equals_one_buffer_per_member(exclusive):
     for k, buffer in enumerate(alone):
         assert torch.equal(stacked.y[k, :capacity], buffer.y[:capacity])
         assert torch.equal(stacked.x[k, :capacity], buffer.x[:capacity])
-    x, y = stacked.gather(torch.tensor([[0, 5], [1, 1], [4, 2]]))
+    x, y = (
+        take(stacked.x, torch.tensor([[0, 5], [1, 1], [4, 2]])),
+        take(stacked.y, torch.tensor([[0, 5], [1, 1], [4, 2]])),
+    )
     assert torch.equal(y[2], stacked.y[2, [4, 2]]) and x.shape == (3, 2, 2)
 
 
@@ -249,7 +246,6 @@ BAD = [
     (["population.seed=[0]", "algo.second_order=true"], "a population runs the hand-written first-order glance"),
     (["population.seed=[0]", "algo.inner_clamp=true"], "algo.inner_clamp"),
     (["population.seed=[0]", "algo.memory_snapshot=copy"], "algo.memory_snapshot='copy': a population supports alias"),
-    (["population.seed=[0]", "resume=auto"], "resume='auto': populations cannot resume"),
     (["population.alpha_init=[0.1,-1]"], "algo.alpha_init=-1 is not allowed"),
 ]
 

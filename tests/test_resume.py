@@ -32,13 +32,24 @@ def command(algo, root, run_dir, *extra):
     ]
 
 
-@pytest.mark.parametrize("algo", ["lamaml", "ewc"])  # EWC: per-task state (Fisher sums, sample store)
-def test_sigkill_then_resume_gives_the_uninterrupted_numbers(algo, tiny_mnist_root, tmp_path):
+POPULATION = ["population.seed=0,1", "population.alpha_init=0.03,0.1"]
+KILLED = [  # EWC: per-task state (Fisher sums, sample store); populations: every member's state and
+    ("lamaml", []),  # generator, also between the passes of a task
+    ("ewc", []),
+    ("lamaml", POPULATION),
+    ("er", ["population.lr=0.01,0.05", "data.epochs_per_task=2"]),
+]
+
+
+@pytest.mark.parametrize("algo, extra", KILLED, ids=["lamaml", "ewc", "lamaml-population", "er-population-multipass"])
+def test_sigkill_then_resume_gives_the_uninterrupted_numbers(algo, extra, tiny_mnist_root, tmp_path):
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
-    subprocess.run(command(algo, tiny_mnist_root, reference), cwd=ROOT, capture_output=True, check=True, timeout=300)
+    subprocess.run(
+        command(algo, tiny_mnist_root, reference, *extra), cwd=ROOT, capture_output=True, check=True, timeout=300
+    )
 
     run = subprocess.Popen(
-        command(algo, tiny_mnist_root, crashed), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command(algo, tiny_mnist_root, crashed, *extra), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     checkpoint = crashed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
@@ -46,16 +57,23 @@ def test_sigkill_then_resume_gives_the_uninterrupted_numbers(algo, tiny_mnist_ro
         time.sleep(0.005)
     os.kill(run.pid, signal.SIGKILL)  # right after the first task's checkpoint
     run.wait()
-    assert not (crashed / "results.json").exists()  # it really died before the end
+    assert not list(crashed.rglob("results.json"))  # it really died before the end
 
     resumed = subprocess.run(
-        command(algo, tiny_mnist_root, crashed, "resume=auto"), cwd=ROOT, capture_output=True, text=True, timeout=300
+        command(algo, tiny_mnist_root, crashed, *extra, "resume=auto"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected = json.loads((reference / "results.json").read_text())
-    got = json.loads((crashed / "results.json").read_text())
-    assert got["eval_rows"] == expected["eval_rows"]
-    assert got["acc_matrix"] == expected["acc_matrix"] and got["ra"] == expected["ra"]
+    expected = sorted(reference.rglob("results.json"))
+    assert len(expected) == (4 if extra == POPULATION else 2 if extra else 1)
+    for path in expected:
+        got = json.loads((crashed / path.relative_to(reference)).read_text())
+        want = json.loads(path.read_text())
+        assert got["eval_rows"] == want["eval_rows"], path
+        assert got["acc_matrix"] == want["acc_matrix"] and got["ra"] == want["ra"]
 
 
 class Crash(Exception):

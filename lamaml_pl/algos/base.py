@@ -2,6 +2,12 @@
 
 An algorithm subclasses it and implements ``observe(x, y, t)``, the update for one incoming
 batch (the convention of GEM, MER, La-MAML and Mammoth); optimisation is manual.
+
+A learner whose class declares ``population_axes`` may hold a population: ``join_members``
+stacks the members' weights along a leading member axis, and the same ``observe`` then steps
+every member on its own ``(members, B, ...)`` batch, with each member's random draws from its
+own generator (``self.draws``). A single run is that code without the member axis. The accuracy
+rows and the divergence check are kept per member here.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lamaml_pl.algos.draws import GlobalDraws
 from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy
+from lamaml_pl.nets import MLP, stacked_mlp
 from lamaml_pl.stream import SCENARIOS, StreamInfo, scenario_of
 
 MASK_VALUE = -1e11  # logits of other tasks at evaluation (the original writes -10e10)
@@ -33,7 +41,7 @@ class ContinualLearner(pl.LightningModule):
     What an algorithm supports is declared on its class (checked here, and read by the tests):
     ``scenarios`` (:func:`~lamaml_pl.stream.scenario_of`), ``joint_stream`` (all tasks' data at once, the IID
     oracle) and ``population_axes`` (the hyperparameters a population may vary besides the seed;
-    empty: no population mode).
+    empty: no population mode; :meth:`check_population` says which settings a population runs).
     """
 
     scenarios: ClassVar[tuple[str, ...]] = SCENARIOS
@@ -56,16 +64,74 @@ class ContinualLearner(pl.LightningModule):
         self.current_task = -1
         self.task_epoch = 0
         self.classes_per_task = stream.classes_per_task
+        self.n_members = 1
+        self.draws = GlobalDraws()
+        self.weights: nn.ParameterList | None = None  # the members' stacked weights (a population)
         self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None)
-        self.accuracy_log = AccuracyLog(stream.n_tasks)  # the reported matrix: the test sets
+        self.accuracy_logs = [AccuracyLog(stream.n_tasks)]  # per member: the reported matrix (test sets)
         # the held-out validation split (model selection), where the benchmark has one
         self.val_task_accuracy = TaskAccuracy(stream.n_tasks, stream.val_sizes) if stream.val_sizes else None
         self.val_accuracy_log = AccuracyLog(stream.n_tasks) if stream.val_sizes else None
+        self.diverged: list[str | None] = [None]  # per member: why its training stopped
         # divergence is recorded on the device and checked once per pass, not with a host sync per
-        # batch (which would stall a GPU): batches counted this pass, first non-finite batch, its loss
+        # batch (which would stall a GPU): batches counted this pass, per member the first
+        # non-finite batch and its loss
         self.register_buffer("_batches", torch.zeros((), dtype=torch.long), persistent=False)
-        self.register_buffer("_bad_batch", torch.full((), -1, dtype=torch.long), persistent=False)
-        self.register_buffer("_bad_loss", torch.zeros((), dtype=torch.float64), persistent=False)
+        self.register_buffer("_bad_batch", torch.full((1,), -1, dtype=torch.long), persistent=False)
+        self.register_buffer("_bad_loss", torch.zeros(1, dtype=torch.float64), persistent=False)
+
+    @property
+    def accuracy_log(self) -> AccuracyLog:
+        """A single run's accuracy log."""
+        return self.accuracy_logs[0]
+
+    # ---- a population: the member axis ---------------------------------------------------
+    def check_population(self) -> None:
+        """Raise ConfigError unless this learner's settings run as a population: the member
+        axis is stepped on an MLP over a task-sequential stream without task masks."""
+        name = self.algo_name
+        if self.stream.joint:
+            raise ConfigError(f"algo={name}: a population trains task-sequential streams, not the joint (IID) one")
+        if not isinstance(self.net, MLP) or self.classes_per_task is not None:
+            raise ConfigError(f"algo={name}: populations run the MNIST benchmarks (an MLP, no task masks)")
+
+    def join_members(self, learners: list[ContinualLearner], draws) -> None:
+        """Make this learner (``learners[0]``) the population of ``learners``, each built from its
+        own config: their weights stacked along a leading member axis, every member's draws from
+        its own generator (``draws``: ``MemberDraws``). Subclasses stack the rest of their state
+        in :meth:`stack_members`."""
+        self.check_population()
+        n = len(learners)
+        self.n_members, self.draws = n, draws
+        self.weights = nn.ParameterList(
+            nn.Parameter(w) for w in stacked_mlp.stack_parameters([m.net for m in learners])
+        )
+        self.task_accuracy = TaskAccuracy(self.stream.n_tasks, self.stream.test_sizes or None, members=n)
+        self.accuracy_logs = [AccuracyLog(self.stream.n_tasks) for _ in learners]
+        self.diverged = [None] * n
+        self._bad_batch = torch.full((n,), -1, dtype=torch.long)
+        self._bad_loss = torch.zeros(n, dtype=torch.float64)
+        self.stack_members(learners)
+
+    def stack_members(self, learners: list[ContinualLearner]) -> None:
+        """Stack the members' own state (beyond the weights) along the member axis."""
+
+    def stack_values(self, learners: list[ContinualLearner], *names: str) -> None:
+        """Each hyperparameter ``name`` of the members as one float64 value per member, ``(N,)``:
+        exact, rounded once to the weights' dtype where used, as a Python float would be."""
+        for name in names:
+            values = torch.tensor([float(getattr(m, name)) for m in learners], dtype=torch.float64)
+            delattr(self, name)
+            self.register_buffer(name, values, persistent=False)
+
+    def member_weights(self) -> list[torch.Tensor]:
+        """The weights being trained: the net's, or the members' stacked ones."""
+        return list(self.net.parameters()) if self.weights is None else list(self.weights)
+
+    @property
+    def sample_axis(self) -> int:
+        """The axis of a batch's samples: 1 behind a member axis."""
+        return 0 if self.weights is None else 1
 
     # ---- what an algorithm provides -------------------------------------------------------
     @abstractmethod
@@ -88,7 +154,10 @@ class ContinualLearner(pl.LightningModule):
 
     # ---- Lightning plumbing ----------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor | int | None = None) -> torch.Tensor:
-        """Logits; on task-incremental streams those outside task ``t``'s classes are masked."""
+        """Logits (a population's: ``(members, B, classes)``); on task-incremental streams those
+        outside task ``t``'s classes are masked."""
+        if self.weights is not None:
+            return stacked_mlp.logits(list(self.weights), x)
         return self.mask_logits(self.net(x), t)
 
     def mask_logits(self, logits: torch.Tensor, t: torch.Tensor | int | None) -> torch.Tensor:
@@ -102,7 +171,10 @@ class ContinualLearner(pl.LightningModule):
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """Mean cross-entropy; on task-incremental streams each sample's over its own task's
-        classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), else over all outputs."""
+        classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), else over all outputs. A population's
+        ``(members, B, classes)`` logits: each member's mean, ``(members,)``."""
+        if logits.dim() == 3:
+            return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)
         if self.classes_per_task is None:
             return F.cross_entropy(logits, y)
         offsets = torch.as_tensor(t, device=y.device).expand_as(y) * self.classes_per_task
@@ -111,7 +183,7 @@ class ContinualLearner(pl.LightningModule):
 
     def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predicted labels at evaluation (iCaRL overrides: nearest mean of exemplars)."""
-        return self(x, t).argmax(dim=1)
+        return self(x, t).argmax(dim=-1)
 
     def on_train_epoch_start(self) -> None:
         epoch = self.trainer.current_epoch
@@ -136,10 +208,11 @@ class ContinualLearner(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y, t = batch
         loss = self.observe(x, y, t if self.stream.joint else self.current_task)  # joint: each sample's task
-        first_bad = ~torch.isfinite(loss) & (self._bad_batch < 0)
+        first_bad = ~torch.isfinite(loss) & (self._bad_batch < 0)  # per member
         self._bad_batch = torch.where(first_bad, self._batches, self._bad_batch)
         self._bad_loss = torch.where(first_bad, loss.detach().to(self._bad_loss.dtype), self._bad_loss)
         self._batches += 1
+        loss = loss.mean()
         # on the progress bar only on the CPU: showing it means reading it every batch, and on a
         # GPU that stalls the host until the batch is done (the loggers get it regardless).
         # Not logged at all when nothing reads it: Lightning's log costs ~1 ms a batch.
@@ -149,14 +222,18 @@ class ContinualLearner(pl.LightningModule):
         return loss
 
     def check_divergence(self) -> None:
-        """Raise DivergenceError if a loss of this pass was NaN or infinite (one host sync)."""
-        bad_batch = int(self._bad_batch)
+        """Mark every member whose loss was NaN or infinite in this pass (one host sync); its
+        accuracy rows stop there while the others train on. Raise DivergenceError when no
+        member is left (a single run: at its first non-finite loss)."""
         self._batches.zero_()
-        if bad_batch >= 0:
-            raise DivergenceError(
-                f"{self.algo_name} diverged: loss {self._bad_loss.item()} at task {self.current_task}, "
-                f"batch {bad_batch} of pass {self.task_epoch}"
-            )
+        for k, (batch, loss) in enumerate(zip(self._bad_batch.tolist(), self._bad_loss.tolist())):
+            if batch >= 0 and self.diverged[k] is None:
+                self.diverged[k] = (
+                    f"{self.algo_name} diverged: loss {loss} at task {self.current_task}, "
+                    f"batch {batch} of pass {self.task_epoch}"
+                )
+        if all(self.diverged):
+            raise DivergenceError(self.diverged[0])
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y, t = batch
@@ -166,36 +243,39 @@ class ContinualLearner(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         fitting = self.trainer.state.fn == "fit"
         tag = self.current_task if fitting else INIT_TAG
-        row = self._finish_row(self.task_accuracy, self.accuracy_log, tag)
+        rows = self.task_accuracy.finish().reshape(self.n_members, -1)
+        for log, row, diverged in zip(self.accuracy_logs, rows, self.diverged):
+            if diverged is None:
+                log.append(row, tag)
+        row = rows.mean(dim=0)  # logged: the members' mean
         seen = row[: tag + 1] if tag >= 0 else row
         metrics = {f"val/acc_task{j:03d}": acc.item() for j, acc in enumerate(row)}
         metrics["val/acc_seen_mean"] = seen.mean().item()
         metrics["task"] = float(tag)
         if self.val_task_accuracy is not None:
-            held_out = self._finish_row(self.val_task_accuracy, self.val_accuracy_log, tag)
+            held_out = self.val_task_accuracy.finish()
+            self.val_accuracy_log.append(held_out, tag)
             metrics["valsplit/acc_seen_mean"] = (held_out[: tag + 1] if tag >= 0 else held_out).mean().item()
         self.log_dict(metrics, on_step=False, on_epoch=True, add_dataloader_idx=False)
-
-    @staticmethod
-    def _finish_row(metric: TaskAccuracy, log: AccuracyLog, tag: int) -> torch.Tensor:
-        row = metric.finish()
-        log.append(row, tag)
-        return row
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["continual"] = {
             "current_task": self.current_task,
             "task_epoch": self.task_epoch,
-            "rows": self.accuracy_log.rows,
-            "tags": self.accuracy_log.tags,
+            "rows": [log.rows for log in self.accuracy_logs],
+            "tags": [log.tags for log in self.accuracy_logs],
+            "diverged": self.diverged,
             "val_rows": None if self.val_accuracy_log is None else self.val_accuracy_log.rows,
+            "val_tags": None if self.val_accuracy_log is None else self.val_accuracy_log.tags,
             "algorithm": self.algorithm_state(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["continual"]
         self.current_task, self.task_epoch = state["current_task"], state["task_epoch"]
-        self.accuracy_log.rows, self.accuracy_log.tags = list(state["rows"]), list(state["tags"])
+        for log, rows, tags in zip(self.accuracy_logs, state["rows"], state["tags"], strict=True):
+            log.rows, log.tags = list(rows), list(tags)
+        self.diverged = list(state["diverged"])
         if self.val_accuracy_log is not None:
-            self.val_accuracy_log.rows, self.val_accuracy_log.tags = list(state["val_rows"]), list(state["tags"])
+            self.val_accuracy_log.rows, self.val_accuracy_log.tags = list(state["val_rows"]), list(state["val_tags"])
         self.load_algorithm_state(state["algorithm"])

@@ -2,7 +2,8 @@
 
 Each glance: draw ``replay_batch_size`` samples from the reservoir, add the incoming batch, take
 one SGD step on the mean cross-entropy (gradient norm-clipped to ``grad_clip_norm``). After the
-glances every incoming sample is offered to the reservoir.
+glances every incoming sample is offered to the reservoir. A population's members (lr and
+grad_clip_norm may differ) take the same steps, each on its own batch and buffer.
 
 Quirk Q11 ``insert_every_epoch`` (True): the original inserts the batch again in every epoch, so
 multi-pass runs fill the buffer with duplicates and ``age`` grows with the epochs. False inserts
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.gradients import clip_norm_, sgd_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.errors import require_positive, require_replay_fits
 from lamaml_pl.stream import StreamInfo
@@ -46,19 +48,25 @@ class ER(ContinualLearner):
         self.grad_clip_norm, self.insert_every_epoch = grad_clip_norm, insert_every_epoch
         self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
 
+    def stack_members(self, learners: list[ER]) -> None:
+        self.stack_values(learners, "lr", "grad_clip_norm")
+        self.memory = ReservoirBuffer(
+            self.memory.capacity, self.stream.input_shape, exclusive=self.memory.exclusive, members=self.n_members
+        )
+
     def configure_optimizers(self):
-        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
+        return []  # the SGD step is written out in observe (one value of lr per member)
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        opt = self.optimizers()
+        weights, axis = self.member_weights(), self.sample_axis
         for _ in range(self.glances):
-            mem_x, mem_y, mem_t = self.memory.sample(self.replay_batch_size)
-            opt.zero_grad()
-            batch_t = torch.cat([mem_t, torch.full_like(y, t)])
-            loss = self.loss(self.net(torch.cat([mem_x, x])), torch.cat([mem_y, y]), batch_t)
-            self.manual_backward(loss)
-            nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
-            opt.step()
+            mem_x, mem_y, mem_t = self.memory.sample(self.replay_batch_size, self.draws)
+            batch_t = torch.cat([mem_t, torch.full_like(y, t)], dim=axis)
+            loss = self.loss(self(torch.cat([mem_x, x], dim=axis)), torch.cat([mem_y, y], dim=axis), batch_t)
+            grads = list(torch.autograd.grad(loss.sum(), weights))
+            with torch.no_grad():
+                clip_norm_(grads, self.grad_clip_norm)
+                sgd_(weights, grads, self.lr)
         if self.insert_every_epoch or self.task_epoch == 0:
-            self.memory.add(x, y, t)
+            self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
         return loss.detach()

@@ -24,7 +24,7 @@ from torch import nn
 from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
-from lamaml_pl.algos.lamaml import shuffled_order
+from lamaml_pl.algos.draws import shuffled_order
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
 from lamaml_pl.stream import StreamInfo

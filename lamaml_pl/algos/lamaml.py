@@ -26,6 +26,9 @@ large matrix products (:mod:`lamaml_pl.algos.fast_mlp`; the same glance for a po
 members). Float32 rounds the two differently and La-MAML's trajectory amplifies that: a seed's
 RA moves by about a point. On a GPU the hand-written glance and the meta step are captured once
 per shape and replayed as a CUDA graph (``cuda_graph``; same numbers, tested).
+
+A population (the hand-written glance only) steps its members through the same ``observe``:
+α, opt_lr, opt_wt and grad_clip_norm may differ between members.
 """
 
 from __future__ import annotations
@@ -39,23 +42,15 @@ from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.cuda_graph import GraphedStep
+from lamaml_pl.algos.draws import take
 from lamaml_pl.algos.fast_mlp import FactoredGlance
 from lamaml_pl.algos.gradients import clip_norm_, sgd_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
-from lamaml_pl.nets import MLP
+from lamaml_pl.nets import MLP, stacked_mlp
 from lamaml_pl.stream import StreamInfo
 
 MEMORY_SNAPSHOTS = ("alias", "copy")
-
-
-def shuffled_order(n: int, device: torch.device) -> torch.Tensor:
-    """A uniformly random order of ``n`` samples: ``randperm`` (the original's draw) on the CPU;
-    on a GPU the ranks of n uniforms, because a small CUDA ``randperm`` is computed on the host
-    and copied over, which stalls the host until the GPU's queue is empty, every glance."""
-    if device.type == "cpu":
-        return torch.randperm(n, device=device)
-    return torch.rand(n, device=device).argsort()
 
 
 class LaMAML(ContinualLearner):
@@ -130,11 +125,30 @@ class LaMAML(ContinualLearner):
         )
         self.factored = FactoredGlance()  # keeps its inner loop's buffers from glance to glance
         self.cuda_graph = cuda_graph
-        self.graphed_update = GraphedStep(self.hand_written_update, state=lambda: [*self.net.parameters(), *self.alpha])
+        self.graphed_update = GraphedStep(self.hand_written_update, state=lambda: [*self.member_weights(), *self.alpha])
         self.weight_names = [name for name, _ in net.named_parameters()]
         self.alpha = nn.ParameterList([nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()])
         self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
         self.old_task_memory: ReservoirBuffer | None = None
+
+    def check_population(self) -> None:
+        super().check_population()
+        if not self.fast_mlp:
+            raise ConfigError(
+                f"algo={self.algo_name}: a population runs the hand-written first-order glance; algo.second_order, "
+                "algo.inner_clamp, algo.inner_chunks and algo.fast_mlp=false are single-run settings"
+            )
+        if self.memory_snapshot != "alias":
+            raise ConfigError(f"algo.memory_snapshot={self.memory_snapshot!r}: a population supports alias only")
+
+    def stack_members(self, learners: list[LaMAML]) -> None:
+        self.alpha = nn.ParameterList(
+            nn.Parameter(a) for a in stacked_mlp.stack_parameters([m.alpha for m in learners])
+        )
+        self.stack_values(learners, "opt_lr", "opt_wt", "grad_clip_norm")
+        self.memory = ReservoirBuffer(
+            self.memory.capacity, self.stream.input_shape, exclusive=self.memory.exclusive, members=self.n_members
+        )
 
     def configure_optimizers(self):
         return []  # the α step (SGD at opt_lr) and the θ step are written out in meta_step
@@ -154,8 +168,8 @@ class LaMAML(ContinualLearner):
     # ---- the update ------------------------------------------------------------------------
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         for glance in range(self.glances):
-            order = shuffled_order(len(y), y.device)
-            x, y = x.index_select(0, order), y.index_select(0, order)
+            order = self.draws.order(y.shape[-1], y.device)
+            x, y = take(x, order), take(y, order)
             replay_x, replay_y, replay_t = self.replay_batch(x, y, t)
             if self.fast_mlp and self.cuda_graph and x.is_cuda:
                 meta_loss = self.graphed_update(x, y, replay_x, replay_y)
@@ -165,7 +179,7 @@ class LaMAML(ContinualLearner):
                 meta_loss = self.autograd_glance(x, y, t, replay_x, replay_y, replay_t)
                 self.meta_step([w.grad for w in self.net.parameters()], [a.grad for a in self.alpha])
             if glance == 0 and self.task_epoch == 0:
-                self.memory.add(x, y, t)
+                self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
         return meta_loss.detach()
 
     def autograd_glance(self, x, y, t, replay_x, replay_y, replay_t) -> torch.Tensor:
@@ -186,8 +200,8 @@ class LaMAML(ContinualLearner):
     def hand_written_update(self, x, y, replay_x, replay_y, with_loss: bool = True) -> torch.Tensor | None:
         """:func:`hand_written_update_` on this learner (the meta-batch ends with (x, y):
         :meth:`replay_batch`). No autograd and no host sync: on a GPU it runs as one CUDA graph."""
-        weights, alpha = list(self.net.parameters()), list(self.alpha)
-        return hand_written_update_(self, weights, alpha, replay_x, replay_y, len(y), with_loss)
+        weights, alpha = self.member_weights(), list(self.alpha)
+        return hand_written_update_(self, weights, alpha, replay_x, replay_y, y.shape[-1], with_loss)
 
     def replay_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, ...]:
         """[replayed samples] + [the incoming batch] with their task ids, drawn once per glance
@@ -195,8 +209,13 @@ class LaMAML(ContinualLearner):
         source = self.memory
         if self.use_old_task_memory and t > 0 and self.old_task_memory is not None:
             source = self.old_task_memory
-        mem_x, mem_y, mem_t = source.sample(self.replay_batch_size)
-        return torch.cat([mem_x, x]), torch.cat([mem_y, y]), torch.cat([mem_t, torch.full_like(y, t)])
+        mem_x, mem_y, mem_t = source.sample(self.replay_batch_size, self.draws)
+        axis = self.sample_axis
+        return (
+            torch.cat([mem_x, x], dim=axis),
+            torch.cat([mem_y, y], dim=axis),
+            torch.cat([mem_t, torch.full_like(y, t)], dim=axis),
+        )
 
     def loss_at(
         self, fast: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int

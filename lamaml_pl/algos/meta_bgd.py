@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.bgd import BGD
-from lamaml_pl.algos.lamaml import LaMAML, shuffled_order
+from lamaml_pl.algos.draws import shuffled_order
+from lamaml_pl.algos.lamaml import LaMAML
 from lamaml_pl.errors import require_positive
 from lamaml_pl.stream import StreamInfo
 

@@ -3,7 +3,7 @@
 MER's / GEM's ``single``: one SGD step on the cross-entropy of each
 incoming batch; no replay, no regularisation, no clipping. MER ran it with batch size 1.
 The same update on a joint stream of all tasks (``data.joint=true``) is the IID oracle
-(``algo=iid``).
+(``algo=iid``). A population's members (lr may differ) take the same step, each on its own batch.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.gradients import sgd_
 from lamaml_pl.errors import require_positive
 from lamaml_pl.stream import StreamInfo
 
@@ -26,13 +27,16 @@ class Online(ContinualLearner):
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr = lr
 
+    def stack_members(self, learners: list[Online]) -> None:
+        self.stack_values(learners, "lr")
+
     def configure_optimizers(self):
-        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
+        return []  # the SGD step is written out in observe (one value of lr per member)
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        opt = self.optimizers()
-        opt.zero_grad()
-        loss = self.loss(self.net(x), y, t)
-        self.manual_backward(loss)
-        opt.step()
+        weights = self.member_weights()
+        loss = self.loss(self(x), y, t)
+        grads = torch.autograd.grad(loss.sum(), weights)
+        with torch.no_grad():
+            sgd_(weights, list(grads), self.lr)
         return loss.detach()

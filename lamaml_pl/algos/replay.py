@@ -7,7 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from lamaml_pl.algos.draws import GlobalDraws, take
 from lamaml_pl.errors import require_positive
+
+GLOBAL_DRAWS = GlobalDraws()
 
 
 def reservoir_slots(age: int, uniforms: torch.Tensor, capacity: int, exclusive: bool) -> torch.Tensor:
@@ -94,17 +97,13 @@ class ReservoirBuffer(nn.Module):
             stored.index_put_(slots, extras[name].detach().to(stored.dtype))
         self.age += n
 
-    def sample(self, k: int) -> tuple[torch.Tensor, ...]:
-        """``min(k, len)`` entries drawn uniformly with replacement (empty when the buffer is):
-        x, y, t, then each of ``extras``."""
+    def sample(self, k: int, draws=GLOBAL_DRAWS) -> tuple[torch.Tensor, ...]:
+        """``min(k, len)`` entries drawn uniformly with replacement (empty when the buffer is),
+        with ``draws`` (the learner's; by default torch's global RNG): x, y, t, then each of
+        ``extras`` (with members: each member's own entries)."""
         k = min(k, len(self))
-        idx = torch.randint(0, max(len(self), 1), (k,), device=self.y.device)
-        return tuple(getattr(self, name).index_select(0, idx) for name in ("x", "y", "t", *self.extras))
-
-    def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Entries ``idx`` ``(members, k)`` of each member's buffer: x, y."""
-        members = torch.arange(len(idx), device=idx.device).unsqueeze(1)
-        return self.x[members, idx], self.y[members, idx]
+        idx = draws.indices(max(len(self), 1), k, self.y.device)
+        return tuple(take(getattr(self, name), idx) for name in ("x", "y", "t", *self.extras))
 
     def get_extra_state(self) -> dict:
         return {"age": self.age}

@@ -20,7 +20,8 @@ class TaskCheckpoint(Callback):
     The file is written under a temporary name and renamed over the old one, so a crash while
     writing leaves the previous checkpoint intact. It holds the weights, learnable LRs, optimiser
     states, buffers and memories, the task cursor and the accuracy rows (the learner's
-    ``on_save_checkpoint``) and the global random states (this callback's own state).
+    ``on_save_checkpoint``) and the random states: the global ones (this callback's own state)
+    and a population's members' generators (the learner's ``draws``).
 
     The checkpoint is taken after the task's evaluation, before its epoch ends. On resume
     Lightning first rebuilds that finished epoch's loader (a draw from the global stream), then
@@ -30,6 +31,13 @@ class TaskCheckpoint(Callback):
 
     def __init__(self):
         self.pending: dict | None = None  # random states of a loaded checkpoint, until its epoch ends
+        self.pending_members: list | None = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["member_random_states"] = pl_module.draws.state()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        self.pending_members = checkpoint["member_random_states"]
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking:
@@ -37,7 +45,7 @@ class TaskCheckpoint(Callback):
         folder = Path(trainer.default_root_dir) / CHECKPOINT_DIR
         folder.mkdir(parents=True, exist_ok=True)
         partial = folder / f".{LAST}.partial"
-        trainer.save_checkpoint(partial)
+        trainer.save_checkpoint(partial, weights_only=False)
         os.replace(partial, folder / LAST)
 
     def state_dict(self) -> dict:
@@ -54,6 +62,9 @@ class TaskCheckpoint(Callback):
         self.pending = state_dict
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.pending_members is not None:
+            pl_module.draws.set_state(self.pending_members)
+            self.pending_members = None
         if self.pending is None:
             return
         rng, self.pending = self.pending, None

@@ -26,9 +26,10 @@ class MemberBatches(Dataset):
     def __len__(self) -> int:
         return -(-self.orders.shape[1] // self.batch_size)
 
-    def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """(x, y, t): the task is the current one (no joint stream in a population)."""
         idx = self.orders[:, b * self.batch_size : (b + 1) * self.batch_size]
-        return self.x[self.source_of, idx], self.y[self.source_of, idx]
+        return self.x[self.source_of, idx], self.y[self.source_of, idx], None
 
 
 class PopulationDataModule(pl.LightningDataModule):
@@ -37,8 +38,6 @@ class PopulationDataModule(pl.LightningDataModule):
         self.unique = list(dict.fromkeys(sources))  # one per seed, in first-use order
         self.source_of = torch.tensor([self.unique.index(s) for s in sources])
         self.rngs = rngs
-        self.ordered_epoch = -1  # the epoch whose data order was drawn last
-        self.batch_sizes: list[int] = []  # that epoch's batch sizes
         first = self.unique[0]
         self.n_tasks, self.epochs_per_task, self.joint = first.n_tasks, first.epochs_per_task, first.joint
         self.batch_size, self.max_epochs = first.batch_size, first.max_epochs
@@ -54,9 +53,6 @@ class PopulationDataModule(pl.LightningDataModule):
         x, y = self.current_task_data()
         evaluated_before = epoch % self.epochs_per_task == 0  # the row before training, or the last task's
         orders = torch.stack([rng.epoch_order(epoch, y.shape[1], evaluated_before) for rng in self.rngs])
-        self.ordered_epoch = epoch
-        n = y.shape[1]
-        self.batch_sizes = [min(self.batch_size, n - start) for start in range(0, n, self.batch_size)]
         return DataLoader(MemberBatches(x, y, self.source_of, orders, self.batch_size), batch_size=None, shuffle=False)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:

@@ -15,14 +15,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from lamaml_pl.errors import ConfigError
 
 SEED_AXIS = "seed"
-OPTIONS = ("cuda_graph",)  # entries of ``population`` that are settings, not axes
 
 
 def population_axes(cfg: DictConfig) -> dict[str, list]:
     """The axes given (non-null entries of ``cfg.population``), each as a list of values."""
     axes = {}
     for key, values in (cfg.get("population") or {}).items():
-        if values is None or key in OPTIONS:
+        if values is None:
             continue
         values = (
             list(values) if isinstance(values, (ListConfig, Sequence)) and not isinstance(values, str) else [values]
@@ -55,7 +54,7 @@ def member_settings(axes: dict[str, list]) -> list[dict]:
 def member_config(cfg: DictConfig, settings: dict) -> DictConfig:
     """The single-run config of one member (no ``population`` entries left)."""
     member = OmegaConf.to_container(cfg, resolve=False)
-    member["population"] = {key: (cfg.population[key] if key in OPTIONS else None) for key in cfg.population}
+    member["population"] = dict.fromkeys(cfg.population)
     for key, value in settings.items():
         if key == SEED_AXIS:
             member["seed"] = value

@@ -12,6 +12,10 @@ fails if a Lightning update changes them): the evaluation before training and ev
 after a task draw one seed (the loader iterator's base seed); the first training epoch two
 (iterator base seed, sampler seed), every later epoch three (one more iterator), the last being
 the sampler's seed for ``randperm``.
+
+During training, :class:`MemberDraws` gives the learner every member's draws at once, each from
+its member's generator, in the order the learner asks for them: the order its single run draws
+them from the global RNG.
 """
 
 from __future__ import annotations
@@ -48,3 +52,32 @@ class MemberRNG:
 
     def rand(self, size: int) -> torch.Tensor:
         return torch.rand(size, generator=self.generator)
+
+
+class MemberDraws:
+    """A population's draws (the learner's ``draws``): one row per member, each from its own
+    :class:`MemberRNG`, drawn on the CPU (as the single run on the CPU) and copied to the
+    batch's device without making the host wait."""
+
+    def __init__(self, rngs: list[MemberRNG]):
+        self.rngs = rngs
+
+    def _stacked(self, draws: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+        stacked = torch.stack(draws)
+        return stacked if device.type == "cpu" else stacked.pin_memory().to(device, non_blocking=True)
+
+    def order(self, n: int, device: torch.device) -> torch.Tensor:
+        return self._stacked([rng.randperm(n) for rng in self.rngs], device)
+
+    def indices(self, high: int, k: int, device: torch.device) -> torch.Tensor:
+        return self._stacked([rng.randint(high, k) for rng in self.rngs], device)
+
+    def uniforms(self, n: int, device: torch.device) -> torch.Tensor:
+        return self._stacked([rng.rand(n) for rng in self.rngs], device)
+
+    def state(self) -> list[torch.Tensor]:
+        return [rng.generator.get_state() for rng in self.rngs]
+
+    def set_state(self, states: list[torch.Tensor]) -> None:
+        for rng, state in zip(self.rngs, states):
+            rng.generator.set_state(state)

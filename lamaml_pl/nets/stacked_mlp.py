@@ -1,8 +1,8 @@
 """An MLP for N population members at once: every weight carries a leading member axis.
 
 ``weights = [W1 (N, h1, d), b1 (N, h1), W2, b2, ...]``; a batch is ``(N, B, d)`` (each member its
-own samples) or ``(B, d)`` (one batch shared by all, e.g. a test set). Forward and gradients are
-batched matrix products written by hand, so the step of N members is one set of kernels.
+own samples) or ``(B, d)`` (one batch shared by all, e.g. a test set). The forward pass is batched
+matrix products, so N members cost one set of kernels (autograd differentiates it).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import nn
 from lamaml_pl.nets.mlp import FirstLayerInput
 
 
-def stack_mlps(nets: list[nn.Module]) -> list[torch.Tensor]:
+def stack_parameters(nets: list[nn.Module]) -> list[torch.Tensor]:
     """The members' parameters stacked along a new leading axis, in ``net.parameters()`` order."""
     return [torch.stack(group).detach().clone() for group in zip(*(list(net.parameters()) for net in nets))]
 
@@ -40,27 +40,3 @@ def forward(weights: list[torch.Tensor], x: torch.Tensor) -> tuple[list[torch.Te
 def logits(weights: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """(N, B, classes) outputs of every member."""
     return forward(weights, x)[1]
-
-
-def grads(
-    weights: list[torch.Tensor], x: torch.Tensor, targets: torch.Tensor
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Logits and the gradient of each member's mean cross-entropy over its own ``(N, B, d)``
-    batch, ``targets`` one-hot ``(N, B, classes)``."""
-    activations, out = forward(weights, x)
-    n_layers = len(weights) // 2
-    dz = torch.softmax(out, dim=2) - targets
-    if x.shape[1] > 1:
-        dz = dz.div_(x.shape[1])
-    result: list[torch.Tensor] = [None] * len(weights)  # type: ignore[list-item]
-    for k in reversed(range(n_layers)):
-        result[2 * k] = torch.bmm(dz.transpose(1, 2), activations[k])
-        result[2 * k + 1] = dz.sum(dim=1)
-        if k > 0:
-            dz = torch.ops.aten.threshold_backward(torch.bmm(dz, weights[2 * k]), activations[k], 0)
-    return out, result
-
-
-def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each member's mean cross-entropy, ``(N,)``."""
-    return -torch.log_softmax(out, dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(dim=-1)

@@ -1,0 +1,45 @@
+"""Where a learner's random numbers come from, and batches that may carry a member axis.
+
+A learner draws through ``self.draws``: a single run from torch's global RNG, on the batch's device
+(:class:`GlobalDraws`, as the original code draws); a population's members each from their own
+generator (``lamaml_pl.population.member_rng.MemberDraws``), stacked along a leading member axis.
+The learner's update is the same code for both.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def shuffled_order(n: int, device: torch.device) -> torch.Tensor:
+    """A uniformly random order of ``n`` samples: ``randperm`` (the original's draw) on the CPU;
+    on a GPU the ranks of n uniforms, because a small CUDA ``randperm`` is computed on the host
+    and copied over, which stalls the host until the GPU's queue is empty, every glance."""
+    if device.type == "cpu":
+        return torch.randperm(n, device=device)
+    return torch.rand(n, device=device).argsort()
+
+
+class GlobalDraws:
+    """A single run's draws: torch's global RNG (of the device the tensors live on)."""
+
+    def order(self, n: int, device: torch.device) -> torch.Tensor:
+        return shuffled_order(n, device)
+
+    def indices(self, high: int, k: int, device: torch.device) -> torch.Tensor:
+        """``k`` integers uniform in ``[0, high)``."""
+        return torch.randint(0, high, (k,), device=device)
+
+    def uniforms(self, n: int, device: torch.device) -> torch.Tensor:
+        return torch.rand(n, device=device)
+
+    def state(self) -> None:
+        return None  # the global states are checkpointed by TaskCheckpoint
+
+
+def take(batch: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``batch[index]`` along the sample axis: ``index`` ``(k,)``, or ``(members, k)`` with one
+    row per member of a ``(members, B, ...)`` batch."""
+    if index.dim() == 1:
+        return batch.index_select(0, index)
+    return batch[torch.arange(len(index), device=index.device).unsqueeze(1), index]
