@@ -19,12 +19,15 @@ def stack_parameters(nets: list[nn.Module]) -> list[torch.Tensor]:
 
 
 def layer(x: torch.Tensor | FirstLayerInput, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``x W^T + b`` per member; a shared ``(B, d)`` input is broadcast over the members."""
+    """``x W^T + b`` per member; a shared ``(B, d)`` input is broadcast over the members.
+    Members' own inputs ``(N, B, d)``: computed as ``(W x^T + b)^T``, so that autograd's gradient
+    of W is a contiguous ``(N, out, d)`` product rather than a transposed view (whose copies in
+    the clip and the step cost more than the products)."""
     if not isinstance(x, torch.Tensor):
         return x.linear(weight, bias)
     if x.dim() == 2:
         return torch.matmul(x, weight.transpose(1, 2)) + bias.unsqueeze(1)
-    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(2), weight, x.transpose(1, 2)).transpose(1, 2)
 
 
 def forward(weights: list[torch.Tensor], x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
