@@ -176,7 +176,7 @@ def run(cfg: DictConfig) -> list[dict]:
             wall_time,
             device,
             status="completed" if diverged is None else "diverged",
-            val_log=learner.val_accuracy_log,
+            val_log=None if learner.val_accuracy_logs is None else learner.val_accuracy_logs[k],
         )
         if diverged is not None:
             member_results["error"] = diverged

@@ -71,23 +71,19 @@ GRIDS = [  # (algo, settings shared by the population and the single runs, the a
 GRID_IDS = ["lamaml", "sync", "cmaml", "er", "online", "lamaml-multipass", "er-multipass"]
 
 
-@requires_shared_mnist
-@pytest.mark.parametrize("algo, shared, grid", GRIDS, ids=GRID_IDS)
-def test_member_equals_its_single_run_in_float64(algo, shared, grid, tmp_path, monkeypatch):
+def check_members_equal_their_single_runs(base: list[str], grid: list[str], tmp_path, monkeypatch) -> int:
+    """Train the population of ``base + grid``, then each member alone (float64): the weights
+    after every update agree to 1e-12, the accuracy logs (and validation matrices) are identical.
+    Returns the number of updates compared."""
     single_steps, population_steps = record_steps(monkeypatch)
-    base = [f"algo={algo}", *SHORT_RUN, "trainer.precision=64-true", *shared]
     members = train_population(compose_config(base + grid + [f"paths.output_dir={tmp_path / 'population'}"]))
-    cfg = compose_config(base + grid)
-    settings = member_settings(population_axes(cfg))
+    settings = member_settings(population_axes(compose_config(base + grid)))
     assert len(members) == len(settings) >= 2
-    n_steps = len(population_steps)
-    assert n_steps >= 30  # 3 tasks of 100 samples (batch 10; Online: 1): the 200-slot reservoir overflows;
-    # multi-pass: 2 tasks x 3 passes x 6 batches
     for k, values in enumerate(settings):
         single_steps.clear()
         overrides = [f"{'seed' if key == 'seed' else 'algo.' + key}={value}" for key, value in values.items()]
         alone = train(compose_config(base + overrides + [f"paths.output_dir={tmp_path / str(k)}"]))
-        assert len(single_steps) == n_steps
+        assert len(single_steps) == len(population_steps)
         worst = max(
             (a - b[k]).abs().max().item()
             for step_a, step_b in zip(single_steps, population_steps)
@@ -95,7 +91,41 @@ def test_member_equals_its_single_run_in_float64(algo, shared, grid, tmp_path, m
         )
         assert worst < 1e-12, f"member {values}: parameters differ by {worst:.2e}"
         assert members[k]["eval_rows"] == alone["eval_rows"], f"member {values}: accuracy log differs"
+        assert members[k].get("validation") == alone.get("validation")
         assert members[k]["ra"] == alone["ra"] and members[k]["population"]["values"] == values
+    return len(population_steps)
+
+
+@requires_shared_mnist
+@pytest.mark.parametrize("algo, shared, grid", GRIDS, ids=GRID_IDS)
+def test_member_equals_its_single_run_in_float64(algo, shared, grid, tmp_path, monkeypatch):
+    base = [f"algo={algo}", *SHORT_RUN, "trainer.precision=64-true", *shared]
+    # 3 tasks of 100 samples (batch 10; Online: 1): the 200-slot reservoir overflows;
+    # multi-pass: 2 tasks x 3 passes x 6 batches
+    assert check_members_equal_their_single_runs(base, grid, tmp_path, monkeypatch) >= 30
+
+
+CONV_GRIDS = [  # the conv net, task masks, augmentation from each member's generator, a validation split
+    ("er", ["algo.glances=2"], ["population.lr=[0.01,0.05]", "population.seed=[0,1]"]),
+    ("online", ["data.epochs_per_task=2"], ["population.lr=[0.01,0.05]"]),
+]
+
+
+@pytest.mark.parametrize("algo, shared, grid", CONV_GRIDS, ids=["er", "online-multipass"])
+def test_conv_member_equals_its_single_run_in_float64(algo, shared, grid, tiny_cifar_root, tmp_path, monkeypatch):
+    base = [
+        f"algo={algo}",
+        "data=cifar100",
+        f"data.root={tiny_cifar_root}",
+        "data.download=false",
+        "data.n_tasks=2",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.precision=64-true",
+        "logger=none",
+        *shared,
+    ]
+    assert check_members_equal_their_single_runs(base, grid, tmp_path, monkeypatch) >= 8
 
 
 @requires_shared_mnist
@@ -247,6 +277,8 @@ BAD = [
     (["population.seed=[0]", "algo.inner_clamp=true"], "algo.inner_clamp"),
     (["population.seed=[0]", "algo.memory_snapshot=copy"], "algo.memory_snapshot='copy': a population supports alias"),
     (["population.alpha_init=[0.1,-1]"], "algo.alpha_init=-1 is not allowed"),
+    (["population.seed=[0,1]", "data.shuffle=seeded"], "data.shuffle='seeded': a population replays"),
+    (["population.seed=[0,1]", "callbacks=gradient_alignment"], "populations run without extra callbacks"),
 ]
 
 

@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, vmap
 
 from lamaml_pl.algos.draws import GlobalDraws
 from lamaml_pl.errors import ConfigError, DivergenceError
@@ -71,7 +72,7 @@ class ContinualLearner(pl.LightningModule):
         self.accuracy_logs = [AccuracyLog(stream.n_tasks)]  # per member: the reported matrix (test sets)
         # the held-out validation split (model selection), where the benchmark has one
         self.val_task_accuracy = TaskAccuracy(stream.n_tasks, stream.val_sizes) if stream.val_sizes else None
-        self.val_accuracy_log = AccuracyLog(stream.n_tasks) if stream.val_sizes else None
+        self.val_accuracy_logs = [AccuracyLog(stream.n_tasks)] if stream.val_sizes else None
         self.diverged: list[str | None] = [None]  # per member: why its training stopped
         # divergence is recorded on the device and checked once per pass, not with a host sync per
         # batch (which would stall a GPU): batches counted this pass, per member the first
@@ -85,15 +86,19 @@ class ContinualLearner(pl.LightningModule):
         """A single run's accuracy log."""
         return self.accuracy_logs[0]
 
+    @property
+    def val_accuracy_log(self) -> AccuracyLog | None:
+        """A single run's accuracy log on the validation split, where the benchmark has one."""
+        return None if self.val_accuracy_logs is None else self.val_accuracy_logs[0]
+
     # ---- a population: the member axis ---------------------------------------------------
     def check_population(self) -> None:
-        """Raise ConfigError unless this learner's settings run as a population: the member
-        axis is stepped on an MLP over a task-sequential stream without task masks."""
-        name = self.algo_name
+        """Raise ConfigError unless this learner's settings run as a population (a
+        task-sequential stream; subclasses add their own conditions)."""
         if self.stream.joint:
-            raise ConfigError(f"algo={name}: a population trains task-sequential streams, not the joint (IID) one")
-        if not isinstance(self.net, MLP) or self.classes_per_task is not None:
-            raise ConfigError(f"algo={name}: populations run the MNIST benchmarks (an MLP, no task masks)")
+            raise ConfigError(
+                f"algo={self.algo_name}: a population trains task-sequential streams, not the joint (IID) one"
+            )
 
     def join_members(self, learners: list[ContinualLearner], draws) -> None:
         """Make this learner (``learners[0]``) the population of ``learners``, each built from its
@@ -106,8 +111,13 @@ class ContinualLearner(pl.LightningModule):
         self.weights = nn.ParameterList(
             nn.Parameter(w) for w in stacked_mlp.stack_parameters([m.net for m in learners])
         )
-        self.task_accuracy = TaskAccuracy(self.stream.n_tasks, self.stream.test_sizes or None, members=n)
-        self.accuracy_logs = [AccuracyLog(self.stream.n_tasks) for _ in learners]
+        self.weight_names = [name for name, _ in self.net.named_parameters()]
+        stream = self.stream
+        self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None, members=n)
+        self.accuracy_logs = [AccuracyLog(stream.n_tasks) for _ in learners]
+        if stream.val_sizes:
+            self.val_task_accuracy = TaskAccuracy(stream.n_tasks, stream.val_sizes, members=n)
+            self.val_accuracy_logs = [AccuracyLog(stream.n_tasks) for _ in learners]
         self.diverged = [None] * n
         self._bad_batch = torch.full((n,), -1, dtype=torch.long)
         self._bad_loss = torch.zeros(n, dtype=torch.float64)
@@ -156,16 +166,22 @@ class ContinualLearner(pl.LightningModule):
     def forward(self, x: torch.Tensor, t: torch.Tensor | int | None = None) -> torch.Tensor:
         """Logits (a population's: ``(members, B, classes)``); on task-incremental streams those
         outside task ``t``'s classes are masked."""
-        if self.weights is not None:
-            return stacked_mlp.logits(list(self.weights), x)
-        return self.mask_logits(self.net(x), t)
+        if self.weights is None:
+            return self.mask_logits(self.net(x), t)
+        if isinstance(self.net, MLP):  # batched products (and the MNIST test sets' gathered pixels)
+            return self.mask_logits(stacked_mlp.logits(list(self.weights), x), t)
+        shared = x.dim() == len(self.stream.input_shape) + 1  # one batch for every member: a test set
+        per_member = vmap(
+            lambda weights, xs: functional_call(self.net, weights, (xs,)), in_dims=(0, None if shared else 0)
+        )
+        return self.mask_logits(per_member(dict(zip(self.weight_names, self.weights)), x), t)
 
     def mask_logits(self, logits: torch.Tensor, t: torch.Tensor | int | None) -> torch.Tensor:
         """Every logit outside each sample's task set to -1e11, as the original."""
         if self.classes_per_task is None or t is None:
             return logits
-        low = torch.as_tensor(t, device=logits.device).expand(len(logits)).view(-1, 1) * self.classes_per_task
-        classes = torch.arange(logits.shape[1], device=logits.device)
+        low = torch.as_tensor(t, device=logits.device).expand(logits.shape[-2]).view(-1, 1) * self.classes_per_task
+        classes = torch.arange(logits.shape[-1], device=logits.device)
         inside = (classes >= low) & (classes < low + self.classes_per_task)
         return logits.masked_fill(~inside, MASK_VALUE)
 
@@ -173,13 +189,13 @@ class ContinualLearner(pl.LightningModule):
         """Mean cross-entropy; on task-incremental streams each sample's over its own task's
         classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), else over all outputs. A population's
         ``(members, B, classes)`` logits: each member's mean, ``(members,)``."""
+        if self.classes_per_task is not None:
+            offsets = torch.as_tensor(t, device=y.device).expand_as(y) * self.classes_per_task
+            columns = offsets.unsqueeze(-1) + torch.arange(self.classes_per_task, device=y.device)
+            logits, y = logits.gather(-1, columns), y - offsets
         if logits.dim() == 3:
             return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)
-        if self.classes_per_task is None:
-            return F.cross_entropy(logits, y)
-        offsets = torch.as_tensor(t, device=y.device).expand_as(y) * self.classes_per_task
-        columns = offsets.view(-1, 1) + torch.arange(self.classes_per_task, device=y.device)
-        return F.cross_entropy(logits.gather(1, columns), y - offsets)
+        return F.cross_entropy(logits, y)
 
     def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predicted labels at evaluation (iCaRL overrides: nearest mean of exemplars)."""
@@ -237,26 +253,34 @@ class ContinualLearner(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y, t = batch
-        metric = self.task_accuracy if dataloader_idx == 0 else self.val_task_accuracy
-        metric.update(self.predict(x, t), y, t)
+        split, members = self.trainer.datamodule.eval_split(dataloader_idx)
+        metric = self.task_accuracy if split == 0 else self.val_task_accuracy
+        predictions = self.predict(x, t)
+        if members is not None:  # this set is scored for some members only
+            predictions = predictions[members.to(predictions.device)]
+            members = members.to(predictions.device)
+        metric.update(predictions, y, t, members)
 
     def on_validation_epoch_end(self) -> None:
         fitting = self.trainer.state.fn == "fit"
         tag = self.current_task if fitting else INIT_TAG
-        rows = self.task_accuracy.finish().reshape(self.n_members, -1)
-        for log, row, diverged in zip(self.accuracy_logs, rows, self.diverged):
-            if diverged is None:
-                log.append(row, tag)
-        row = rows.mean(dim=0)  # logged: the members' mean
+        row = self._append_rows(self.task_accuracy, self.accuracy_logs, tag)
         seen = row[: tag + 1] if tag >= 0 else row
         metrics = {f"val/acc_task{j:03d}": acc.item() for j, acc in enumerate(row)}
         metrics["val/acc_seen_mean"] = seen.mean().item()
         metrics["task"] = float(tag)
         if self.val_task_accuracy is not None:
-            held_out = self.val_task_accuracy.finish()
-            self.val_accuracy_log.append(held_out, tag)
+            held_out = self._append_rows(self.val_task_accuracy, self.val_accuracy_logs, tag)
             metrics["valsplit/acc_seen_mean"] = (held_out[: tag + 1] if tag >= 0 else held_out).mean().item()
         self.log_dict(metrics, on_step=False, on_epoch=True, add_dataloader_idx=False)
+
+    def _append_rows(self, metric: TaskAccuracy, logs: list[AccuracyLog], tag: int) -> torch.Tensor:
+        """This pass's row of every member still training; returns the members' mean (logged)."""
+        rows = metric.finish().reshape(self.n_members, -1)
+        for log, row, diverged in zip(logs, rows, self.diverged):
+            if diverged is None:
+                log.append(row, tag)
+        return rows.mean(dim=0)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["continual"] = {
@@ -265,17 +289,17 @@ class ContinualLearner(pl.LightningModule):
             "rows": [log.rows for log in self.accuracy_logs],
             "tags": [log.tags for log in self.accuracy_logs],
             "diverged": self.diverged,
-            "val_rows": None if self.val_accuracy_log is None else self.val_accuracy_log.rows,
-            "val_tags": None if self.val_accuracy_log is None else self.val_accuracy_log.tags,
+            "val_rows": None if self.val_accuracy_logs is None else [log.rows for log in self.val_accuracy_logs],
+            "val_tags": None if self.val_accuracy_logs is None else [log.tags for log in self.val_accuracy_logs],
             "algorithm": self.algorithm_state(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["continual"]
         self.current_task, self.task_epoch = state["current_task"], state["task_epoch"]
+        self.diverged = list(state["diverged"])
         for log, rows, tags in zip(self.accuracy_logs, state["rows"], state["tags"], strict=True):
             log.rows, log.tags = list(rows), list(tags)
-        self.diverged = list(state["diverged"])
-        if self.val_accuracy_log is not None:
-            self.val_accuracy_log.rows, self.val_accuracy_log.tags = list(state["val_rows"]), list(state["val_tags"])
+        for log, rows, tags in zip(self.val_accuracy_logs or [], state["val_rows"] or [], state["val_tags"] or []):
+            log.rows, log.tags = list(rows), list(tags)
         self.load_algorithm_state(state["algorithm"])

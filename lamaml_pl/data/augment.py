@@ -38,27 +38,28 @@ class ImageAugment:
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.crop_padding, self.flip, self.brightness = int(crop_padding), bool(flip), float(brightness)
 
-    def __call__(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``generator``: where the random operations draw from (default: torch's global RNG)."""
         x = images.float().div_(255)
         if train:
             if self.crop_padding:
-                x = random_crop(x, self.crop_padding)
+                x = random_crop(x, self.crop_padding, generator)
             if self.flip:
-                flipped = torch.rand(len(x)) < 0.5
+                flipped = torch.rand(len(x), generator=generator) < 0.5
                 x = torch.where(flipped.view(-1, 1, 1, 1), x.flip(-1), x)
             if self.brightness:
                 low = max(0.0, 1 - self.brightness)
-                factor = torch.empty(len(x)).uniform_(low, 1 + self.brightness)
+                factor = torch.empty(len(x)).uniform_(low, 1 + self.brightness, generator=generator)
                 x = (x * factor.view(-1, 1, 1, 1)).clamp_(0, 1)
         return (x - self.mean) / self.std
 
 
-def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image cropped back to its size at a uniform offset of its zero-padded version."""
     n, _, h, w = x.shape
     padded = F.pad(x, (padding, padding, padding, padding))
-    top = torch.randint(0, 2 * padding + 1, (n,))
-    left = torch.randint(0, 2 * padding + 1, (n,))
+    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     rows = (top.view(-1, 1) + torch.arange(h)).view(n, 1, h, 1)
     cols = (left.view(-1, 1) + torch.arange(w)).view(n, 1, 1, w)
     batch = torch.arange(n).view(n, 1, 1, 1)

@@ -11,6 +11,7 @@ official val folder), and results.json carries both.
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import numpy as np
 import torch
@@ -145,7 +146,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
 
     def train_dataset(self, task: int) -> TaskTensorDataset:
         x, y = self.train_sets[task]
-        return TaskTensorDataset(x, y, task, transform=lambda batch: self.augment(batch, train=True))
+        return TaskTensorDataset(x, y, task, transform=partial(self.augment, train=True))
 
     def eval_dataset(self, n_tasks: int) -> TaskSetBatches:
         return TaskSetBatches(self.test_sets[:n_tasks], self.eval_batch_size, self.normalise)

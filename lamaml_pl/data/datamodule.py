@@ -11,6 +11,7 @@ the task; validation covers the test sets of all tasks in one loader of ``(x, y,
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -25,7 +26,11 @@ EVAL_TASKS = ("all", "seen_and_next")
 
 
 class TaskSequentialDataModule(pl.LightningDataModule):
-    """Base class: subclasses say how to build a task's train set and the evaluation batches."""
+    """Base class: subclasses say how to build a task's train set and the evaluation batches,
+    and whether the evaluation sets depend on the run's seed (``seeded_evaluation``: a
+    population then scores each seed's members on their own sets)."""
+
+    seeded_evaluation: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -136,6 +141,11 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         else:
             dataset = self.train_dataset(self.task_of_epoch(epoch))
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, collate_fn=keep_batch, generator=generator)
+
+    def eval_split(self, dataloader_idx: int) -> tuple[int, torch.Tensor | None]:
+        """What evaluation loader ``dataloader_idx`` holds: the split (0: the test sets, 1: the
+        validation sets) and the population members it scores (None: every one)."""
+        return dataloader_idx, None
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """The test sets (the reported matrix); then the validation sets, where there are any."""

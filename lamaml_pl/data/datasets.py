@@ -17,7 +17,8 @@ class TaskTensorDataset(Dataset):
     """One task's training samples as tensors; yields ``(x, y, t)`` batches via ``__getitems__``.
 
     ``transform`` (optional) maps a stacked batch of stored inputs to model inputs, e.g. uint8
-    images to augmented, normalised floats; it runs once per batch, not per sample.
+    images to augmented, normalised floats; it runs once per batch, not per sample, and takes a
+    ``generator`` keyword for its random draws (a population member's; default: the global RNG).
     """
 
     def __init__(

@@ -44,6 +44,8 @@ class MnistDataModule(TaskSequentialDataModule):
         joint: train on all tasks at once (the IID oracle, ``algo=iid`` sets it).
     """
 
+    seeded_evaluation = False  # the test digits and the task transforms (data.task_seed) are every seed's
+
     def __init__(
         self,
         name: str,

@@ -9,7 +9,7 @@ same order — so the member sees the same data order and the same replay draws 
 
 The loop's draws (measured on Lightning 2.x, ``num_workers=0``; the population equivalence test
 fails if a Lightning update changes them): the evaluation before training and every evaluation
-after a task draw one seed (the loader iterator's base seed); the first training epoch two
+after a task draw one seed per loader (its iterator's base seed); the first training epoch two
 (iterator base seed, sampler seed), every later epoch three (one more iterator), the last being
 the sampler's seed for ``randperm``.
 
@@ -35,10 +35,11 @@ class MemberRNG:
         self.generator = torch.Generator()
         self.generator.set_state(state)
 
-    def epoch_order(self, epoch: int, n_samples: int, evaluated_before: bool) -> torch.Tensor:
-        """The sample order of training epoch ``epoch``; ``evaluated_before``: an evaluation ran
-        between the previous epoch (or the start of training) and this one."""
-        skipped = (1 if evaluated_before else 0) + (1 if epoch == 0 else 2)
+    def epoch_order(self, epoch: int, n_samples: int, evaluated_before: int) -> torch.Tensor:
+        """The sample order of training epoch ``epoch``; ``evaluated_before``: how many evaluation
+        loaders ran between the previous epoch (or the start of training) and this one (the test
+        sets, and the validation sets where the benchmark has them)."""
+        skipped = evaluated_before + (1 if epoch == 0 else 2)
         for _ in range(skipped):
             draw_seed(self.generator)
         sampler = torch.Generator().manual_seed(draw_seed(self.generator))
