@@ -61,11 +61,22 @@ def describe_device(trainer: pl.Trainer) -> str:
     return f"{device} ({os.cpu_count()} cores)"
 
 
-def check_accelerator(accelerator: str) -> None:
+def check_run_settings(cfg: DictConfig) -> None:
+    """What a run needs of the top-level config and the trainer, before anything is built."""
+    if not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed={cfg.seed!r} is not allowed: use an integer >= 0")
+    accelerator = cfg.trainer.accelerator
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={accelerator!r} but this machine has no CUDA device: "
             "use trainer=cpu or trainer.accelerator=auto"
+        )
+    devices = cfg.trainer.get("devices", 1)
+    if not (devices == 1 or (OmegaConf.is_list(devices) and len(devices) == 1)):
+        raise ConfigError(
+            f"trainer.devices={devices}: a run trains on one device (a task stream is sequential; data "
+            "parallelism would split its batches). Use trainer.devices=1; spread a sweep's jobs over the GPUs "
+            "(hydra/launcher=joblib: one GPU per job) or train a grid as one population"
         )
 
 
@@ -138,7 +149,7 @@ def train_population(cfg: DictConfig) -> list[dict]:
 
 
 def run(cfg: DictConfig) -> list[dict]:
-    check_accelerator(cfg.trainer.accelerator)
+    check_run_settings(cfg)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)

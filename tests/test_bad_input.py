@@ -60,3 +60,21 @@ def test_gpu_asked_for_without_one(tiny_mnist_root, tmp_path):
     )
     with pytest.raises(ConfigError, match="trainer.accelerator='gpu' but this machine has no CUDA device"):
         train(cfg)
+
+
+RUN_CASES = [
+    (["seed=-1"], "seed=-1 is not allowed: use an integer >= 0"),
+    (["trainer.accelerator=cpu", "trainer.devices=3"], "trainer.devices=3: a run trains on one device"),
+    (["trainer.accelerator=cpu", "trainer.devices=[0,1]"], "trainer.devices=[0, 1]: a run trains on one device"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", RUN_CASES, ids=[" ".join(o) for o, _ in RUN_CASES])
+def test_bad_run_settings_stop_before_anything_is_written(overrides, message, tiny_mnist_root, tmp_path):
+    from lamaml_pl.run import train
+
+    out = tmp_path / "run"
+    cfg = compose_config([f"data.root={tiny_mnist_root}", "data.download=false", f"paths.output_dir={out}", *overrides])
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        train(cfg)
+    assert not out.exists()
