@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from lamaml_pl.algos.draws import GlobalDraws
+from lamaml_pl.algos.draws import GLOBAL_DRAWS
 from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy
 from lamaml_pl.nets import MLP, stacked_mlp
@@ -66,7 +66,7 @@ class ContinualLearner(pl.LightningModule):
         self.task_epoch = 0
         self.classes_per_task = stream.classes_per_task
         self.n_members = 1
-        self.draws = GlobalDraws()
+        self.draws = GLOBAL_DRAWS
         self.weights: nn.ParameterList | None = None  # the members' stacked weights (a population)
         self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None)
         self.accuracy_logs = [AccuracyLog(stream.n_tasks)]  # per member: the reported matrix (test sets)
@@ -257,8 +257,8 @@ class ContinualLearner(pl.LightningModule):
         metric = self.task_accuracy if split == 0 else self.val_task_accuracy
         predictions = self.predict(x, t)
         if members is not None:  # this set is scored for some members only
-            predictions = predictions[members.to(predictions.device)]
             members = members.to(predictions.device)
+            predictions = predictions[members]
         metric.update(predictions, y, t, members)
 
     def on_validation_epoch_end(self) -> None:

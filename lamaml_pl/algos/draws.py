@@ -37,6 +37,9 @@ class GlobalDraws:
         return None  # the global states are checkpointed by TaskCheckpoint
 
 
+GLOBAL_DRAWS = GlobalDraws()  # stateless: one for every single run
+
+
 def take(batch: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``batch[index]`` along the sample axis: ``index`` ``(k,)``, or ``(members, k)`` with one
     row per member of a ``(members, B, ...)`` batch."""

@@ -7,10 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lamaml_pl.algos.draws import GlobalDraws, take
+from lamaml_pl.algos.draws import GLOBAL_DRAWS, take
 from lamaml_pl.errors import require_positive
-
-GLOBAL_DRAWS = GlobalDraws()
 
 
 def reservoir_slots(age: int, uniforms: torch.Tensor, capacity: int, exclusive: bool) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Members with the same seed share one source data module (the data depend only on the seed).
 Every training epoch each member draws its sample order from its :class:`MemberRNG`, as its
 single run's loader would from the global RNG, and its batches' augmentations (CIFAR,
-TinyImageNet) from the same generator as they are fetched; the test sets are shared by all
+TinyImageNet) from the same generator as they are fetched. The test sets are shared by all
+members where they do not depend on the seed (MNIST); else each seed's are scored for its own
 members.
 """
 
@@ -62,7 +63,7 @@ class PopulationDataModule(pl.LightningDataModule):
         self.n_tasks, self.epochs_per_task, self.joint = first.n_tasks, first.epochs_per_task, first.joint
         self.batch_size, self.max_epochs = first.batch_size, first.max_epochs
         self.task_of_epoch = first.task_of_epoch
-        self.eval_loaders = 1 if first.val_dataset(1) is None else 2  # test sets (+ validation sets)
+        self.eval_loaders = 2 if first.info.val_sizes else 1  # test sets (+ validation sets)
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch
