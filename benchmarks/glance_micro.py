@@ -77,14 +77,15 @@ def main() -> None:
     # the meta-batch: 10 replayed samples, then the incoming batch (as La-MAML's replay ∪ B)
     rx = torch.cat([torch.rand(10, 784, device=device), x])
     ry = torch.cat([torch.randint(0, 10, (10,), device=device), y])
+    rt = torch.zeros_like(ry)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}: ms per glance (median of {args.repeat} x {args.steps})")
 
     single = learner(0).to(device)
     report(
         "single learner,",
-        partial(single.hand_written_update, x, y, rx, ry),
-        partial(single.graphed_update, x, y, rx, ry),
+        partial(single.update, y, rx, ry, rt),
+        partial(single.graphed_update, y, rx, ry, rt),
         args,
         device,
     )
@@ -93,13 +94,13 @@ def main() -> None:
         population = members[0]
         population.join_members(members, MemberDraws([MemberRNG(torch.get_rng_state()) for _ in members]))
         population.to(device)
-        px, py = x.expand(n, -1, -1).contiguous(), y.expand(n, -1).contiguous()
-        prx, pry = rx.expand(n, -1, -1).contiguous(), ry.expand(n, -1).contiguous()
+        py = y.expand(n, -1).contiguous()
+        prx, pry, prt = rx.expand(n, -1, -1).contiguous(), ry.expand(n, -1).contiguous(), rt.expand(n, -1).contiguous()
         with torch.no_grad():
             report(
                 f"population of {n:4d},",
-                partial(population.hand_written_update, px, py, prx, pry),
-                partial(population.graphed_update, px, py, prx, pry),
+                partial(population.update, py, prx, pry, prt),
+                partial(population.graphed_update, py, prx, pry, prt),
                 args,
                 device,
             )

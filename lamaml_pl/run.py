@@ -6,7 +6,9 @@ its config checked as a single run's) and then joined into one learner with a me
 (:meth:`~lamaml_pl.algos.base.ContinualLearner.join_members`). A member keeps the global RNG's
 state at that point as its own generator, so its draws are its single run's. The end is the same
 for both: one results.json per member (a population's under ``members/<index>_<values>/``, plus a
-manifest), written when training ends, diverged or not.
+manifest), written when training ends, diverged or not. An algorithm without a batched population
+mode (or on the joint IID stream) trains a population of seeds one member after another, into the
+same folders and manifest.
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ from lamaml_pl.outputs import (
     write_outputs,
 )
 from lamaml_pl.population.datamodule import PopulationDataModule
-from lamaml_pl.population.grid import check_axes, member_config, member_folder, member_settings, population_axes
+from lamaml_pl.population.grid import (
+    batched,
+    check_axes,
+    member_config,
+    member_folder,
+    member_settings,
+    population_axes,
+)
 from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
 
 
@@ -150,6 +159,9 @@ def train_population(cfg: DictConfig) -> list[dict]:
 
 def run(cfg: DictConfig) -> list[dict]:
     check_run_settings(cfg)
+    axes = population_axes(cfg)
+    if axes and not batched(get_class(cfg.algo._target_), cfg):
+        return run_one_by_one(cfg, axes)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
@@ -203,9 +215,34 @@ def run(cfg: DictConfig) -> list[dict]:
     return results
 
 
+def run_one_by_one(cfg: DictConfig, axes: dict[str, list]) -> list[dict]:
+    """The seeds of an algorithm without a batched population mode, trained one after another:
+    each an ordinary single run in its member folder, then the population's manifest. With
+    ``resume=auto`` a member that completed is read back, not trained again."""
+    check_axes(axes, get_class(cfg.algo._target_), cfg.algo.name, one_by_one=True)
+    out_dir = Path(cfg.paths.output_dir)
+    settings, results, folders = member_settings(axes), [], []
+    start = time.perf_counter()
+    for k, values in enumerate(settings):
+        member = member_config(cfg, values)
+        folder = out_dir / MEMBERS_DIR / member_folder(k, values)
+        member.paths.output_dir = str(folder)
+        done = folder / "results.json"
+        if cfg.get("resume") == "auto" and done.is_file() and json.loads(done.read_text())["status"] == "completed":
+            results.append(json.loads(done.read_text()))
+        else:
+            try:
+                results.append(run(member)[0])
+            except DivergenceError:  # its results.json says so; the other seeds still train
+                results.append(json.loads(done.read_text()))
+        folders.append(folder)
+    write_manifest(out_dir, cfg.algo.name, settings, folders, results, time.perf_counter() - start)
+    return results
+
+
 def write_population(out_dir: Path, members: Members, results: list[dict], trainer: pl.Trainer) -> None:
     """Every member's ordinary run folder (``members/<index>_<values>/``) and the manifest."""
-    manifest = []
+    folders = []
     for k, (values, member, member_results) in enumerate(zip(members.settings, members.configs, results)):
         folder = out_dir / MEMBERS_DIR / member_folder(k, values)
         member_results["population"] = {
@@ -218,23 +255,41 @@ def write_population(out_dir: Path, members: Members, results: list[dict], train
         OmegaConf.save(member, folder / "config.yaml", resolve=True)
         log = members.learner.accuracy_logs[k]
         write_outputs(folder, member_results, log, plots=False)  # 0.2 s of matplotlib per member: see the report
-        manifest.append(
-            {
-                "folder": str(folder.relative_to(out_dir)),
-                "values": values,
-                "status": member_results["status"],
-                **{key: member_results[key] for key in ("ra", "bti", "la", "fwt")},
-            }
-        )
+        folders.append(folder)
+    peak_gpu = torch.cuda.max_memory_allocated() if trainer.strategy.root_device.type == "cuda" else None
+    write_manifest(
+        out_dir, members.learner.algo_name, members.settings, folders, results, results[0]["wall_time_s"], peak_gpu
+    )
+
+
+def write_manifest(
+    out_dir: Path,
+    algo: str,
+    settings: list[dict],
+    folders: list[Path],
+    results: list[dict],
+    wall_time: float,
+    peak_gpu: int | None = None,
+) -> None:
+    """The population's ``population.json``: every member's folder, values, status and metrics."""
+    manifest = [
+        {
+            "folder": str(folder.relative_to(out_dir)),
+            "values": values,
+            "status": member_results["status"],
+            **{key: member_results[key] for key in ("ra", "bti", "la", "fwt")},
+        }
+        for values, folder, member_results in zip(settings, folders, results)
+    ]
     summary = {
-        "algo": members.learner.algo_name,
-        "data": members.sources[0].name,
+        "algo": algo,
+        "data": results[0]["data"],
         "members": manifest,
-        "wall_time_s": results[0]["wall_time_s"],
+        "wall_time_s": wall_time,
         "device": results[0]["device"],
-        "peak_rss_mb": results[0]["peak_rss_mb"],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
     }
-    if trainer.strategy.root_device.type == "cuda":
-        summary["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    if peak_gpu is not None:
+        summary["peak_gpu_mb"] = round(peak_gpu / 2**20, 1)
     write_atomically(out_dir / POPULATION_MANIFEST, json.dumps(summary, indent=2) + "\n")
     print(format_population(summary, out_dir), flush=True)

@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 from lamaml_pl.data.class_split import class_order, validation_mask
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.run import train
-from tests.conftest import TASK_IL_ALGOS, algo_config, compose_config, write_tiny_imagenet
+from tests.conftest import TASK_IL_ALGOS, algo_config, compose_config
+from tests.helpers.data_files import write_tiny_imagenet
 
 
 def cifar_overrides(root, *extra):

@@ -9,6 +9,9 @@ import sys
 import pytest
 
 from lamaml_pl.report.__main__ import main as report_main
+from lamaml_pl.report.aggregate import Group
+from lamaml_pl.report.collect import Run
+from lamaml_pl.report.write import markdown, table_rows
 from tests.conftest import ROOT, tiny_run_overrides
 
 
@@ -135,3 +138,78 @@ def test_one_gpu_per_sweep_job(accelerator, n_gpus, job, expected):
     from lamaml_pl.resolvers import devices_for_job
 
     assert devices_for_job(accelerator, n_gpus, job) == expected
+
+
+def test_table2_values_are_matched_by_pass_and_missing_cells_stay_empty(tmp_path):
+    """CIFAR-100 multi- and single-pass runs get their own published RA (Table 2 has no std and
+    no BTI retrieved: '—'); MER has no multi-pass cell; MNIST keeps Table 1's."""
+
+    def group(algo, data, epochs, ras):
+        runs = [
+            Run(
+                tmp_path / f"{algo}{k}",
+                {"algo": algo, "data": data, "ra": ra, "bti": -5.0, "la": 80.0, "wall_time_s": 1.0},
+                {"data.epochs_per_task": epochs},
+            )
+            for k, ra in enumerate(ras)
+        ]
+        return Group(algo, data, {}, runs)
+
+    groups = [
+        group("lamaml", "cifar100", 10, [69.0, 71.0]),
+        group("lamaml", "cifar100", 1, [60.0, 62.0]),
+        group("mer", "cifar100", 10, [50.0, 52.0]),
+        group("lamaml", "mnist_rot", 1, [77.0, 78.0]),
+    ]
+    rows = table_rows(groups)
+    assert [r["paper_ra"] for r in rows] == [70.08, 61.18, None, 77.42]
+    assert rows[0]["delta_ra"] == pytest.approx(70.0 - 70.08) and rows[2]["delta_ra"] is None
+    assert rows[0]["paper_bti"] is None and rows[0]["delta_bti"] is None
+    assert rows[3]["delta_bti"] == pytest.approx(-5.0 - -8.64)
+    lines = markdown(groups).splitlines()
+    assert "| 70.08 | -0.08 | -5.00 ± 0.00 | — | — |" in lines[4]
+
+
+@pytest.mark.parametrize("passes", ["single", "multi"])
+def test_table2_sweep_lists_every_method_of_its_block_with_the_papers_settings(passes):
+    """sweep=paper_table2 launches the block's methods (MER single-pass only), five seeds each,
+    and every one of them has the paper's preset for CIFAR-100 and TinyImageNet in that pass."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", ["sweep=paper_table2", "data=cifar100", f"pass={passes}"], return_hydra_config=True)
+    methods = cfg.hydra.sweeper.params.algo.split(",")
+    table2 = ["iid", "er", "icarl", "gem", "agem", "meta_bgd", "cmaml", "la_er", "sync", "lamaml"]
+    assert sorted(methods) == sorted(table2 + (["mer"] if passes == "single" else []))
+    assert list(cfg.population.seed) == [0, 1, 2, 3, 4]
+    for method in methods:
+        for data in ("cifar100", "tinyimagenet"):
+            assert (ROOT / "conf" / "preset" / method / data / f"{passes}.yaml").is_file(), (method, data)
+
+
+def test_table2_block_in_one_command_and_its_report(tiny_cifar_root, tmp_path):
+    """The sweep (two of its methods here: a batched and a one-by-one population of two seeds) on
+    tiny CIFAR-100 files, then the report: every seed a run, the published RA beside the mean."""
+    sweep = tmp_path / "sweep"
+    done = multirun(
+        [
+            "sweep=paper_table2",
+            "data=cifar100",
+            "pass=single",
+            "hydra.sweeper.params.algo='er,agem'",
+            "population.seed=[0,1]",
+            f"data.root={tiny_cifar_root}",
+            "data.download=false",
+            "data.n_tasks=2",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+        ],
+        sweep,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert report_main([str(sweep), "--out", str(tmp_path / "report")]) == 0
+    with open(tmp_path / "report" / "report.csv") as handle:
+        rows = {row["method"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"agem", "er"} and all(int(row["n"]) == 2 for row in rows.values())
+    assert float(rows["er"]["paper_ra"]) == 47.88 and float(rows["agem"]["paper_ra"]) == 46.93

@@ -14,7 +14,8 @@ from lamaml_pl.data.task_transforms import (
     rotation_angles,
     rotation_pixel_map,
 )
-from tests.conftest import make_mnist_stream, requires_cuda, synthetic_digits
+from tests.conftest import make_mnist_stream, requires_cuda
+from tests.helpers.data_files import synthetic_digits
 
 
 def make_dm(root, transform="rotation", **kw):

@@ -93,12 +93,8 @@ class ContinualLearner(pl.LightningModule):
 
     # ---- a population: the member axis ---------------------------------------------------
     def check_population(self) -> None:
-        """Raise ConfigError unless this learner's settings run as a population (a
-        task-sequential stream; subclasses add their own conditions)."""
-        if self.stream.joint:
-            raise ConfigError(
-                f"algo={self.algo_name}: a population trains task-sequential streams, not the joint (IID) one"
-            )
+        """Raise ConfigError unless this learner's settings run as a batched population
+        (subclasses add their conditions; the joint IID stream never gets here)."""
 
     def join_members(self, learners: list[ContinualLearner], draws) -> None:
         """Make this learner (``learners[0]``) the population of ``learners``, each built from its
@@ -168,13 +164,20 @@ class ContinualLearner(pl.LightningModule):
         outside task ``t``'s classes are masked."""
         if self.weights is None:
             return self.mask_logits(self.net(x), t)
+        return self.mask_logits(self.logits_at(dict(zip(self.weight_names, self.weights)), x), t)
+
+    def logits_at(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The net's outputs at ``weights`` (fast weights, say): a single run's through
+        ``functional_call``; a population's (every weight with a member axis) ``(members, B,
+        classes)``, each member on its own ``(members, B, ...)`` batch or all on one ``(B, ...)``
+        batch (a test set). Autograd differentiates it, to any order."""
+        if self.weights is None:
+            return functional_call(self.net, weights, (x,))
         if isinstance(self.net, MLP):  # batched products (and the MNIST test sets' gathered pixels)
-            return self.mask_logits(stacked_mlp.logits(list(self.weights), x), t)
-        shared = x.dim() == len(self.stream.input_shape) + 1  # one batch for every member: a test set
-        per_member = vmap(
-            lambda weights, xs: functional_call(self.net, weights, (xs,)), in_dims=(0, None if shared else 0)
-        )
-        return self.mask_logits(per_member(dict(zip(self.weight_names, self.weights)), x), t)
+            return stacked_mlp.logits(list(weights.values()), x)
+        shared = x.dim() == len(self.stream.input_shape) + 1
+        per_member = vmap(lambda w, xs: functional_call(self.net, w, (xs,)), in_dims=(0, None if shared else 0))
+        return per_member(weights, x)
 
     def mask_logits(self, logits: torch.Tensor, t: torch.Tensor | int | None) -> torch.Tensor:
         """Every logit outside each sample's task set to -1e11, as the original."""

@@ -1,12 +1,14 @@
 """Replay a fixed-shape step as one CUDA graph instead of launching its kernels one by one.
 
-La-MAML's MNIST glance is a few hundred tiny kernels; on a GPU launching them costs far more
-than running them. :class:`GraphedStep` captures ``fn(*inputs)`` once per input signature
-(shapes and dtypes — a run sees two or three: the first batches replay fewer samples) and then
-only copies the inputs into the captured buffers and replays the graph.
+La-MAML's MNIST glance is a few hundred tiny kernels, its conv nets' second-order glance over a
+thousand; on a GPU launching them costs far more than running them. :class:`GraphedStep`
+captures ``fn(*inputs)`` once per input signature (shapes and dtypes — a run sees two or three:
+the first batches replay fewer samples) and then only copies the inputs into the captured
+buffers and replays the graph.
 
-``fn`` must not synchronise with the host (no ``.item()``, no data-dependent shapes) and may
-update tensors in place (the weights): the warm-up run that capture needs would apply an update
+``fn`` must not synchronise with the host (no ``.item()``, no data-dependent shapes, no tensor
+made from a Python number on the GPU) and may differentiate with autograd and update tensors in
+place (the weights): the warm-up run that capture needs would apply an update
 twice, so the tensors listed by ``state`` are restored after it. The outputs are the graph's own
 buffers, overwritten by the next replay: use them before calling again.
 """
@@ -22,29 +24,32 @@ class GraphedStep:
     def __init__(self, fn: Callable, state: Callable[[], list[torch.Tensor]]):
         self.fn, self.state = fn, state
         self.graphs: dict[tuple, tuple] = {}  # signature -> (graph, static inputs, static outputs)
+        self.stream: torch.cuda.Stream | None = None  # warm-ups and captures, one stream: autograd's nodes stay on it
 
-    @torch.no_grad()  # the steps it replays compute their gradients by hand
     def __call__(self, *inputs: torch.Tensor):
         signature = tuple((t.shape, t.dtype) for t in inputs)
         if signature not in self.graphs:
             self.graphs[signature] = self.capture(inputs)
         graph, static_inputs, outputs = self.graphs[signature]
-        for static, value in zip(static_inputs, inputs):
-            static.copy_(value)
+        with torch.no_grad():
+            for static, value in zip(static_inputs, inputs):
+                static.copy_(value)
         graph.replay()
         return outputs
 
     def capture(self, inputs: tuple[torch.Tensor, ...]) -> tuple:
-        static_inputs = [t.clone() for t in inputs]
-        saved = [t.clone() for t in self.state()]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up: cuBLAS workspaces, lazily loaded kernels
+        with torch.no_grad():
+            static_inputs = [t.clone() for t in inputs]
+            saved = [t.clone() for t in self.state()]
+        self.stream = self.stream or torch.cuda.Stream()
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):  # warm-up: cuBLAS workspaces, lazily loaded kernels
             self.fn(*static_inputs)
-        torch.cuda.current_stream().wait_stream(side)
-        for tensor, value in zip(self.state(), saved):
-            tensor.copy_(value)
+        torch.cuda.current_stream().wait_stream(self.stream)
+        with torch.no_grad():
+            for tensor, value in zip(self.state(), saved):
+                tensor.copy_(value)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=self.stream):
             outputs = self.fn(*static_inputs)
         return graph, static_inputs, outputs

@@ -22,13 +22,15 @@ task's classes, the meta-loss with each replayed sample's own task. The original
 Two implementations of the glance: the autograd reference here (any net, second order, masks,
 clamps), and, first order on an MLP (the MNIST runs), ``fast_mlp``: gradients written by hand,
 without forming the first layer's fast weights, so the meta pass of all inner steps is a few
-large matrix products (:mod:`lamaml_pl.algos.fast_mlp`; the same glance for a population's
-members). Float32 rounds the two differently and La-MAML's trajectory amplifies that: a seed's
-RA moves by about a point. On a GPU the hand-written glance and the meta step are captured once
-per shape and replayed as a CUDA graph (``cuda_graph``; same numbers, tested).
+large matrix products (:mod:`lamaml_pl.algos.fast_mlp`). Float32 rounds the two differently and
+La-MAML's trajectory amplifies that: a seed's RA moves by about a point. On a GPU either glance
+and its meta step are captured once per input shape and replayed as one CUDA graph
+(``cuda_graph``; same numbers, tested): the conv nets' second-order glance is over a thousand
+small kernels, which cost far more to launch one by one than to run.
 
-A population (the hand-written glance only) steps its members through the same ``observe``:
-α, opt_lr, opt_wt and grad_clip_norm may differ between members.
+A population steps its members through the same ``observe`` and the same glance, every tensor
+with a leading member axis (the conv nets' members through ``vmap``): α, opt_lr, opt_wt and
+grad_clip_norm may differ between members.
 """
 
 from __future__ import annotations
@@ -38,13 +40,12 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.cuda_graph import GraphedStep
 from lamaml_pl.algos.draws import take
 from lamaml_pl.algos.fast_mlp import FactoredGlance
-from lamaml_pl.algos.gradients import clip_norm_, sgd_
+from lamaml_pl.algos.gradients import clip_norm_, per_member, sgd_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
 from lamaml_pl.nets import MLP, stacked_mlp
@@ -125,7 +126,7 @@ class LaMAML(ContinualLearner):
         )
         self.factored = FactoredGlance()  # keeps its inner loop's buffers from glance to glance
         self.cuda_graph = cuda_graph
-        self.graphed_update = GraphedStep(self.hand_written_update, state=lambda: [*self.member_weights(), *self.alpha])
+        self.graphed_update = GraphedStep(self.update, state=lambda: [*self.member_weights(), *self.alpha])
         self.weight_names = [name for name, _ in net.named_parameters()]
         self.alpha = nn.ParameterList([nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()])
         self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
@@ -133,11 +134,6 @@ class LaMAML(ContinualLearner):
 
     def check_population(self) -> None:
         super().check_population()
-        if not self.fast_mlp:
-            raise ConfigError(
-                f"algo={self.algo_name}: a population runs the hand-written first-order glance; algo.second_order, "
-                "algo.inner_clamp, algo.inner_chunks and algo.fast_mlp=false are single-run settings"
-            )
         if self.memory_snapshot != "alias":
             raise ConfigError(f"algo.memory_snapshot={self.memory_snapshot!r}: a population supports alias only")
 
@@ -171,37 +167,42 @@ class LaMAML(ContinualLearner):
             order = self.draws.order(y.shape[-1], y.device)
             x, y = take(x, order), take(y, order)
             replay_x, replay_y, replay_t = self.replay_batch(x, y, t)
-            if self.fast_mlp and self.cuda_graph and x.is_cuda:
-                meta_loss = self.graphed_update(x, y, replay_x, replay_y)
-            elif self.fast_mlp:  # only the last glance's loss is reported: the others skip it
-                meta_loss = self.hand_written_update(x, y, replay_x, replay_y, with_loss=glance == self.glances - 1)
-            else:
-                meta_loss = self.autograd_glance(x, y, t, replay_x, replay_y, replay_t)
-                self.meta_step([w.grad for w in self.net.parameters()], [a.grad for a in self.alpha])
+            if self.cuda_graph and x.is_cuda:
+                meta_loss = self.graphed_update(y, replay_x, replay_y, replay_t)
+            else:  # only the last glance's loss is reported: the hand-written one skips the others'
+                meta_loss = self.update(y, replay_x, replay_y, replay_t, with_loss=glance == self.glances - 1)
             if glance == 0 and self.task_epoch == 0:
                 self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
         return meta_loss.detach()
 
-    def autograd_glance(self, x, y, t, replay_x, replay_y, replay_t) -> torch.Tensor:
-        """The inner loop on fast weights through ``functional_call``; backpropagates the mean
-        meta-loss into θ.grad and α.grad."""
-        self.zero_grad(set_to_none=True)
-        fast = dict(zip(self.weight_names, self.net.parameters()))
-        rates = [F.relu(a) if self.inner_alpha_relu else a for a in self.alpha]
-        meta_losses = []
-        size = 1 if self.inner_chunks is None else -(-len(y) // self.inner_chunks)
-        for chunk_x, chunk_y in zip(x.split(size), y.split(size)):
-            fast = self.inner_step(fast, rates, chunk_x, chunk_y, t)
-            meta_losses.append(self.loss_at(fast, replay_x, replay_y, replay_t))
-        meta_loss = torch.stack(meta_losses).mean()
-        self.manual_backward(meta_loss)
+    def update(self, y, replay_x, replay_y, replay_t, with_loss: bool = True) -> torch.Tensor | None:
+        """One glance at the incoming batch and its meta step: the hand-written glance or the
+        autograd one. The meta-batch ends with the incoming batch (:meth:`replay_batch`), whose
+        labels are ``y``. No host sync, static shapes: on a GPU it runs as one CUDA graph."""
+        if self.fast_mlp:
+            weights, alpha = self.member_weights(), list(self.alpha)
+            return hand_written_update_(self, weights, alpha, replay_x, replay_y, y.shape[-1], with_loss)
+        meta_loss, grads = self.autograd_glance(y.shape[-1], replay_x, replay_y, replay_t)
+        self.meta_step(grads[: len(self.alpha)], grads[len(self.alpha) :])
         return meta_loss
 
-    def hand_written_update(self, x, y, replay_x, replay_y, with_loss: bool = True) -> torch.Tensor | None:
-        """:func:`hand_written_update_` on this learner (the meta-batch ends with (x, y):
-        :meth:`replay_batch`). No autograd and no host sync: on a GPU it runs as one CUDA graph."""
-        weights, alpha = self.member_weights(), list(self.alpha)
-        return hand_written_update_(self, weights, alpha, replay_x, replay_y, y.shape[-1], with_loss)
+    def autograd_glance(self, n: int, replay_x, replay_y, replay_t) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The inner loop on fast weights over the meta-batch's last ``n`` samples (the incoming
+        batch), one meta-loss after each inner step; returns the mean meta-loss (per member) and
+        its gradients, θ's then α's."""
+        weights, alpha, axis = self.member_weights(), list(self.alpha), self.sample_axis
+        with torch.enable_grad():
+            fast = dict(zip(self.weight_names, weights))
+            rates = [F.relu(a) if self.inner_alpha_relu else a for a in alpha]
+            incoming = [batch.narrow(axis, batch.shape[axis] - n, n) for batch in (replay_x, replay_y, replay_t)]
+            size = 1 if self.inner_chunks is None else -(-n // self.inner_chunks)
+            meta_losses = []
+            for chunk_x, chunk_y, chunk_t in zip(*(batch.split(size, axis) for batch in incoming)):
+                fast = self.inner_step(fast, rates, chunk_x, chunk_y, chunk_t)
+                meta_losses.append(self.loss_at(fast, replay_x, replay_y, replay_t))
+            meta_loss = torch.stack(meta_losses).mean(0)
+            grads = torch.autograd.grad(summed(meta_loss), [*weights, *alpha])
+        return meta_loss.detach(), list(grads)
 
     def replay_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, ...]:
         """[replayed samples] + [the incoming batch] with their task ids, drawn once per glance
@@ -217,18 +218,24 @@ class LaMAML(ContinualLearner):
             torch.cat([mem_t, torch.full_like(y, t)], dim=axis),
         )
 
-    def loss_at(
-        self, fast: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int
-    ) -> torch.Tensor:
-        return self.loss(functional_call(self.net, fast, (x,)), y, t)
+    def loss_at(self, fast: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.logits_at(fast, x), y, t)
 
     def inner_step(
-        self, fast: dict[str, torch.Tensor], rates: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, t: int
+        self,
+        fast: dict[str, torch.Tensor],
+        rates: list[torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        t: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """fast <- fast - rate * grad, with ``rates`` = relu(α) (or α, Q3) computed once per glance."""
-        grads = torch.autograd.grad(self.loss_at(fast, x, y, t), list(fast.values()), create_graph=self.second_order)
-        if self.inner_clamp:
-            grads = [g.clamp(-self.grad_clip_norm, self.grad_clip_norm) for g in grads]
+        loss = summed(self.loss_at(fast, x, y, t))
+        grads = torch.autograd.grad(loss, list(fast.values()), create_graph=self.second_order)
+        if self.inner_clamp:  # a population: each member's own bound
+            limit = self.grad_clip_norm
+            bounds = [limit if self.weights is None else per_member(limit, g) for g in grads]
+            grads = [g.clamp(-b, b) for g, b in zip(grads, bounds)]
         return {name: torch.addcmul(w, g, lr, value=-1) for (name, w), g, lr in zip(fast.items(), grads, rates)}
 
     def meta_step(
@@ -240,7 +247,13 @@ class LaMAML(ContinualLearner):
     ) -> None:
         """:func:`meta_step_` with this learner's settings; ``weights``/``alpha``: the parameter
         lists, if the caller has them."""
-        meta_step_(self, weights or list(self.net.parameters()), alpha or list(self.alpha), grad_theta, grad_rate)
+        meta_step_(self, weights or self.member_weights(), alpha or list(self.alpha), grad_theta, grad_rate)
+
+
+def summed(loss: torch.Tensor) -> torch.Tensor:
+    """What to differentiate: a single run's loss, or the sum of a population's members' losses
+    (each member's gradient is its own loss's: members share no weights)."""
+    return loss if loss.dim() == 0 else loss.sum()
 
 
 @torch.no_grad()

@@ -79,8 +79,9 @@ class MetaBGD(LaMAML):
                 order = shuffled_order(len(y), y.device)
                 x, y = x[order], y[order]
                 replay = self.replay_batch(x, y, t)
-                bgd.zero_grad()
-                meta_loss = self.autograd_glance(x, y, t, *replay)  # raw α, clamped, second order
+                meta_loss, grads = self.autograd_glance(len(y), *replay)  # raw α, clamped, second order
+                for weight, grad in zip([*self.net.parameters(), *self.alpha], grads):
+                    weight.grad = grad
                 if glance == 0 and sample == 0:
                     self.memory.add(x, y, t)
                 nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)

@@ -32,17 +32,21 @@ def population_axes(cfg: DictConfig) -> dict[str, list]:
     return axes
 
 
-def check_axes(axes: dict[str, list], algo_class: type, algo_name: str) -> None:
-    """Every axis is the seed or one of the class's declared ``population_axes``."""
-    if not algo_class.population_axes:
-        raise ConfigError(
-            f"algo={algo_name} has no population mode: its class {algo_class.__name__} declares no population_axes"
-        )
-    allowed = (SEED_AXIS, *algo_class.population_axes)
+def batched(algo_class: type, cfg: DictConfig) -> bool:
+    """Whether a population of ``cfg`` trains as one learner with a member axis: the class
+    declares a population mode and the stream is task-sequential (the joint IID stream has none)."""
+    return bool(algo_class.population_axes) and not cfg.data.get("joint", False)
+
+
+def check_axes(axes: dict[str, list], algo_class: type, algo_name: str, one_by_one: bool = False) -> None:
+    """Every axis is the seed or one of the class's declared ``population_axes``; a population
+    trained one member after another (no batched mode) varies the seed only."""
+    allowed = (SEED_AXIS,) if one_by_one else (SEED_AXIS, *algo_class.population_axes)
     for key in axes:
         if key not in allowed:
+            why = " (it has no batched population mode: only seeds, trained one after another)" if one_by_one else ""
             raise ConfigError(
-                f"population.{key} cannot vary in a population of algo={algo_name}: use {', '.join(allowed)}"
+                f"population.{key} cannot vary in a population of algo={algo_name}{why}: use {', '.join(allowed)}"
             )
 
 

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from lamaml_pl.report.collect import Run
-from lamaml_pl.report.paper import TABLE1
+from lamaml_pl.report.paper import published
 
 METRICS = ("ra", "bti", "la", "wall_time_s")
 
@@ -35,8 +35,9 @@ class Group:
         return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
     @property
-    def paper(self) -> tuple[float, float, float, float] | None:
-        return TABLE1.get((self.algo, self.data))
+    def paper(self) -> tuple[float | None, ...] | None:
+        """The published (RA, RA std, BTI, BTI std) of this method and benchmark (and pass)."""
+        return published(self.algo, self.data, self.runs[0].settings.get("data.epochs_per_task"))
 
 
 def group_runs(runs: list[Run]) -> list[Group]:

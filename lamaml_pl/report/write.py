@@ -53,11 +53,11 @@ def table_rows(groups: list[Group]) -> list[dict]:
                 "ra_mean": ra,
                 "ra_std": ra_sd,
                 "paper_ra": paper[0] if paper else None,
-                "delta_ra": ra - paper[0] if paper and ra is not None else None,
+                "delta_ra": _delta(ra, paper[0] if paper else None),
                 "bti_mean": bti,
                 "bti_std": bti_sd,
                 "paper_bti": paper[2] if paper else None,
-                "delta_bti": bti - paper[2] if paper and bti is not None else None,
+                "delta_bti": _delta(bti, paper[2] if paper else None),
                 "la_mean": la,
                 "la_std": la_sd,
                 "wall_s_mean": wall,
@@ -65,6 +65,10 @@ def table_rows(groups: list[Group]) -> list[dict]:
             }
         )
     return rows
+
+
+def _delta(ours: float | None, theirs: float | None) -> float | None:
+    return None if ours is None or theirs is None else ours - theirs
 
 
 def _pm(mean, std) -> str:
