@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from lamaml_pl.run import build_members  # noqa: E402
 from tests.helpers.data_files import write_tiny_cifar100, write_tiny_imagenet  # noqa: E402
+from tests.helpers.learners import detach_from_trainer  # noqa: E402
 
 WRITERS = {  # every class of the benchmark, few images each
     "cifar100": write_tiny_cifar100,
@@ -50,11 +51,7 @@ def learner_for(algo: str, data: str, passes: str, root: Path, members: int, gra
     elif graph:
         return None
     learner = build_members(cfg).learner.to(device)
-    optimizers = learner.configure_optimizers()  # what Lightning would hand to a manual-optimisation step
-    if isinstance(optimizers, torch.optim.Optimizer):
-        optimizers.optimizer = optimizers  # as Lightning's wrapper exposes it
-    learner.optimizers = lambda: optimizers
-    learner.manual_backward = lambda loss: loss.backward()
+    detach_from_trainer(learner)
     learner.current_task, learner.task_epoch = 0, 0
     learner.on_task_start(0)
     return learner
@@ -93,8 +90,8 @@ def time_observe(learner, steps: int, repeat: int, device) -> float:
 
 
 def gpu_busy_ms(learner, steps: int, device) -> float:
-    """The GPU's own time per ``observe`` (its kernels, from CUDA events around a queue that the
-    host keeps full): what the arithmetic costs, apart from launching it."""
+    """The GPU's own time per ``observe``: the summed device time of its kernels (torch's
+    profiler), what the arithmetic costs apart from launching it."""
     data = batches(learner, steps, device)
     torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:

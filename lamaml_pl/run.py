@@ -33,6 +33,7 @@ from lamaml_pl.loggers import build_loggers, publish_results
 from lamaml_pl.outputs import (
     MEMBERS_DIR,
     POPULATION_MANIFEST,
+    RESULTS_FILE,
     collect_results,
     format_population,
     format_summary,
@@ -227,14 +228,15 @@ def run_one_by_one(cfg: DictConfig, axes: dict[str, list]) -> list[dict]:
         member = member_config(cfg, values)
         folder = out_dir / MEMBERS_DIR / member_folder(k, values)
         member.paths.output_dir = str(folder)
-        done = folder / "results.json"
-        if cfg.get("resume") == "auto" and done.is_file() and json.loads(done.read_text())["status"] == "completed":
-            results.append(json.loads(done.read_text()))
+        written = folder / RESULTS_FILE
+        earlier = json.loads(written.read_text()) if cfg.get("resume") == "auto" and written.is_file() else None
+        if earlier is not None and earlier["status"] == "completed":
+            results.append(earlier)
         else:
             try:
                 results.append(run(member)[0])
             except DivergenceError:  # its results.json says so; the other seeds still train
-                results.append(json.loads(done.read_text()))
+                results.append(json.loads(written.read_text()))
         folders.append(folder)
     write_manifest(out_dir, cfg.algo.name, settings, folders, results, time.perf_counter() - start)
     return results

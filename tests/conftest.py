@@ -112,10 +112,3 @@ def make_learner(algo: str, net, stream, **overrides):
     not applied), with ``overrides`` replacing some of them."""
     values = OmegaConf.to_container(algo_config(algo))
     return get_class(values.pop("_target_"))(net=net, stream=stream, **{**values, **overrides})
-
-
-def detach_from_trainer(algo) -> None:
-    """Let ``observe`` run without a Trainer: plain optimizers and plain backward."""
-    optimizers = algo.configure_optimizers()
-    algo.optimizers = lambda: optimizers
-    algo.manual_backward = lambda loss: loss.backward()

@@ -8,7 +8,8 @@ from torch import nn
 from lamaml_pl.algos.gradients import project_agem, project_gem
 from lamaml_pl.errors import ConfigError
 from lamaml_pl.stream import StreamInfo
-from tests.conftest import detach_from_trainer, make_learner
+from tests.conftest import make_learner
+from tests.helpers.learners import detach_from_trainer
 from tests.reference import ce_grad
 
 W0 = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from tests.conftest import detach_from_trainer, make_learner
+from tests.conftest import make_learner
+from tests.helpers.learners import detach_from_trainer
 from tests.reference import ce_grad
 from tests.test_baselines import B0, STREAM, W0, X, Y, linear_net, t, weights
 
