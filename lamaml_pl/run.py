@@ -14,6 +14,7 @@ same folders and manifest.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from lamaml_pl.population.grid import (
     population_axes,
 )
 from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
+from lamaml_pl.stream import StreamInfo
 
 
 def build_callbacks(cfg: DictConfig, population: bool) -> list[pl.Callback]:
@@ -121,13 +123,38 @@ class Members:
         return bool(self.settings[0])
 
 
+def build_learner(cfg: DictConfig, stream: StreamInfo) -> ContinualLearner:
+    """The configured algorithm on the configured net, whose sizes left null in ``model`` are the
+    data's (and those given must fit it: a net with spare outputs is allowed)."""
+    return instantiate(cfg.algo, net=instantiate(cfg.model, **net_sizes(cfg.model, stream)), stream=stream)
+
+
+def net_sizes(model: DictConfig, stream: StreamInfo) -> dict:
+    shape = tuple(stream.input_shape)
+    from_data = {"n_outputs": stream.n_classes, "n_inputs": math.prod(shape)}
+    if len(shape) == 3:
+        from_data.update(in_channels=shape[0], image_size=shape[-1])
+    sizes = {}
+    for key, value in from_data.items():
+        if key not in model:
+            continue
+        if model[key] is None:
+            sizes[key] = value
+        elif model[key] < value if key == "n_outputs" else model[key] != value:  # spare outputs are harmless
+            raise ConfigError(
+                f"model.{key}={model[key]} does not fit the data, which need {value} "
+                f"(inputs {'x'.join(map(str, shape))}, {stream.n_classes} classes): set it null to take the data's"
+            )
+    return sizes
+
+
 def build_members(cfg: DictConfig) -> Members:
     """One learner for ``cfg``, or the population of its ``population.*`` axes."""
     axes = population_axes(cfg)
     if not axes:
         pl.seed_everything(cfg.seed, workers=True)
         data = instantiate(cfg.data)
-        learner = instantiate(cfg.algo, net=instantiate(cfg.model), stream=data.info)
+        learner = build_learner(cfg, data.info)
         return Members([{}], [cfg], [data], learner, data)
     check_axes(axes, get_class(cfg.algo._target_), cfg.algo.name)
     settings = member_settings(axes)
@@ -138,7 +165,7 @@ def build_members(cfg: DictConfig) -> Members:
         pl.seed_everything(member.seed, workers=True, verbose=False)
         data = by_seed.get(member.seed) or instantiate(member.data)
         by_seed[member.seed] = data
-        learners.append(instantiate(member.algo, net=instantiate(member.model), stream=data.info))
+        learners.append(build_learner(member, data.info))
         learners[-1].check_population()
         configs.append(member)
         sources.append(data)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass, field
 
-SCENARIOS = ("domain_il", "task_il")
+# domain_il: every task shares all outputs (MNIST rotations/permutations); task_il: each task owns
+# its classes and the task id is known at test time (masked heads); class_il: each task brings new
+# classes, scored on one head over every class seen so far, no task id at test time.
+SCENARIOS = ("domain_il", "task_il", "class_il")
 
 
 @dataclass(frozen=True)
@@ -20,14 +23,8 @@ class StreamInfo:
     joint: bool = False  # all tasks' data in every epoch (IID oracle)
     # per-task denominators of test accuracy (the test-set sizes; docs/quirks.md, Q12)
     test_sizes: list[int] = field(default_factory=list)
-    # task-incremental streams: task k owns classes [k*c, (k+1)*c) and logits outside are masked
+    # class-split streams: task k owns classes [k*c, (k+1)*c)
     classes_per_task: int | None = None
+    scenario: str = "domain_il"  # one of SCENARIOS
     # sizes of the held-out validation sets, when the stream has them (evaluated beside the test sets)
     val_sizes: list[int] = field(default_factory=list)
-
-
-def scenario_of(stream: StreamInfo) -> str:
-    """``task_il``: each task owns its classes and is scored on its own head (the class-split
-    benchmarks); ``domain_il``: every task shares all outputs (MNIST rotations/permutations).
-    A function, not a property: Hydra hands ``stream`` to an algorithm as a config node."""
-    return "domain_il" if stream.classes_per_task is None else "task_il"

@@ -25,7 +25,7 @@ from lamaml_pl.algos.draws import GLOBAL_DRAWS
 from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy
 from lamaml_pl.nets import MLP, stacked_mlp
-from lamaml_pl.stream import SCENARIOS, StreamInfo, scenario_of
+from lamaml_pl.stream import SCENARIOS, StreamInfo
 
 MASK_VALUE = -1e11  # logits of other tasks at evaluation (the original writes -10e10)
 
@@ -40,7 +40,7 @@ class ContinualLearner(pl.LightningModule):
     Validation fills one row of the accuracy log per pass over all tasks' test sets.
 
     What an algorithm supports is declared on its class (checked here, and read by the tests):
-    ``scenarios`` (:func:`~lamaml_pl.stream.scenario_of`), ``joint_stream`` (all tasks' data at once, the IID
+    ``scenarios`` (:data:`~lamaml_pl.stream.SCENARIOS`), ``joint_stream`` (all tasks' data at once, the IID
     oracle) and ``population_axes`` (the hyperparameters a population may vary besides the seed;
     empty: no population mode; :meth:`check_population` says which settings a population runs).
     """
@@ -51,10 +51,11 @@ class ContinualLearner(pl.LightningModule):
 
     def __init__(self, name: str, net: nn.Module, stream: StreamInfo):
         super().__init__()
-        if scenario_of(stream) not in self.scenarios:
+        if stream.scenario not in self.scenarios:
             raise ConfigError(
-                f"algo={name} does not run {scenario_of(stream)} streams: it supports {', '.join(self.scenarios)} "
-                "(task_il: data=cifar100, data=tinyimagenet; domain_il: data=mnist_rot, mnist_perm, mnist_many)"
+                f"algo={name} does not run {stream.scenario} streams: it supports {', '.join(self.scenarios)} "
+                "(the MNIST rotations/permutations are domain_il; data.scenario=task_il|class_il on a "
+                "class-split stream)"
             )
         if stream.joint and not self.joint_stream:
             raise ConfigError(f"data.joint=true: algo={name} learns task by task; the joint (IID) stream is algo=iid's")
@@ -65,6 +66,7 @@ class ContinualLearner(pl.LightningModule):
         self.current_task = -1
         self.task_epoch = 0
         self.classes_per_task = stream.classes_per_task
+        self.class_incremental = stream.scenario == "class_il"
         self.n_members = 1
         self.draws = GLOBAL_DRAWS
         self.weights: nn.ParameterList | None = None  # the members' stacked weights (a population)
@@ -179,8 +181,18 @@ class ContinualLearner(pl.LightningModule):
         per_member = vmap(lambda w, xs: functional_call(self.net, w, (xs,)), in_dims=(0, None if shared else 0))
         return per_member(weights, x)
 
+    @property
+    def seen_classes(self) -> int:
+        """Class-incremental streams: the classes of the tasks seen so far (the first task's
+        before training), the width of the one head every sample is scored on."""
+        return (max(self.current_task, 0) + 1) * self.classes_per_task
+
     def mask_logits(self, logits: torch.Tensor, t: torch.Tensor | int | None) -> torch.Tensor:
-        """Every logit outside each sample's task set to -1e11, as the original."""
+        """Every logit outside each sample's task set to -1e11, as the original; class-incremental:
+        every logit of a class not seen yet (the task id is not used)."""
+        if self.class_incremental:
+            unseen = torch.arange(logits.shape[-1], device=logits.device) >= self.seen_classes
+            return logits.masked_fill(unseen, MASK_VALUE)
         if self.classes_per_task is None or t is None:
             return logits
         low = torch.as_tensor(t, device=logits.device).expand(logits.shape[-2]).view(-1, 1) * self.classes_per_task
@@ -190,9 +202,12 @@ class ContinualLearner(pl.LightningModule):
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """Mean cross-entropy; on task-incremental streams each sample's over its own task's
-        classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), else over all outputs. A population's
-        ``(members, B, classes)`` logits: each member's mean, ``(members,)``."""
-        if self.classes_per_task is not None:
+        classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), on class-incremental ones over
+        the classes seen so far, else over all outputs. A population's ``(members, B, classes)``
+        logits: each member's mean, ``(members,)``."""
+        if self.class_incremental:
+            logits = logits[..., : self.seen_classes]
+        elif self.classes_per_task is not None:
             offsets = torch.as_tensor(t, device=y.device).expand_as(y) * self.classes_per_task
             columns = offsets.unsqueeze(-1) + torch.arange(self.classes_per_task, device=y.device)
             logits, y = logits.gather(-1, columns), y - offsets

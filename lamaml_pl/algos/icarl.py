@@ -9,6 +9,8 @@ each new class chooses its m by herding; older classes keep their first m; every
 distillation targets are recomputed at the current weights.
 Prediction: nearest mean of exemplars — the class of the queried task whose exemplars' mean
 logit vector is closest (L2) to the sample's; a task without exemplars yet predicts its first class.
+Class-incremental streams (no task id): the same over every class seen so far; the distillation
+covers all earlier classes' outputs and herding the seen classes' logits.
 
 Quirk Q8 (kept, as published): herding features are the task's own logits, not a penultimate
 layer; the nearest-mean rule uses unnormalised full logit vectors; only the first pass is
@@ -27,7 +29,7 @@ from lamaml_pl.stream import StreamInfo
 
 
 class ICaRL(ContinualLearner):
-    scenarios = ("task_il",)  # its exemplars and nearest-mean rule are per class of each task
+    scenarios = ("task_il", "class_il")  # its exemplars and nearest-mean rule are per class
 
     def __init__(
         self,
@@ -81,8 +83,10 @@ class ICaRL(ContinualLearner):
         picks = [int(torch.randint(len(self.exemplars[k]), ())) for k in classes]
         x = torch.stack([self.exemplars[k][i] for k, i in zip(classes, picks)])
         old = torch.stack([self.targets[k][i] for k, i in zip(classes, picks)])
-        tasks = torch.tensor(classes, device=x.device) // c
-        columns = tasks.view(-1, 1) * c + torch.arange(c, device=x.device)
+        if self.class_incremental:  # the earlier tasks' head: every old class
+            columns = torch.arange(t * c, device=x.device).expand(len(classes), -1)
+        else:
+            columns = self.task_columns(torch.tensor(classes, device=x.device) // c)
         log_new = F.log_softmax(self.net(x).gather(1, columns), dim=1)
         p_old = F.softmax(old.gather(1, columns), dim=1)
         return F.kl_div(log_new, p_old, reduction="sum") / c
@@ -100,7 +104,8 @@ class ICaRL(ContinualLearner):
         for k in range(t * c, (t + 1) * c):
             members = stored_x[stored_y == k]
             if len(members):
-                features = self.net(members)[:, t * c : (t + 1) * c]
+                head = slice(0, self.seen_classes) if self.class_incremental else slice(t * c, (t + 1) * c)
+                features = self.net(members)[:, head]
                 self.exemplars[k] = members[herding(features, per_class)]
         for k in list(self.exemplars):
             self.exemplars[k] = self.exemplars[k][:per_class]
@@ -128,9 +133,15 @@ class ICaRL(ContinualLearner):
             means[k] = row
         return means
 
+    def task_columns(self, tasks: torch.Tensor) -> torch.Tensor:
+        """``[N, c]``: the classes of each sample's task."""
+        return tasks.view(-1, 1) * self.classes_per_task + torch.arange(self.classes_per_task, device=tasks.device)
+
     def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        c = self.classes_per_task
-        columns = t.view(-1, 1) * c + torch.arange(c, device=x.device)  # [N, c] candidate classes
+        if self.class_incremental:  # no task id: every class seen so far is a candidate
+            columns = torch.arange(self.seen_classes, device=x.device).expand(len(x), -1)
+        else:
+            columns = self.task_columns(t)  # [N, c] candidate classes
         means = self.class_means if self.class_means is not None else self.exemplar_means()
         if means is None:
             return columns[:, 0]

@@ -59,6 +59,9 @@ class LaMAML(ContinualLearner):
     La-MAML (learn_lr on, sync off) — ``conf/algo/{cmaml,sync,lamaml}.yaml``."""
 
     population_axes = ("alpha_init", "opt_lr", "opt_wt", "grad_clip_norm")
+    # the paper's settings: the conv-net glance is one CUDA graph over each task's masked head,
+    # which a class-incremental head (wider every task) does not have
+    scenarios = ("domain_il", "task_il")
 
     def __init__(
         self,

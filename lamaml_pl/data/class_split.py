@@ -1,11 +1,12 @@
-"""Task-incremental CIFAR-100 and TinyImageNet-200.
+"""Class-split streams over any labelled image set: CIFAR-100, TinyImageNet-200, Split MNIST,
+Split Fashion-MNIST, Split CIFAR-10 and a folder of your own images.
 
 The classes are shuffled with the run seed and cut into tasks of ``increment`` classes; labels
-are remapped to their position in that order, so task k owns labels ``[k*increment, (k+1)*increment)``
-and the task id is given at test time (the learner masks the other tasks' logits).
-A ``validation`` fraction of every class's training images is held out for model selection;
-the reported accuracy matrix comes from the test set (CIFAR's test split, TinyImageNet's
-official val folder), and results.json carries both.
+are remapped to their position in that order, so task k owns labels ``[k*increment, (k+1)*increment)``.
+``scenario`` says what the learner is told: ``task_il`` gives the task id at test time (the
+learner masks the other tasks' logits), ``class_il`` does not (one head over every class seen so
+far). A ``validation`` fraction of every class's training images is held out for model
+selection; the reported accuracy matrix comes from the test set, and results.json carries both.
 """
 
 from __future__ import annotations
@@ -20,39 +21,65 @@ from torch.utils.data import DataLoader
 from lamaml_pl.data.augment import ImageAugment
 from lamaml_pl.data.datamodule import TaskSequentialDataModule
 from lamaml_pl.data.datasets import TaskBalancedBatches, TaskSetBatches, TaskTensorDataset, keep_batch
-from lamaml_pl.data.image_sources import ImageSplits, load_cifar100, load_tinyimagenet
+from lamaml_pl.data.image_folder import load_image_folder
+from lamaml_pl.data.image_sources import (
+    ImageSplits,
+    load_cifar,
+    load_fashion_mnist,
+    load_mnist_images,
+    load_tinyimagenet,
+)
 from lamaml_pl.errors import ConfigError, require_positive
 from lamaml_pl.stream import StreamInfo
 
-SOURCES = ("cifar100", "tinyimagenet")
+# How each source is read (the data module's settings in, uint8 images out).
+SOURCES = {
+    "cifar100": lambda dm: load_cifar("cifar100", dm.root, dm.download),
+    "cifar10": lambda dm: load_cifar("cifar10", dm.root, dm.download),
+    "tinyimagenet": lambda dm: load_tinyimagenet(dm.root, cache_dir=dm.cache_dir),
+    "mnist": lambda dm: load_mnist_images(dm.root, download=dm.download),
+    "fashion_mnist": lambda dm: load_fashion_mnist(dm.root, download=dm.download),
+    "imagefolder": lambda dm: load_image_folder(dm.root, dm.image_size, dm.test_fraction, dm.cache_dir),
+}
+SCENARIOS = ("task_il", "class_il")
 CLASS_ORDERS = ("random", "fixed")
-# How each source's validation split shuffles the training set (the original loaders differ).
-SPLIT_SHUFFLE = {"cifar100": "numpy", "tinyimagenet": "python"}
+# How the validation split shuffles the training set: TinyImageNet's original loader differs.
+SPLIT_SHUFFLE = {"tinyimagenet": "python"}
 
 
 class ClassSplitDataModule(TaskSequentialDataModule):
-    """A class-incremental image stream evaluated task-incrementally.
+    """A stream of tasks that each bring new classes.
 
     Args:
-        source: ``cifar100`` or ``tinyimagenet``.
+        source: one of :data:`SOURCES`.
+        scenario: ``task_il`` (the task id is known at test time) or ``class_il`` (it is not).
+        benchmark_tasks, n_tasks: the benchmark's tasks and how many of them run (null: as many
+            as the data's classes make, ``n_classes // increment``).
         increment: classes per task (5: CIFAR-100 -> 20 tasks, TinyImageNet -> 40).
+        samples_per_task: a seeded subset of every task's training images (null: all of them).
         validation: fraction of each class's training images held out (0.1 in every paper run).
         class_order: ``random`` (shuffled with ``seed``, as the paper) or ``fixed`` (0, 1, 2, ...).
         augment: ImageAugment arguments (mean, std, crop_padding, flip, brightness).
         tasks_per_batch, batches_per_epoch: the IID oracle's task-balanced sampler (joint mode
             only; null = plain shuffled batches over all tasks).
-        cache_dir: where decoded TinyImageNet images are kept (null: decode every run).
+        cache_dir: where decoded image files are kept (null: decode every run).
+        image_size, test_fraction: a folder of images only — the size every image is resized
+            to (null: their own) and the share of every class held out as the test set when the
+            folder has no ``test/``.
+        augment: ``mean``/``std`` null take the training images' own per-channel values.
     """
 
     def __init__(
         self,
         name: str,
         source: str,
+        scenario: str,
         root: str,
-        n_tasks: int,
-        benchmark_tasks: int,
+        n_tasks: int | None,
+        benchmark_tasks: int | None,
         augment: dict,
         increment: int,
+        samples_per_task: int | None,
         validation: float,
         class_order: str,
         epochs_per_task: int,
@@ -66,6 +93,8 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         tasks_per_batch: int | None,
         batches_per_epoch: int | None,
         eval_tasks: str,
+        image_size: int | None = None,
+        test_fraction: float | None = None,
     ):
         super().__init__(
             name,
@@ -81,44 +110,50 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         )
         if source not in SOURCES:
             raise ConfigError(f"data.source={source!r} is unknown: use one of {', '.join(SOURCES)}")
+        if scenario not in SCENARIOS:
+            raise ConfigError(f"data.scenario={scenario!r} is unknown: use one of {', '.join(SCENARIOS)}")
         if class_order not in CLASS_ORDERS:
             raise ConfigError(f"data.class_order={class_order!r} is unknown: use one of {', '.join(CLASS_ORDERS)}")
         require_positive("data", increment=increment)
+        if samples_per_task is not None:
+            require_positive("data", samples_per_task=samples_per_task)
         if not 0 <= validation < 1:
             raise ConfigError(f"data.validation={validation} is not allowed: use a fraction in [0, 1)")
         if tasks_per_batch is not None:
             require_positive("data", tasks_per_batch=tasks_per_batch, batches_per_epoch=batches_per_epoch)
-            if batch_size % tasks_per_batch or tasks_per_batch > n_tasks:
+            if batch_size % tasks_per_batch or (n_tasks is not None and tasks_per_batch > n_tasks):
                 raise ConfigError(
                     f"data.tasks_per_batch={tasks_per_batch} must divide data.batch_size={batch_size} "
                     f"and be at most data.n_tasks={n_tasks}"
                 )
-        self.source_name, self.root, self.increment = source, root, int(increment)
+        self.source_name, self.scenario, self.root, self.increment = source, scenario, root, int(increment)
+        self.image_size, self.test_fraction = image_size, test_fraction
+        self.samples_per_task = samples_per_task
         self.validation, self.class_order = float(validation), class_order
         self.download, self.cache_dir = download, cache_dir
         self.tasks_per_batch, self.batches_per_epoch = tasks_per_batch, batches_per_epoch
-        self.augment = ImageAugment(**augment)
+        self.augment_settings = dict(augment)
 
     # ---- loading -----------------------------------------------------------------------------
     def load(self) -> None:
-        images = self._read_source()
-        if images.n_classes != self.benchmark_tasks * self.increment:
-            raise ConfigError(
-                f"data.root: {images.source} has {images.n_classes} classes, but data.benchmark_tasks="
-                f"{self.benchmark_tasks} x data.increment={self.increment} needs "
-                f"{self.benchmark_tasks * self.increment}"
-            )
+        images = SOURCES[self.source_name](self)
+        self._fit_task_count(images)
+        self.augment = ImageAugment(**channel_statistics(self.augment_settings, images.train_x))
         self.source = images.source
         self.order = class_order(images.n_classes, self.class_order, self.seed)
         remap = torch.empty(images.n_classes, dtype=torch.long)
         remap[torch.tensor(self.order)] = torch.arange(images.n_classes)
         train_y, test_y = remap[images.train_y], remap[images.test_y]
-        val_mask = validation_mask(images.train_y, self.validation, self.seed, SPLIT_SHUFFLE[self.source_name])
+        val_mask = validation_mask(
+            images.train_y, self.validation, self.seed, SPLIT_SHUFFLE.get(self.source_name, "numpy")
+        )
         self.train_sets, self.val_sets, self.test_sets = [], [], []
+        subsets = torch.Generator().manual_seed(self.seed)
         for task in range(self.n_tasks):
             low, high = task * self.increment, (task + 1) * self.increment
             in_task = (train_y >= low) & (train_y < high)
             fit, held = in_task & ~val_mask, in_task & val_mask
+            fit = self._subset(fit.nonzero().flatten(), task, subsets)
             self.train_sets.append((images.train_x[fit], train_y[fit]))
             self.val_sets.append((images.train_x[held], train_y[held]))
             in_test = (test_y >= low) & (test_y < high)
@@ -126,10 +161,44 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         self.input_shape = tuple(images.train_x.shape[1:])
         self.n_classes = images.n_classes
 
-    def _read_source(self) -> ImageSplits:
-        if self.source_name == "cifar100":
-            return load_cifar100(self.root, download=self.download)
-        return load_tinyimagenet(self.root, cache_dir=self.cache_dir)
+        for task, (_, y) in enumerate(self.test_sets):
+            if len(y) == 0:
+                raise ConfigError(f"data.root: {self.source} has no test images for the classes of task {task}")
+
+    def _subset(self, indices: torch.Tensor, task: int, generator: torch.Generator) -> torch.Tensor:
+        """``samples_per_task`` of a task's training images, drawn with the run's seed (in their
+        stored order); all of them when it is null."""
+        if self.samples_per_task is None:
+            return indices
+        if self.samples_per_task > len(indices):
+            raise ConfigError(
+                f"data.samples_per_task={self.samples_per_task} exceeds the {len(indices)} training images of "
+                f"task {task}: use at most {len(indices)}, or null for all of them"
+            )
+        return indices[torch.randperm(len(indices), generator=generator)[: self.samples_per_task].sort().values]
+
+    def _fit_task_count(self, images: ImageSplits) -> None:
+        """A fixed benchmark must have exactly its classes; a folder's task count follows from its
+        classes (null) or must fit into them."""
+        need = None if self.benchmark_tasks is None else self.benchmark_tasks * self.increment
+        if need is not None and images.n_classes != need:
+            raise ConfigError(
+                f"data.root: {images.source} has {images.n_classes} classes, but data.benchmark_tasks="
+                f"{self.benchmark_tasks} x data.increment={self.increment} needs {need}"
+            )
+        if self.benchmark_tasks is None:
+            self.benchmark_tasks = images.n_classes // self.increment
+            if self.benchmark_tasks == 0:
+                raise ConfigError(
+                    f"data.increment={self.increment} is more than the {images.n_classes} classes of {images.source}"
+                )
+        if self.n_tasks is None:
+            self.n_tasks = self.benchmark_tasks
+        elif self.n_tasks > self.benchmark_tasks:
+            raise ConfigError(
+                f"data.n_tasks={self.n_tasks} x data.increment={self.increment} needs "
+                f"{self.n_tasks * self.increment} classes, but {images.source} has {images.n_classes}"
+            )
 
     # ---- what the trainer and the learner see ---------------------------------------------
     def stream_info(self) -> StreamInfo:
@@ -141,6 +210,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
             joint=self.joint,
             test_sizes=[len(y) for _, y in self.test_sets],
             classes_per_task=self.increment,
+            scenario=self.scenario,
             val_sizes=[len(y) for _, y in self.val_sets] if self.validation > 0 else [],
         )
 
@@ -171,14 +241,27 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         return {
             "name": self.name,
             "data_source": self.source,
+            "scenario": self.scenario,
             "n_tasks": self.n_tasks,
             "classes_per_task": self.increment,
             "class_order": self.order,
+            "samples_per_task": self.samples_per_task,
             "train_per_task": [len(y) for _, y in self.train_sets],
             "val_per_task": [len(y) for _, y in self.val_sets],
             "test_per_task": [len(y) for _, y in self.test_sets],
             "reported_matrix": "test",
         }
+
+
+def channel_statistics(augment: dict, train_x: torch.Tensor) -> dict:
+    """The augment settings with a null ``mean``/``std`` replaced by the training images' own
+    per-channel values (in [0, 1] units)."""
+    missing = [key for key in ("mean", "std") if augment.get(key) is None]
+    if not missing:
+        return augment
+    pixels = train_x.transpose(0, 1).reshape(train_x.shape[1], -1).double() / 255
+    stats = {"mean": pixels.mean(dim=1).tolist(), "std": pixels.std(dim=1).tolist()}
+    return {**augment, **{key: stats[key] for key in missing}}
 
 
 def class_order(n_classes: int, kind: str, seed: int) -> list[int]:

@@ -26,8 +26,9 @@ EVAL_TASKS = ("all", "seen_and_next")
 
 
 class TaskSequentialDataModule(pl.LightningDataModule):
-    """Base class: subclasses say how to build a task's train set and the evaluation batches,
-    and whether the evaluation sets depend on the run's seed (``seeded_evaluation``: a
+    """Base class: subclasses say how to build a task's train set and the evaluation batches
+    (``n_tasks``/``benchmark_tasks`` null: known once the data are read), and whether the
+    evaluation sets depend on the run's seed (``seeded_evaluation``: a
     population then scores each seed's members on their own sets)."""
 
     seeded_evaluation: ClassVar[bool] = True
@@ -35,8 +36,8 @@ class TaskSequentialDataModule(pl.LightningDataModule):
     def __init__(
         self,
         name: str,
-        n_tasks: int,
-        benchmark_tasks: int,
+        n_tasks: int | None,
+        benchmark_tasks: int | None,
         epochs_per_task: int,
         batch_size: int,
         eval_batch_size: int,
@@ -51,13 +52,11 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         if eval_tasks not in EVAL_TASKS:
             raise ConfigError(f"data.eval_tasks={eval_tasks!r} is unknown: use one of {', '.join(EVAL_TASKS)}")
         require_positive(
-            "data",
-            n_tasks=n_tasks,
-            epochs_per_task=epochs_per_task,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
+            "data", epochs_per_task=epochs_per_task, batch_size=batch_size, eval_batch_size=eval_batch_size
         )
-        if n_tasks > benchmark_tasks:
+        if n_tasks is not None:
+            require_positive("data", n_tasks=n_tasks)
+        if n_tasks is not None and benchmark_tasks is not None and n_tasks > benchmark_tasks:
             raise ConfigError(
                 f"data.n_tasks={n_tasks} is larger than the {name} benchmark, "
                 f"which has {benchmark_tasks} tasks: use 1..{benchmark_tasks}"
@@ -76,6 +75,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
 
     @property
     def max_epochs(self) -> int:
+        self.setup()
         return self.epochs_per_task if self.joint else self.n_tasks * self.epochs_per_task
 
     def task_of_epoch(self, epoch: int) -> int:

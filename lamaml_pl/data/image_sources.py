@@ -1,10 +1,16 @@
-"""Where the CIFAR-100 and TinyImageNet-200 images come from.
+"""Where the images of the class-split streams come from.
 
-Both are read once into uint8 tensors ``[N, 3, H, W]`` with integer class labels; augmentation
-and normalisation happen per batch later (:mod:`lamaml_pl.data.augment`).
+Each source is read once into uint8 tensors ``[N, C, H, W]`` with integer class labels;
+augmentation and normalisation happen per batch later (:mod:`lamaml_pl.data.augment`). A folder of
+the user's own images is :mod:`lamaml_pl.data.image_folder`.
 
-- CIFAR-100: torchvision's python-pickle layout, ``<root>/cifar-100-python/{train,test}``;
-  downloaded there by torchvision when missing and ``download`` is on.
+- CIFAR-100 / CIFAR-10: torchvision's python-pickle layouts, ``<root>/cifar-100-python/{train,test}``
+  and ``<root>/cifar-10-batches-py/{data_batch_1..5,test_batch}``; downloaded there by torchvision
+  when missing and ``download`` is on.
+- MNIST: :func:`lamaml_pl.data.mnist_source.load_mnist` (``<root>/MNIST/raw``), as 1x28x28 images.
+- Fashion-MNIST: the gzipped or plain IDX files in torchvision's layout
+  (``<root>/FashionMNIST/raw``) or, where Debian's package ``dataset-fashion-mnist`` is installed,
+  ``/usr/share/datasets/fashion-mnist``; downloaded into ``<root>`` when neither holds them.
 - TinyImageNet-200: ``<root>/tiny-imagenet-200/`` with ``train/<wnid>/images/*.JPEG`` and the
   validation images (the benchmark's test set) either in the archive's own layout
   (``val/images/*.JPEG`` + ``val/val_annotations.txt``) or in the original code's restructured one
@@ -25,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lamaml_pl.data.idx import read_idx
+from lamaml_pl.data.mnist_source import RAW_FILES, load_mnist
 from lamaml_pl.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -32,11 +40,13 @@ log = logging.getLogger(__name__)
 CIFAR_FOLDER = "cifar-100-python"
 TINY_FOLDER = "tiny-imagenet-200"
 TINY_SIZE = 64
+FASHION_FOLDER = "FashionMNIST/raw"
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's package dataset-fashion-mnist
 
 
 @dataclass(frozen=True)
 class ImageSplits:
-    """uint8 images ``[N, 3, H, W]`` and int64 labels of the train pool and the test set."""
+    """uint8 images ``[N, C, H, W]`` and int64 labels of the train pool and the test set."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -46,53 +56,134 @@ class ImageSplits:
     source: str
 
 
-# ---- CIFAR-100 ---------------------------------------------------------------------------------
-def load_cifar100(root: str | os.PathLike, download: bool = True) -> ImageSplits:
+# ---- CIFAR-100 and CIFAR-10 -------------------------------------------------------------------
+@dataclass(frozen=True)
+class CifarLayout:
+    """torchvision's pickle layout of one CIFAR data set."""
+
+    name: str
+    folder: str
+    train_files: tuple[str, ...]
+    test_file: str
+    label_key: str
+    downloader: str  # the torchvision.datasets class
+
+
+CIFAR = {
+    "cifar100": CifarLayout("CIFAR-100", CIFAR_FOLDER, ("train",), "test", "fine_labels", "CIFAR100"),
+    "cifar10": CifarLayout(
+        "CIFAR-10",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{k}" for k in range(1, 6)),
+        "test_batch",
+        "labels",
+        "CIFAR10",
+    ),
+}
+
+
+def load_cifar(kind: str, root: str | os.PathLike, download: bool = True) -> ImageSplits:
+    """``kind``: ``cifar100`` or ``cifar10``."""
+    layout = CIFAR[kind]
     root = Path(root).expanduser()
-    folder = root / CIFAR_FOLDER
-    source = f"cifar100:{folder.resolve()}"
-    if not (folder / "train").is_file() or not (folder / "test").is_file():
-        if download:
-            _download_cifar100(root)
-            source = f"download:{folder.resolve()}"
-        else:
+    folder = root / layout.folder
+    files = [folder / name for name in (*layout.train_files, layout.test_file)]
+    source = f"{kind}:{folder.resolve()}"
+    if not all(f.is_file() for f in files):
+        if not download:
             raise ConfigError(
-                f"data.root={str(root)!r} holds no CIFAR-100: expected torchvision's layout "
-                f"{folder}/train and {folder}/test (python pickles). Set data.download=true on a "
-                "machine with internet, or point data.root at the folder that holds cifar-100-python/"
+                f"data.root={str(root)!r} holds no {layout.name}: expected torchvision's layout "
+                f"{', '.join(map(str, files))} (python pickles). Set data.download=true on a "
+                f"machine with internet, or point data.root at the folder that holds {layout.folder}/"
             )
-    train_x, train_y = _read_cifar_pickle(folder / "train")
-    test_x, test_y = _read_cifar_pickle(folder / "test")
+        _download_cifar(layout, root)
+        source = f"download:{folder.resolve()}"
+    parts = [_read_cifar_pickle(f, layout) for f in files]
+    train_x = torch.cat([x for x, _ in parts[:-1]])
+    train_y = torch.cat([y for _, y in parts[:-1]])
+    test_x, test_y = parts[-1]
     return ImageSplits(train_x, train_y, test_x, test_y, int(train_y.max()) + 1, source)
 
 
-def _download_cifar100(root: Path) -> None:
-    from torchvision.datasets import CIFAR100
+def _download_cifar(layout: CifarLayout, root: Path) -> None:
+    import torchvision.datasets
 
     try:
-        CIFAR100(str(root), train=True, download=True)
+        getattr(torchvision.datasets, layout.downloader)(str(root), train=True, download=True)
     except Exception as err:  # offline: say what to do instead
         raise ConfigError(
-            f"data.root={str(root)!r} holds no CIFAR-100 and the download failed ({type(err).__name__}: {err}). "
-            f"Put torchvision's {CIFAR_FOLDER}/ folder (train, test, meta) there, or run once with internet."
+            f"data.root={str(root)!r} holds no {layout.name} and the download failed ({type(err).__name__}: {err}). "
+            f"Put torchvision's {layout.folder}/ folder there, or run once with internet."
         ) from err
 
 
-def _read_cifar_pickle(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _read_cifar_pickle(path: Path, layout: CifarLayout) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         with open(path, "rb") as handle:
             entry = pickle.load(handle, encoding="latin1")
         data = np.asarray(entry["data"], dtype=np.uint8)
-        labels = np.asarray(entry["fine_labels"], dtype=np.int64)
+        labels = np.asarray(entry[layout.label_key], dtype=np.int64)
         images = data.reshape(len(data), 3, 32, 32)
     except Exception as err:
         raise ConfigError(
-            f"data.root: the CIFAR-100 file {path} could not be read as a python pickle with 'data' "
-            f"(N x 3072 uint8) and 'fine_labels' ({type(err).__name__}: {err}); delete it to download again"
+            f"data.root: the {layout.name} file {path} could not be read as a python pickle with 'data' "
+            f"(N x 3072 uint8) and {layout.label_key!r} ({type(err).__name__}: {err}); delete it to download again"
         ) from err
     if len(labels) != len(images):
         raise ConfigError(f"data.root: {path} holds {len(images)} images but {len(labels)} labels")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels)
+
+
+# ---- MNIST and Fashion-MNIST ------------------------------------------------------------------
+def load_mnist_images(root: str | os.PathLike, download: bool = True) -> ImageSplits:
+    digits = load_mnist(root, download=download)
+    return ImageSplits(
+        digits.train_x.view(-1, 1, 28, 28),
+        digits.train_y,
+        digits.test_x.view(-1, 1, 28, 28),
+        digits.test_y,
+        10,
+        digits.source,
+    )
+
+
+def load_fashion_mnist(root: str | os.PathLike, download: bool = True) -> ImageSplits:
+    root = Path(root).expanduser()
+    places = [root / FASHION_FOLDER, DEBIAN_FASHION]
+    folder = next((p for p in places if all(_idx_path(p, name) for name in RAW_FILES)), None)
+    source = f"fashion_mnist:{folder.resolve() if folder else ''}"
+    if folder is None:
+        if not download:
+            raise ConfigError(
+                f"data.root={str(root)!r}: no Fashion-MNIST in {places[0]} or {places[1]} (looked for "
+                f"{', '.join(RAW_FILES)}, plain or .gz). Install Debian's package dataset-fashion-mnist, "
+                "set data.download=true on a machine with internet, or point data.root at a folder holding "
+                "FashionMNIST/raw"
+            )
+        _download_fashion_mnist(root, places)
+        folder, source = places[0], f"download:{places[0].resolve()}"
+    train_x, train_y, test_x, test_y = (read_idx(_idx_path(folder, name), "Fashion-MNIST") for name in RAW_FILES)
+    return ImageSplits(train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long(), 10, source)
+
+
+def _idx_path(folder: Path, name: str) -> Path | None:
+    for path in (folder / name, folder / f"{name}.gz"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _download_fashion_mnist(root: Path, places: list[Path]) -> None:
+    from torchvision.datasets import FashionMNIST
+
+    try:
+        FashionMNIST(str(root), train=True, download=True)
+    except Exception as err:
+        raise ConfigError(
+            f"data.root={str(root)!r}: no Fashion-MNIST in {places[0]} or {places[1]} and the download failed "
+            f"({type(err).__name__}: {err}). Install Debian's package dataset-fashion-mnist "
+            "(apt-get install dataset-fashion-mnist) or put torchvision's FashionMNIST/raw files there"
+        ) from err
 
 
 # ---- TinyImageNet-200 --------------------------------------------------------------------------
@@ -110,14 +201,7 @@ def load_tinyimagenet(root: str | os.PathLike, cache_dir: str | os.PathLike | No
     test_files = _tiny_val_files(val_dir, {w: k for k, w in enumerate(wnids)})
     if not train_files:
         raise ConfigError(f"data.root: no training images under {train_dir}/<wnid>/images/*.JPEG")
-    key = _tiny_cache_key(folder, train_files, test_files)
-    cached = _read_cache(cache_dir, key)
-    if cached is None:
-        log.info("decoding %d TinyImageNet images from %s", len(train_files) + len(test_files), folder)
-        train_x, test_x = _decode(train_files), _decode(test_files)
-        _write_cache(cache_dir, key, train_x, test_x)
-    else:
-        train_x, test_x = cached
+    train_x, test_x = decoded_images(folder, train_files, test_files, TINY_SIZE, 3, cache_dir, "tinyimagenet")
     train_y = torch.tensor([k for _, k in train_files], dtype=torch.long)
     test_y = torch.tensor([k for _, k in test_files], dtype=torch.long)
     return ImageSplits(train_x, train_y, test_x, test_y, len(wnids), f"tinyimagenet:{folder.resolve()}")
@@ -143,17 +227,43 @@ def _tiny_val_files(val_dir: Path, class_of: dict[str, int]) -> list[tuple[Path,
     return files
 
 
-def _decode(files: list[tuple[Path, int]]) -> torch.Tensor:
+# ---- image files: decoding and its cache ----------------------------------------------------------
+def decoded_images(
+    folder: Path,
+    train_files: list[tuple[Path, int]],
+    test_files: list[tuple[Path, int]],
+    size: int,
+    channels: int,
+    cache_dir: str | os.PathLike | None,
+    name: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The train and test images as uint8 ``[N, channels, size, size]``, from ``cache_dir`` while
+    the files (names, sizes) and the settings are unchanged, else decoded and cached."""
+    listing = "\n".join(f"{p.relative_to(folder)}:{p.stat().st_size}:{k}" for p, k in train_files + test_files)
+    key = hashlib.sha1(f"{folder.resolve()}\n{size}x{channels}\n{listing}".encode()).hexdigest()[:16]
+    path = None if cache_dir is None else Path(cache_dir) / f"{name}-{key}.pt"
+    cached = _read_cache(path)
+    if cached is not None:
+        return cached
+    log.info("decoding %d images from %s", len(train_files) + len(test_files), folder)
+    train_x, test_x = decode_images(train_files, size, channels), decode_images(test_files, size, channels)
+    _write_cache(path, train_x, test_x)
+    return train_x, test_x
+
+
+def decode_images(files: list[tuple[Path, int]], size: int, channels: int) -> torch.Tensor:
+    """uint8 ``[N, channels, size, size]`` (1: greyscale, 3: RGB), resized where they differ."""
     from PIL import Image
 
-    out = np.empty((len(files), TINY_SIZE, TINY_SIZE, 3), dtype=np.uint8)
+    mode = "L" if channels == 1 else "RGB"
+    out = np.empty((len(files), size, size, channels), dtype=np.uint8)
     for i, (path, _) in enumerate(files):
         try:
             with Image.open(path) as image:
-                rgb = image.convert("RGB")
-                if rgb.size != (TINY_SIZE, TINY_SIZE):  # the protocol resizes to 64x64
-                    rgb = rgb.resize((TINY_SIZE, TINY_SIZE), Image.BILINEAR)
-                out[i] = np.asarray(rgb)
+                pixels = image.convert(mode)
+                if pixels.size != (size, size):
+                    pixels = pixels.resize((size, size), Image.BILINEAR)
+                out[i] = np.asarray(pixels).reshape(size, size, channels)
         except OSError as err:
             raise ConfigError(
                 f"data.root: the image {path} could not be decoded ({err}); replace or delete it"
@@ -161,16 +271,8 @@ def _decode(files: list[tuple[Path, int]]) -> torch.Tensor:
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
-def _tiny_cache_key(folder: Path, train: list, test: list) -> str:
-    listing = "\n".join(f"{p.relative_to(folder)}:{p.stat().st_size}:{k}" for p, k in train + test)
-    return hashlib.sha1(f"{folder.resolve()}\n{listing}".encode()).hexdigest()[:16]
-
-
-def _read_cache(cache_dir, key: str):
-    if cache_dir is None:
-        return None
-    path = Path(cache_dir) / f"tinyimagenet-{key}.pt"
-    if not path.is_file():
+def _read_cache(path: Path | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if path is None or not path.is_file():
         return None
     try:
         state = torch.load(path, weights_only=True)
@@ -180,10 +282,9 @@ def _read_cache(cache_dir, key: str):
         return None
 
 
-def _write_cache(cache_dir, key: str, train_x: torch.Tensor, test_x: torch.Tensor) -> None:
-    if cache_dir is None:
+def _write_cache(path: Path | None, train_x: torch.Tensor, test_x: torch.Tensor) -> None:
+    if path is None:
         return
-    path = Path(cache_dir) / f"tinyimagenet-{key}.pt"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")

