@@ -25,6 +25,10 @@ class StreamInfo:
     test_sizes: list[int] = field(default_factory=list)
     # class-split streams: task k owns classes [k*c, (k+1)*c)
     classes_per_task: int | None = None
-    scenario: str = "domain_il"  # one of SCENARIOS
+    scenario: str | None = None  # one of SCENARIOS; None: task_il on a class split, else domain_il
     # sizes of the held-out validation sets, when the stream has them (evaluated beside the test sets)
     val_sizes: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.scenario is None:
+            object.__setattr__(self, "scenario", "domain_il" if self.classes_per_task is None else "task_il")

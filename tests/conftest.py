@@ -74,6 +74,7 @@ def compose_config(overrides: list[str]):
 ALGOS = sorted(path.stem for path in (CONF_DIR / "algo").glob("*.yaml"))
 DOMAIN_IL_ALGOS = [name for name in ALGOS if "domain_il" in algo_class(name).scenarios]
 TASK_IL_ALGOS = [name for name in ALGOS if "task_il" in algo_class(name).scenarios]
+CLASS_IL_ALGOS = [name for name in ALGOS if "class_il" in algo_class(name).scenarios]
 LAMAML_FAMILY = [name for name in ALGOS if issubclass(algo_class(name), LaMAML)]
 
 

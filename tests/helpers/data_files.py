@@ -1,9 +1,11 @@
 """Data sets written in their real on-disk formats, small and learnable: MNIST's IDX files,
-CIFAR-100's pickles, TinyImageNet's JPEG tree. The tests read them through the real loaders; the
-benchmarks write them at the real sizes (only the shapes matter there)."""
+CIFAR-100's and CIFAR-10's pickles, TinyImageNet's JPEG tree, Fashion-MNIST's gzipped IDX, a
+folder of PNGs. The tests read them through the real loaders; the benchmarks write them at the
+real sizes (only the shapes matter there)."""
 
 from __future__ import annotations
 
+import gzip
 import pickle
 import struct
 from pathlib import Path
@@ -94,4 +96,49 @@ def write_tiny_imagenet(
     if layout == "archive":
         (folder / "val" / "val_annotations.txt").write_text("\n".join(annotations) + "\n")
         (folder / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    return root
+
+
+def write_tiny_cifar10(root: Path, train_per_class: int = 10, test_per_class: int = 4) -> Path:
+    """torchvision's cifar-10-batches-py/{data_batch_1..5,test_batch} pickles, 10 classes."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    train = np.random.default_rng(1).permutation(np.repeat(np.arange(10), train_per_class))
+    test = np.random.default_rng(2).permutation(np.repeat(np.arange(10), test_per_class))
+    parts = [(f"data_batch_{k + 1}", part, 10 + k) for k, part in enumerate(np.array_split(train, 5))]
+    for name, labels, seed in [*parts, ("test_batch", test, 20)]:
+        images = class_images(labels, 32, seed).transpose(0, 3, 1, 2).reshape(len(labels), -1)
+        entry = {"batch_label": name, "labels": labels.tolist(), "data": images, "filenames": []}
+        with open(folder / name, "wb") as handle:
+            pickle.dump(entry, handle)
+    return root
+
+
+def write_tiny_fashion_mnist(root: Path, n_train: int = 300, n_test: int = 100) -> Path:
+    """Gzipped IDX files in torchvision's FashionMNIST/raw layout (as Debian's package has them)."""
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", n_train, 3), ("t10k", n_test, 4)):
+        images, labels = synthetic_digits(n, seed)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            plain = raw / f"{split}-{kind}-ubyte"
+            write_idx(plain, array)
+            (raw / f"{plain.name}.gz").write_bytes(gzip.compress(plain.read_bytes()))
+            plain.unlink()
+    return root
+
+
+def write_image_folder(
+    root: Path, n_classes: int = 4, per_class: int = 6, size: int = 16, grey: bool = True, split: bool = False
+) -> Path:
+    """``<root>/<class>/<i>.png`` (or ``<root>/{train,test}/<class>/``) of learnable images."""
+    from PIL import Image
+
+    labels = np.repeat(np.arange(n_classes), per_class)
+    images = class_images(labels, max(size, 8), 5)[:, :size, :size]
+    for i, (k, image) in enumerate(zip(labels, images)):
+        part = ("test" if i % per_class == 0 else "train") if split else ""
+        target = root / part / f"class_{k}" / f"{i}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0] if grey else image).save(target)
     return root
