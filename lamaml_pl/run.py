@@ -75,6 +75,9 @@ def describe_device(trainer: pl.Trainer) -> str:
 
 def check_run_settings(cfg: DictConfig) -> None:
     """What a run needs of the top-level config and the trainer, before anything is built."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:  # a ??? in the YAML (data=imagefolder's data.root)
+        raise ConfigError(f"{missing[0]} is required: give it on the command line, {missing[0]}=<value>")
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ConfigError(f"seed={cfg.seed!r} is not allowed: use an integer >= 0")
     accelerator = cfg.trainer.accelerator

@@ -151,6 +151,12 @@ def test_unreadable_and_mixed_size_images_are_named(tmp_path):
         datamodule(folder_overrides(root))
 
 
+def test_an_image_folder_run_without_a_folder_asks_for_data_root(tmp_path):
+    cfg = compose_config(["data=imagefolder", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="data.root is required: give it on the command line, data.root=<value>"):
+        train(cfg)
+
+
 def test_a_run_on_an_image_folder_writes_nothing_when_the_folder_is_wrong(tmp_path):
     out = tmp_path / "run"
     cfg = compose_config(folder_overrides(tmp_path / "missing", "algo=er", f"paths.output_dir={out}"))
