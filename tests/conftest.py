@@ -96,6 +96,23 @@ def tiny_run_overrides(algo: str, data: str, root: Path, out_dir: Path) -> list[
     ]
 
 
+def tiny_table2_overrides(algo, out_dir):
+    """Seconds per run on a tiny class-split stream: one glance, few MER steps, a short IID epoch."""
+    shrink = {
+        "mer": ["algo.batches_per_example=1", "algo.replay_batch_size=2"],
+        "iid": ["data.tasks_per_batch=2", "data.batches_per_epoch=4", "data.epochs_per_task=1"],
+        "icarl": ["algo.n_memories=20"],
+    }.get(algo, ["algo.glances=1"] if "glances" in algo_config(algo) else [])
+    return [
+        f"algo={algo}",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        f"paths.output_dir={out_dir}",
+        *shrink,
+    ]
+
+
 def make_mnist_stream(data: str, root: Path, **overrides):
     """The data module ``data=<data>`` builds from its YAML, reading ``root``, ``overrides``
     replacing some of its values; a bad value raises its ConfigError itself (not Hydra's wrapper)."""

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from lamaml_pl.data.class_split import class_order, validation_mask
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.run import train
-from tests.conftest import TASK_IL_ALGOS, algo_config, compose_config
+from tests.conftest import TASK_IL_ALGOS, compose_config, tiny_table2_overrides
 from tests.helpers.data_files import write_tiny_imagenet
 
 
@@ -170,23 +170,6 @@ def test_icarl_refuses_a_domain_incremental_stream(tiny_mnist_root):
     with pytest.raises(Exception) as raised:
         instantiate(cfg.algo, net=instantiate(cfg.model), stream=instantiate(cfg.data).info)
     assert "algo=icarl does not run domain_il streams: it supports task_il" in str(config_error_in(raised.value))
-
-
-def tiny_table2_overrides(algo, out_dir):
-    """Seconds per run: one glance, few MER steps, a short IID epoch."""
-    shrink = {
-        "mer": ["algo.batches_per_example=1", "algo.replay_batch_size=2"],
-        "iid": ["data.tasks_per_batch=2", "data.batches_per_epoch=4", "data.epochs_per_task=1"],
-        "icarl": ["algo.n_memories=20"],
-    }.get(algo, ["algo.glances=1"] if "glances" in algo_config(algo) else [])
-    return [
-        f"algo={algo}",
-        "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false",
-        "logger=none",
-        f"paths.output_dir={out_dir}",
-        *shrink,
-    ]
 
 
 @pytest.mark.parametrize("algo", TASK_IL_ALGOS)

@@ -9,13 +9,12 @@ from hydra.utils import instantiate
 from lamaml_pl.data import image_sources
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.run import build_learner, train
-from tests.conftest import CLASS_IL_ALGOS, compose_config
+from tests.conftest import CLASS_IL_ALGOS, compose_config, tiny_table2_overrides
 from tests.helpers.data_files import (
     write_image_folder,
     write_tiny_cifar10,
     write_tiny_fashion_mnist,
 )
-from tests.test_class_split import tiny_table2_overrides
 
 
 def datamodule(overrides):

@@ -200,6 +200,10 @@ class ContinualLearner(pl.LightningModule):
         inside = (classes >= low) & (classes < low + self.classes_per_task)
         return logits.masked_fill(~inside, MASK_VALUE)
 
+    def task_columns(self, tasks: torch.Tensor) -> torch.Tensor:
+        """``[..., c]``: the classes of each sample's task (task-incremental streams)."""
+        return tasks.unsqueeze(-1) * self.classes_per_task + torch.arange(self.classes_per_task, device=tasks.device)
+
     def loss(self, logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """Mean cross-entropy; on task-incremental streams each sample's over its own task's
         classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), on class-incremental ones over
@@ -208,9 +212,8 @@ class ContinualLearner(pl.LightningModule):
         if self.class_incremental:
             logits = logits[..., : self.seen_classes]
         elif self.classes_per_task is not None:
-            offsets = torch.as_tensor(t, device=y.device).expand_as(y) * self.classes_per_task
-            columns = offsets.unsqueeze(-1) + torch.arange(self.classes_per_task, device=y.device)
-            logits, y = logits.gather(-1, columns), y - offsets
+            tasks = torch.as_tensor(t, device=y.device).expand_as(y)
+            logits, y = logits.gather(-1, self.task_columns(tasks)), y - tasks * self.classes_per_task
         if logits.dim() == 3:
             return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)
         return F.cross_entropy(logits, y)

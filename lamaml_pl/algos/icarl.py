@@ -133,10 +133,6 @@ class ICaRL(ContinualLearner):
             means[k] = row
         return means
 
-    def task_columns(self, tasks: torch.Tensor) -> torch.Tensor:
-        """``[N, c]``: the classes of each sample's task."""
-        return tasks.view(-1, 1) * self.classes_per_task + torch.arange(self.classes_per_task, device=tasks.device)
-
     def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.class_incremental:  # no task id: every class seen so far is a candidate
             columns = torch.arange(self.seen_classes, device=x.device).expand(len(x), -1)

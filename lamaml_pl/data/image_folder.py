@@ -111,7 +111,7 @@ def image_format(files: list[tuple[Path, int]], image_size: int | None) -> tuple
         if image_size < 1:
             raise ConfigError(f"data.image_size={image_size} is not allowed: use a positive number of pixels")
         return int(image_size), channels
-    (width, height), first = next(iter(sizes.items()))
+    width, height = next(iter(sizes))
     if len(sizes) > 1 or width != height:
         examples = ", ".join(f"{p.name} {w}x{h}" for (w, h), p in list(sizes.items())[:3])
         raise ConfigError(
