@@ -8,29 +8,50 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lamaml_pl.errors import DivergenceError, config_error_in
+from lamaml_pl.command_line import check_keys
+from lamaml_pl.errors import ConfigError, DivergenceError, config_error_in
 from lamaml_pl.outputs import write_failure
 from lamaml_pl.population.cli import population_lists
+from lamaml_pl.resume import AlreadyCompleted, ResumeError
 from lamaml_pl.run import run
+from lamaml_pl.run_lock import FolderHeld
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         results = run(cfg)  # one per member of a population
         return results[0]["ra"] if len(results) == 1 else None  # a population has no single score
+    except AlreadyCompleted as done:
+        if multirun:  # re-running a sweep with resume=auto: its finished jobs are kept, not retrained
+            print(f"skipped: {cfg.paths.output_dir} already completed (RA {done.results.get('ra')})", flush=True)
+            return done.results.get("ra")
+        print(f"error: {done}", file=sys.stderr)
+        sys.exit(2)
     except Exception as err:
         # the job's results.json records the failure (a diverged run has already written its
-        # partial results); in a sweep Hydra runs the other jobs on and reports the failure at the end
-        if not isinstance(err, DivergenceError):
+        # partial results; a refused resume or a folder in use is left as it was); in a sweep Hydra
+        # runs the other jobs on and reports the failure at the end
+        if not isinstance(err, (DivergenceError, ResumeError, FolderHeld)):
             write_failure(Path(cfg.paths.output_dir), err)
         clean = err if isinstance(err, DivergenceError) else config_error_in(err)
-        if clean is None or HydraConfig.get().mode == RunMode.MULTIRUN:
+        if clean is None or multirun:
             raise
         print(f"error: {clean}", file=sys.stderr)
         sys.exit(3 if isinstance(err, DivergenceError) else 2)
 
 
-if __name__ == "__main__":
-    sys.argv = population_lists(sys.argv)
+def cli(args: list[str]) -> None:
+    """``python train.py <args>``: the keys checked, then Hydra composes and runs."""
+    sys.argv = [sys.argv[0], *population_lists(args)]
+    try:
+        check_keys(sys.argv[1:])
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])

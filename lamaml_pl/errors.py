@@ -1,5 +1,7 @@
 """The one exception type for bad user input, so entry points can print it cleanly."""
 
+from collections.abc import Sequence
+
 
 class ConfigError(ValueError):
     """A configuration value is impossible; the message names the value and what is allowed."""
@@ -32,6 +34,16 @@ def require_non_negative(group: str, **values) -> None:
     for key, value in values.items():
         if not is_number(value) or value < 0:
             raise ConfigError(f"{group}.{key}={value!r} is not allowed: it must be >= 0")
+
+
+def require_sizes(group: str, **values) -> None:
+    """Raise ConfigError unless every value is a list of positive integers (layer widths)."""
+    for key, value in values.items():
+        listed = isinstance(value, Sequence) and not isinstance(value, str)
+        if not listed or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            raise ConfigError(
+                f"{group}.{key}={value!r} is not allowed: use a list of positive integers, e.g. [100,100]"
+            )
 
 
 def is_number(value) -> bool:

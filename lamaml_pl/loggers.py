@@ -8,6 +8,7 @@ Hydra sweep share a wandb group named after the sweep folder.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -15,9 +16,30 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from lamaml_pl.outputs import CURVES_FILE, HEATMAP_FILE
+
+
+class AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, continuing a metrics.csv that is there (a resumed run) instead of deleting it."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = sorted(next(csv.reader(file), []))
+
+
+class AppendingCSVLogger(CSVLogger):
+    """``logger=csv``: ``csv/metrics.csv`` in the run folder, appended to by every segment of a resumed run."""
+
+    @property
+    def experiment(self) -> AppendingWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def sweep_group() -> str | None:

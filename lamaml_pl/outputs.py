@@ -84,6 +84,7 @@ def collect_results(
         "wall_time_s": round(wall_time_s, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "device": device,
+        "num_threads": torch.get_num_threads(),
         "data_source": data["data_source"],
         "data_info": data,
         "versions": versions(),
@@ -117,10 +118,17 @@ def write_outputs(out_dir: Path, results: dict, log: AccuracyLog, plots: bool = 
     write_atomically(out_dir / MATRIX_FILE, table.getvalue())
     if not plots:
         return
-    title = f"{results['algo']} on {results['data']} (seed {results['seed']})"
+    title = f"{results['algo']} on {results['data']}, seed {results['seed']}: {metrics_line(results)}\n" + (
+        f"data: {results['data_source']}"
+    )
     if len(R):
         plot_accuracy_matrix(R, out_dir / HEATMAP_FILE, title)
     plot_task_curves(log, out_dir / CURVES_FILE, title)
+
+
+def metrics_line(results: dict, keys: tuple[str, ...] = ("ra", "bti")) -> str:
+    """``RA 88.94  BTI 1.63``: the metrics in percent, n/a where a run has none (IID's BTI)."""
+    return "  ".join(f"{key.upper()} {'n/a' if results[key] is None else format(results[key], '.2f')}" for key in keys)
 
 
 def write_failure(out_dir: Path, err: BaseException) -> None:
@@ -150,10 +158,7 @@ def format_summary(results: dict, out_dir: Path) -> str:
         ]
     else:
         lines.append(f"accuracy matrix: {len(R)}x{len(R[0])}, see {out_dir / MATRIX_FILE}")
-    metrics = "  ".join(
-        f"{key.upper()} {'n/a' if results[key] is None else format(results[key], '.2f')}"
-        for key in ("ra", "bti", "la", "fwt")
-    )
+    metrics = metrics_line(results, ("ra", "bti", "la", "fwt"))
     lines.append(
         f"{metrics}   ({results['wall_time_s']:.0f} s, peak RSS {results['peak_rss_mb']:.0f} MB, {results['device']})"
     )
@@ -166,7 +171,7 @@ def format_population(summary: dict, out_dir: Path) -> str:
     lines = [f"\n{summary['algo']} on {summary['data']}: population of {len(summary['members'])}"]
     for m in summary["members"]:
         values = "  ".join(f"{k}={v}" for k, v in m["values"].items())
-        metrics = "n/a" if m["ra"] is None else f"RA {m['ra']:6.2f}  BTI {m['bti']:7.2f}"
+        metrics = metrics_line(m)
         lines.append(f"  {values:<40s} {metrics}  {'' if m['status'] == 'completed' else m['status'].upper()}")
     lines.append(f"({summary['wall_time_s']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, {summary['device']})")
     lines.append(f"outputs: {out_dir / MEMBERS_DIR}/, {out_dir / POPULATION_MANIFEST}")

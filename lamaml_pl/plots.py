@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,13 @@ from matplotlib.ticker import MaxNLocator
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog
 
 ANNOTATE_UP_TO = 20  # tasks; larger matrices are drawn without numbers
+LABEL_TASKS_UP_TO = 10  # tasks; more curves get a colour bar instead of a legend entry each
+TITLE_WIDTH = 90  # characters per title line
+
+
+def set_title(ax, title: str) -> None:
+    """A title of several lines (names, metrics, data source), each wrapped to fit the figure."""
+    ax.set_title("\n".join(textwrap.fill(line, TITLE_WIDTH) for line in title.splitlines()), fontsize=9)
 
 
 def plot_accuracy_matrix(R: torch.Tensor, path: Path, title: str) -> None:
@@ -39,35 +47,52 @@ def plot_accuracy_matrix(R: torch.Tensor, path: Path, title: str) -> None:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("evaluated task j")
     ax.set_ylabel("after training task i")
-    ax.set_title(title)
+    set_title(ax, title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+def seen_task_mean(log: AccuracyLog) -> list[tuple[int, float]]:
+    """(evaluation index, mean accuracy % over the tasks trained so far) for every evaluation after
+    a task: the learning curve of a stream (the mean over every task would count unseen ones)."""
+    rows = torch.tensor(log.rows, dtype=torch.float64) * 100
+    return [(i, rows[i, : tag + 1].nanmean().item()) for i, tag in enumerate(log.tags) if tag != INIT_TAG]
+
+
 def plot_task_curves(log: AccuracyLog, path: Path, title: str) -> None:
-    """Accuracy of every task at each evaluation of the run (the forgetting view of the original)."""
+    """Accuracy of every task at each evaluation of the run (the forgetting view of the original),
+    each curve drawn from the evaluation after its task was trained, and the mean over the tasks
+    seen so far (the usual learning curve)."""
     rows = torch.tensor(log.rows) * 100
     labels = ["init" if tag == INIT_TAG else str(tag) for tag in log.tags]
+    n_tasks = rows.shape[1]
     fig, ax = plt.subplots(figsize=(9, 5))
-    colours = plt.cm.viridis(torch.linspace(0, 1, rows.shape[1]).numpy())
-    for j in range(rows.shape[1]):
+    colours = plt.cm.viridis(torch.linspace(0, 1, n_tasks).numpy())
+    for j in range(n_tasks):
+        trained = [i for i, tag in enumerate(log.tags) if tag >= j]  # from the row after task j on
+        if not trained:
+            continue
         ax.plot(
-            range(len(rows)),
-            rows[:, j].numpy(),
+            trained,
+            rows[trained, j].numpy(),
             color=colours[j],
-            lw=1.2,
-            label=f"task {j}" if rows.shape[1] <= 10 else None,
+            lw=1.2 if n_tasks <= LABEL_TASKS_UP_TO else 0.8,
+            label=f"task {j}" if n_tasks <= LABEL_TASKS_UP_TO else None,
         )
-    if not rows.isnan().any():  # the mean over all tasks needs every task evaluated
-        ax.plot(range(len(rows)), rows.mean(1).numpy(), color="black", lw=2.2, ls="--", label="mean over all tasks")
+    seen = seen_task_mean(log)
+    if seen:
+        ax.plot(*zip(*seen), color="black", lw=2.2, ls="--", label="mean over the tasks seen")
+    if n_tasks > LABEL_TASKS_UP_TO:  # a colour bar says which curve is which task
+        scale = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, n_tasks - 1))
+        fig.colorbar(scale, ax=ax, label="task")
     step = max(1, len(labels) // 20)
     ax.set_xticks(range(0, len(labels), step), labels[::step])
     ax.set_xlabel("evaluation after training task")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
+    set_title(ax, title)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

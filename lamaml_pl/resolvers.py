@@ -9,6 +9,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+from lamaml_pl.paths import CONF_DIR, PROJECT_ROOT
+
 
 def devices_for_job(accelerator: str, n_gpus: int, job_num: int | None) -> int | list[int]:
     """One GPU per sweep job, round robin, when a sweep sees several GPUs; else 1 device.
@@ -26,5 +28,16 @@ def _job_devices(accelerator: str) -> int | list[int]:
     return devices_for_job(accelerator, torch.cuda.device_count(), job_num)
 
 
+def group_choices() -> str:
+    """``--help``'s list of the groups a user picks from, and their options (the presets, which
+    apply themselves, and Hydra's own groups left out)."""
+    lines = []
+    for group in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("preset", "hydra", "paths")):
+        lines.append(f"{group.name}: {', '.join(sorted(p.stem for p in group.glob('*.yaml')))}")
+    return "\n".join(lines)
+
+
+OmegaConf.register_new_resolver("group_choices", group_choices, replace=True)
+OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 OmegaConf.register_new_resolver("no_wandb_key", lambda: not os.environ.get("WANDB_API_KEY"), replace=True)
 OmegaConf.register_new_resolver("job_devices", _job_devices, replace=True)

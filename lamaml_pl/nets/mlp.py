@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from lamaml_pl.errors import ConfigError
+from lamaml_pl.errors import ConfigError, require_sizes
 
 INITS = ("kaiming_normal", "xavier_uniform")
 
@@ -33,6 +33,7 @@ class MLP(nn.Sequential):
     def __init__(self, n_inputs: int, hidden_sizes: Sequence[int], n_outputs: int, init: str = "kaiming_normal"):
         if init not in INITS:
             raise ConfigError(f"model.init={init!r} is unknown: use one of {', '.join(INITS)}")
+        require_sizes("model", hidden_sizes=hidden_sizes)
         sizes = [n_inputs, *hidden_sizes, n_outputs]
         layers: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):

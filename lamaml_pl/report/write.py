@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from pathlib import Path
 
@@ -113,7 +114,15 @@ def write_csv(groups: list[Group], path: Path) -> None:
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+    """A file name for ``text``: its safe characters, at most SLUG_LENGTH of them (then a short hash
+    of the whole, so that long labels stay apart)."""
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+    if len(name) <= SLUG_LENGTH:
+        return name
+    return f"{name[: SLUG_LENGTH - 9]}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+SLUG_LENGTH = 60
 
 
 def plot_group_matrices(groups: list[Group], out_dir: Path) -> None:
@@ -123,7 +132,11 @@ def plot_group_matrices(groups: list[Group], out_dir: Path) -> None:
         if not done:
             continue
         name = slug(f"{g.data}_{g.label}")
-        title = f"{g.label} on {g.data} (mean of {len(done)})"
+        ra, bti = (g.stat(key) for key in ("ra", "bti"))
+        title = (
+            f"{g.label} on {g.data}, mean of {len(done)}: RA {_pm(*ra)}, BTI {_pm(*bti)}\n"
+            f"data: {done[0].results.get('data_source', 'unknown')}"
+        )
         R = as_tensor([r.results["acc_matrix"] for r in done]).mean(0) / 100
         plot_accuracy_matrix(R, out_dir / f"matrix_{name}.png", title)
         rows = as_tensor([r.results["eval_rows"]["rows"] for r in done]).mean(0) / 100
