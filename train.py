@@ -1,5 +1,6 @@
 """Entry point: ``python train.py algo=lamaml data=mnist_rot`` (see README.md)."""
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -10,15 +11,18 @@ from omegaconf import DictConfig
 
 from lamaml_pl.command_line import check_keys
 from lamaml_pl.errors import ConfigError, DivergenceError, config_error_in
-from lamaml_pl.outputs import write_failure
 from lamaml_pl.population.cli import population_lists
-from lamaml_pl.resume import AlreadyCompleted, ResumeError
-from lamaml_pl.run import run
-from lamaml_pl.run_lock import FolderHeld
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # torch and Lightning load here, after Hydra has composed: --help and a wrong key answer at once
+    from lamaml_pl.outputs import write_failure
+    from lamaml_pl.resource_errors import resource_error
+    from lamaml_pl.resume import AlreadyCompleted, ResumeError
+    from lamaml_pl.run import run
+    from lamaml_pl.run_lock import FolderHeld
+
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         results = run(cfg)  # one per member of a population
@@ -34,8 +38,9 @@ def main(cfg: DictConfig) -> float | None:
         # partial results; a refused resume or a folder in use is left as it was); in a sweep Hydra
         # runs the other jobs on and reports the failure at the end
         if not isinstance(err, (DivergenceError, ResumeError, FolderHeld)):
-            write_failure(Path(cfg.paths.output_dir), err)
-        clean = err if isinstance(err, DivergenceError) else config_error_in(err)
+            with contextlib.suppress(OSError):  # a folder that cannot be written cannot take the record either
+                write_failure(Path(cfg.paths.output_dir), err)
+        clean = err if isinstance(err, DivergenceError) else config_error_in(err) or resource_error(err, cfg)
         if clean is None or multirun:
             raise
         print(f"error: {clean}", file=sys.stderr)

@@ -5,6 +5,8 @@ the algorithm's constructor as an unknown argument)."""
 from __future__ import annotations
 
 import difflib
+import os
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -40,6 +42,8 @@ def check_keys(args: list[str]) -> None:
         return  # an unknown group option: Hydra lists the choices itself
     for o in overrides:
         key = o.key_or_group
+        if key in ("hydra.run.dir", "hydra.sweep.dir"):
+            check_writable(key, str(o.value()))
         if key in groups or "/" in key or key.split(".")[0] in OPEN_GROUPS or o.is_delete():
             continue  # group choices (hydra/launcher=joblib too) and keys a user may add
         default = OmegaConf.select(cfg, key, default=_ABSENT)
@@ -50,6 +54,17 @@ def check_keys(args: list[str]) -> None:
 
 
 _ABSENT = object()
+
+
+def check_writable(key: str, folder: str) -> None:
+    """``hydra.run.dir`` / ``hydra.sweep.dir`` given on the command line: a folder this process can
+    create or write into (Hydra creates it before the run, so a wrong one is caught first here)."""
+    path = Path(folder).expanduser()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"{key}={folder}: {existing} is a file, not a folder: give a folder path")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={folder}: {existing} is not writable: give a folder you can write to")
 
 
 def plain(node):

@@ -50,6 +50,7 @@ from lamaml_pl.population.grid import (
     population_axes,
 )
 from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
+from lamaml_pl.preemption import stop_on_sigusr1
 from lamaml_pl.quiet import quiet_third_party
 from lamaml_pl.resume import prepare_resume
 from lamaml_pl.run_lock import hold
@@ -236,10 +237,11 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None) -> list[
         trainer.validate(learner, datamodule=datamodule, verbose=False)
     stopped = interrupted = None
     try:
-        trainer.fit(learner, datamodule=datamodule, ckpt_path=checkpoint)
+        with stop_on_sigusr1(trainer):
+            trainer.fit(learner, datamodule=datamodule, ckpt_path=checkpoint)
     except DivergenceError as err:  # no member left: keep the rows evaluated so far, then report it
         stopped = err
-    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C (Lightning exits 1) or SIGTERM: rows so far, a hint
+    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C (Lightning exits 1), SIGTERM, SIGUSR1: rows so far, a hint
         interrupted = err
     wall_time = callbacks[0].earlier_wall_time + time.perf_counter() - start  # every segment of a resumed run
 

@@ -189,8 +189,13 @@ def test_a_checkpoint_of_another_algorithm_is_refused(crashed_run, tiny_mnist_ro
     assert not (tmp_path / "er").exists()
 
 
-@pytest.mark.parametrize("extra", [[], POPULATION], ids=["single", "population"])
-def test_sigterm_leaves_an_interrupted_run_that_resumes_to_the_same_numbers(extra, tiny_mnist_root, tmp_path):
+@pytest.mark.parametrize(
+    "extra, stop",
+    [([], signal.SIGTERM), (POPULATION, signal.SIGTERM), ([], signal.SIGUSR1)],
+    ids=["single", "population", "single-sigusr1"],
+)
+def test_sigterm_leaves_an_interrupted_run_that_resumes_to_the_same_numbers(extra, stop, tiny_mnist_root, tmp_path):
+    """SIGTERM (a cluster stopping a job) and SIGUSR1 (SLURM's warning before a time limit)."""
     reference, stopped = tmp_path / "reference", tmp_path / "stopped"
     run_args = ["logger=csv", *extra]
     subprocess.run(command("lamaml", tiny_mnist_root, reference, *run_args), cwd=ROOT, capture_output=True, check=True)
@@ -201,7 +206,7 @@ def test_sigterm_leaves_an_interrupted_run_that_resumes_to_the_same_numbers(extr
     deadline = time.time() + 240
     while not checkpoint.exists() and time.time() < deadline:
         time.sleep(0.005)
-    run.send_signal(signal.SIGTERM)  # what a cluster sends before it stops a job
+    run.send_signal(stop)
     out, _ = run.communicate(timeout=120)
     assert run.returncode == 130, out[-3000:]
     assert f"interrupted: continue with  python train.py resume=auto hydra.run.dir={stopped}" in out

@@ -1,0 +1,28 @@
+"""SIGUSR1 stops a run as SIGTERM does: SLURM sends it ahead of a time limit or a preemption
+(``#SBATCH --signal=USR1@120``); the run ends at the next batch with results.json ``interrupted``
+and its last task checkpoint, and ``resume=auto`` continues it (Lightning handles SIGTERM itself)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+import pytorch_lightning as pl
+
+
+@contextlib.contextmanager
+def stop_on_sigusr1(trainer: pl.Trainer) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        trainer._signal_connector.received_sigterm = True  # Lightning's own flag: it stops after this batch
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
