@@ -23,6 +23,7 @@ def devices_for_job(accelerator: str, n_gpus: int, job_num: int | None) -> int |
 
 def _job_devices(accelerator: str) -> int | list[int]:
     import torch  # here, not at import: --help and the command-line checks need no torch
+
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     job_num = HydraConfig.get().job.num if multirun else None
     return devices_for_job(accelerator, torch.cuda.device_count(), job_num)
