@@ -270,7 +270,9 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None) -> list[
         print(format_summary(results[0], out_dir), flush=True)
     if interrupted:
         print(f"interrupted: continue with  python train.py resume=auto hydra.run.dir={out_dir}", flush=True)
-        raise SystemExit(130)
+        # an exit of the job's own (submitit's requeue code on preemption) keeps its code; Ctrl-C and signals: 130
+        own = type(interrupted) is SystemExit and interrupted.code not in (None, 0, 1)
+        raise SystemExit(interrupted.code if own else 130)
     if stopped:
         raise stopped
     return results

@@ -278,3 +278,27 @@ def test_a_folder_in_use_is_refused_and_a_stale_lock_taken_over(tiny_mnist_root,
     # its process is gone now (as after kill -9): the lock is stale, the run takes the folder
     assert train(compose_config(overrides))["status"] == "completed"
     assert not (folder / ".lock").exists()  # released at the end
+
+
+def test_a_preempted_submitit_job_requeues_itself_and_ends_as_if_uninterrupted(tiny_mnist_root, tmp_path):
+    """submitit's preemption signal (SIGUSR2, as on a cluster) reaches the job after its first task:
+    submitit requeues it, and with resume=auto the requeued job continues from its checkpoint."""
+    reference, sweep = tmp_path / "reference", tmp_path / "sweep"
+    subprocess.run(command("lamaml", tiny_mnist_root, reference), cwd=ROOT, capture_output=True, check=True)
+    overrides = [o for o in command("lamaml", tiny_mnist_root, reference)[2:] if not o.startswith("hydra.")]
+    launch = [sys.executable, "train.py", "-m", *overrides, "seed=0", "resume=auto", f"hydra.sweep.dir={sweep}"]
+    launch += ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]
+    sweeper = subprocess.Popen(launch, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint, lock = sweep / "0" / "checkpoints" / "last.ckpt", sweep / "0" / ".lock"
+    deadline = time.time() + 240
+    while not (checkpoint.exists() and lock.exists()) and time.time() < deadline:
+        time.sleep(0.005)
+    job = int(lock.read_text().split()[0])  # the training process, as submitit started it
+    os.kill(job, signal.SIGUSR2)
+    out, err = sweeper.communicate(timeout=300)
+    assert sweeper.returncode == 0, err[-3000:]
+    log = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*.out"))  # submitit's record of the job
+    assert "interrupted: continue with" in log and log.count("Starting with JobEnvironment") == 2  # requeued once
+    want = json.loads((reference / "results.json").read_text())
+    got = json.loads((sweep / "0" / "results.json").read_text())
+    assert got["status"] == "completed" and got["acc_matrix"] == want["acc_matrix"]
