@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from lamaml_pl.paths import CONF_DIR, PROJECT_ROOT
+from lamaml_pl.paths import CONF_DIR, PROJECT_ROOT, project_path
 
 
 def devices_for_job(accelerator: str, n_gpus: int, job_num: int | None) -> int | list[int]:
@@ -39,6 +39,14 @@ def group_choices() -> str:
 
 
 OmegaConf.register_new_resolver("group_choices", group_choices, replace=True)
+
+
+def same_folder(path: str, other: str) -> bool:
+    """Whether two configured paths (relative ones from the project root) name one folder."""
+    return project_path(path) == project_path(other)
+
+
+OmegaConf.register_new_resolver("same_folder", same_folder, replace=True)
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 OmegaConf.register_new_resolver("no_wandb_key", lambda: not os.environ.get("WANDB_API_KEY"), replace=True)
 OmegaConf.register_new_resolver("job_devices", _job_devices, replace=True)

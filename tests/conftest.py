@@ -117,7 +117,9 @@ def make_mnist_stream(data: str, root: Path, **overrides):
     """The data module ``data=<data>`` builds from its YAML, reading ``root``, ``overrides``
     replacing some of its values; a bad value raises its ConfigError itself (not Hydra's wrapper)."""
     try:
-        return instantiate(compose_config([f"data={data}"]).data, **{"root": str(root), "download": False, **overrides})
+        # the root as a command line gives it: the keys that follow it (offline_fallback) see it
+        cfg = compose_config([f"data={data}", f"data.root={root}"])
+        return instantiate(cfg.data, **{"download": False, **overrides})
     except Exception as err:
         clean = config_error_in(err)
         if clean is None:
