@@ -52,7 +52,7 @@ from lamaml_pl.population.grid import (
 from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
 from lamaml_pl.preemption import stop_on_sigusr1
 from lamaml_pl.quiet import quiet_third_party
-from lamaml_pl.resume import prepare_resume
+from lamaml_pl.resume import AlreadyCompleted, prepare_resume
 from lamaml_pl.run_lock import hold
 from lamaml_pl.stream import StreamInfo
 
@@ -290,15 +290,12 @@ def run_one_by_one(cfg: DictConfig, axes: dict[str, list]) -> list[dict]:
         member = member_config(cfg, values)
         folder = out_dir / MEMBERS_DIR / member_folder(k, values)
         member.paths.output_dir = str(folder)
-        written = folder / RESULTS_FILE
-        earlier = json.loads(written.read_text()) if cfg.get("resume") == "auto" and written.is_file() else None
-        if earlier is not None and earlier["status"] == "completed":
-            results.append(earlier)
-        else:
-            try:
-                results.append(run(member)[0])
-            except DivergenceError:  # its results.json says so; the other seeds still train
-                results.append(json.loads(written.read_text()))
+        try:
+            results.append(run(member)[0])
+        except AlreadyCompleted as done:  # resume=auto: kept as it is
+            results.append(done.results)
+        except DivergenceError:  # its results.json says so; the other seeds still train
+            results.append(json.loads((folder / RESULTS_FILE).read_text()))
         folders.append(folder)
     write_manifest(out_dir, cfg.algo.name, settings, folders, results, time.perf_counter() - start)
     return results
