@@ -3,11 +3,12 @@
     python benchmarks/observe_micro.py --algo lamaml --data cifar100 --pass multi
     python benchmarks/observe_micro.py --algo lamaml --data cifar100 --members 1 20 --profile
     python benchmarks/observe_micro.py --algo er lamaml sync cmaml --data tinyimagenet
+    python benchmarks/observe_micro.py --algo mer --pass single --warmup 3 --steps 3   # 10 examples a batch
 
 Builds the learner ``python train.py algo=<a> data=<d> pass=<p>`` would (the paper's presets
 applied; the data set is a small synthetic one of the real format, only its shapes matter) and
-times ``observe`` on random incoming batches of the first task (every glance with its shuffle,
-replay draw and reservoir insert), after a warm-up that fills the reservoir. On a GPU twice:
+times ``observe`` on random incoming batches of 10 samples of the first task (every glance with its
+shuffle, replay draw and reservoir insert), after ``--warmup`` batches that fill the reservoir. On a GPU twice:
 eager kernels (``algo.cuda_graph=false``) and as CUDA graphs, where the algorithm has them.
 ``--members N``: a population of N seeds. ``--profile``: where one batch's time goes (the
 GPU's busy time per batch, and the eager run's kernels by total time).
@@ -72,10 +73,10 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def time_observe(learner, steps: int, repeat: int, device) -> float:
-    """Median ms per ``observe`` over ``repeat`` rounds of ``steps`` batches (after 30 warm-up
+def time_observe(learner, steps: int, repeat: int, device, warmup: int) -> float:
+    """Median ms per ``observe`` over ``repeat`` rounds of ``steps`` batches (after ``warmup``
     batches: the reservoir full, every graph captured)."""
-    for x, y in batches(learner, 30, device):
+    for x, y in batches(learner, warmup, device):
         learner.observe(x, y, 0)
     data = batches(learner, steps, device)
     rounds = []
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, nargs="*", default=[1])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=30, help="batches before timing (MER: 3 fill its replay batch)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its algorithms per shape")
     args = parser.parse_args()
@@ -128,14 +130,14 @@ def main() -> None:
                     learner = learner_for(algo, args.data, args.passes, root, members, graph, device)
                     if learner is None:
                         continue
-                    ms = time_observe(learner, args.steps, args.repeat, device)
+                    ms = time_observe(learner, args.steps, args.repeat, device, args.warmup)
                     line += f"  {'CUDA graph' if graph else 'eager'} {ms:8.2f}"
                     if args.profile and device.type == "cuda":
                         line += f" (GPU busy {gpu_busy_ms(learner, 10, device):.2f})"
                 print(line, flush=True)
                 if args.profile and device.type == "cuda":
                     learner = learner_for(algo, args.data, args.passes, root, members, False, device)
-                    time_observe(learner, 1, 1, device)
+                    time_observe(learner, 1, 1, device, args.warmup)
                     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
                         for x, y in batches(learner, 5, device):
                             learner.observe(x, y, 0)

@@ -1,5 +1,6 @@
-"""CUDA graphs change how the La-MAML glance is launched, not what it computes (GPU only): the
-MNIST glance bit for bit, the conv nets' glance up to cuDNN's summation order."""
+"""CUDA graphs change how an update is launched, not what it computes (GPU only): the La-MAML
+MNIST glance bit for bit; the conv nets' glance, La-ER's, Meta-BGD's and MER's updates up to
+cuDNN's summation order."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 
 from lamaml_pl.run import build_members, train, train_population
 from tests.conftest import compose_config, requires_cuda
+from tests.helpers.learners import detach_from_trainer
 
 GPU_RUN = [
     "data.n_tasks=3",
@@ -96,3 +98,61 @@ def test_conv_glance_graph_equals_eager_kernels(algo, grid, tiny_cifar_root):
         for g, e in zip(*after):
             torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-11)
     assert len(graphed.graphed_update.graphs) == 2 and not eager.graphed_update.graphs
+
+
+def synced(graphed, eager) -> None:
+    """Give the graphed learner the eager one's state, in place (the graph's tensors stay its
+    own): module state, and Meta-BGD's posterior in its optimiser."""
+    graphed.load_state_dict(eager.state_dict())
+    if hasattr(eager.optimizers(), "sums"):
+        for (_, _, mine), (_, _, theirs) in zip(graphed.optimizers()._params(), eager.optimizers()._params()):
+            for name, value in theirs.items():
+                mine[name].copy_(value)
+
+
+@requires_cuda
+@pytest.mark.parametrize(
+    "algo, overrides, tasks",
+    [
+        ("la_er", [], [0, 0, 1]),
+        ("la_er", ["data.scenario=class_il"], [0, 0, 1]),  # the head widens: a graph per width
+        ("meta_bgd", [], [0, 0, 1]),
+        ("mer", ["algo.batches_per_example=2", "algo.replay_batch_size=3", "algo.memories=8"], [0, 0, 1]),
+    ],
+    ids=["la_er", "la_er-class_il", "meta_bgd", "mer"],
+)
+def test_graphed_update_equals_eager_kernels(algo, overrides, tasks, tiny_cifar_root):
+    """La-ER's glance and ER step, Meta-BGD's per-sample glance and BGD sums, MER's whole
+    example (steps × batch single-sample steps and Reptile): replayed as a CUDA graph they make
+    the eager kernels' update, batch after batch from the same state (float64, as above)."""
+    learners = []
+    for graph in (True, False):
+        cfg = compose_config(
+            [f"algo={algo}", "data=cifar100", f"data.root={tiny_cifar_root}", "data.download=false", *overrides]
+        )
+        cfg.algo.cuda_graph = graph
+        learner = build_members(cfg).learner.cuda().double()
+        detach_from_trainer(learner)
+        learners.append(learner)
+    graphed, eager = learners
+    torch.manual_seed(0)
+    filler = torch.randn(8, 3, 32, 32, device="cuda", dtype=torch.float64), torch.randint(0, 5, (8,), device="cuda")
+    for batch, task in enumerate(tasks):
+        synced(graphed, eager)
+        if batch == 0 and algo == "mer":  # a full replay batch from the first example: MER's graphed shape
+            for learner in learners:
+                learner.memory.add(*filler, 0)
+        before = [w.detach().clone() for w in eager.parameters()]
+        x = torch.randn(10, 3, 32, 32, device="cuda", dtype=torch.float64)
+        y = torch.randint(5 * task, 5 * task + 5, (10,), device="cuda")
+        for learner in learners:
+            learner.current_task = task
+            torch.manual_seed(batch)
+            learner.observe(x, y, task)
+        after = [[w.detach() for w in m.parameters()] for m in learners]
+        assert max((w - b).abs().max().item() for w, b in zip(after[1], before)) > 1e-3  # it learns
+        for g, e in zip(*after):
+            torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-11)
+    assert graphed.graphed_update.graphs and not eager.graphed_update.graphs
+    if "data.scenario=class_il" in overrides:
+        assert len({key for key, *_ in graphed.graphed_update.graphs}) == 2  # one per head width

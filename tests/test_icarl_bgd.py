@@ -61,8 +61,7 @@ def test_one_bgd_step():
     assert torch.allclose(p.detach(), state["mean"] + 0.5 * state["eps"])
     for eps, grad in (([1.0, -1.0], [0.2, 0.4]), ([-1.0, 0.5], [0.6, -0.2])):
         state["eps"].copy_(torch.tensor(eps))
-        p.grad = torch.tensor(grad)
-        bgd.aggregate_grads(batch_size=10)
+        bgd.aggregate_grads([torch.tensor(grad)], batch_size=10)
     bgd.step()
     # E[g] = (10*(0.2, 0.4) + 10*(0.6, -0.2)) / 2 = (4, 1);  E[g eps] = ((2, -4) + (-6, -1)) / 2 = (-2, -2.5)
     # mean: (1, -2) - 2 * 0.25 * (4, 1) = (-1, -2.5)

@@ -1,4 +1,4 @@
-"""One ``observe`` of C-MAML, Sync and La-MAML on a tiny linear net against a hand-computed update.
+"""One ``observe`` of C-MAML, Sync, La-MAML and La-ER on a tiny linear net against a hand-computed update.
 
 The reference below works in NumPy float64 with the closed-form softmax cross-entropy gradient
 (no autograd): for logits z = W x + b, dCE/dW = (softmax(z) - onehot(y)) xᵀ.
@@ -60,35 +60,37 @@ def reference_update(order, learn_lr, sync_update, max_norm, inner_clamp=False):
     return theta, alpha
 
 
-def linear_learner(learn_lr, sync_update, max_norm, second_order=False, **options):
-    """A 2 -> 3 linear model (the autograd glance: the hand-written one needs a hidden layer)."""
+def tiny_learner(algo, **settings):
+    """``algo`` on a 2 -> 3 linear model (the autograd glance: the hand-written one needs a
+    hidden layer) at W0, B0 and rates ALPHA_W, ALPHA_B, one sample in its reservoir."""
     net = nn.Linear(2, 3).double()
     with torch.no_grad():
         net.weight.copy_(torch.from_numpy(W0))
         net.bias.copy_(torch.from_numpy(B0))
-    algo = make_learner(
+    stream = StreamInfo(2, 3, (2,), 1, test_sizes=[1, 1])
+    learner = make_learner(algo, net, stream, alpha_init=0.1, glances=1, memories=5, replay_batch_size=5, **settings)
+    learner = learner.double()
+    with torch.no_grad():
+        learner.alpha[0].copy_(torch.from_numpy(ALPHA_W))
+        learner.alpha[1].copy_(torch.from_numpy(ALPHA_B))
+    detach_from_trainer(learner)
+    learner.memory.add(torch.from_numpy(MEM_X), torch.from_numpy(MEM_Y), 0)
+    learner.current_task = 0
+    return learner
+
+
+def linear_learner(learn_lr, sync_update, max_norm, second_order=False, **options):
+    algo = tiny_learner(
         "lamaml",
-        net,
-        StreamInfo(2, 3, (2,), 1, test_sizes=[1, 1]),
         learn_lr=learn_lr,
         sync_update=sync_update,
-        alpha_init=0.1,
         opt_lr=OPT_LR,
         opt_wt=OPT_WT,
-        glances=1,
-        memories=5,
-        replay_batch_size=5,
         grad_clip_norm=max_norm,
         second_order=second_order,
         **options,
-    ).double()
-    with torch.no_grad():
-        algo.alpha[0].copy_(torch.from_numpy(ALPHA_W))
-        algo.alpha[1].copy_(torch.from_numpy(ALPHA_B))
+    )
     assert not algo.fast_mlp
-    detach_from_trainer(algo)
-    algo.memory.add(torch.from_numpy(MEM_X), torch.from_numpy(MEM_Y), 0)
-    algo.current_task = 0
     return algo
 
 
@@ -308,3 +310,50 @@ def test_a_glance_without_its_loss_makes_the_same_update():
     for a, b in zip(learners[0].parameters(), learners[1].parameters()):
         assert torch.equal(a, b)
     assert not all(torch.equal(a, start) for a, start in zip(learners[0].parameters(), before))  # it did update
+
+
+# ---- La-ER: La-MAML's chunked glance for α, an ER step for θ ----------------------------------
+def reference_la_er_update(order, chunks, meta_loss, max_norm):
+    """The inner loop over ``chunks`` chunks of the shuffled batch (clamped gradients, raw α),
+    α's first-order meta-gradient (the last chunk's meta-loss, or the mean of all), α's step, then
+    an ER step of θ on the replay batch with relu(new α)."""
+    theta, alpha = [W0, B0], [ALPHA_W, ALPHA_B]
+    x, y = X[order], Y[order]
+    meta_x, meta_y = np.concatenate([MEM_X, x]), np.concatenate([MEM_Y, y])
+    size = -(-len(y) // chunks)
+    fast, inner_sum, per_chunk = list(theta), [np.zeros_like(p) for p in theta], []
+    for start in range(0, len(y), size):
+        g = [
+            np.clip(gi, -max_norm, max_norm) for gi in ce_grad(*fast, x[start : start + size], y[start : start + size])
+        ]
+        inner_sum = [s + gi for s, gi in zip(inner_sum, g)]
+        fast = [f - a * gi for f, a, gi in zip(fast, alpha, g)]
+        m = ce_grad(*fast, meta_x, meta_y)
+        per_chunk.append([-mi * s for mi, s in zip(m, inner_sum)])
+    used = per_chunk[-1:] if meta_loss == "last" else per_chunk
+    d_alpha = clip([sum(c[k] for c in used) / len(used) for k in range(2)], max_norm)
+    alpha = [a - OPT_LR * d for a, d in zip(alpha, d_alpha)]
+    d_theta = clip(list(ce_grad(*theta, meta_x, meta_y)), max_norm)
+    theta = [p - np.maximum(a, 0) * d for p, a, d in zip(theta, alpha, d_theta)]
+    return theta, alpha
+
+
+@pytest.mark.parametrize(
+    "chunks, meta_loss, max_norm",
+    [(2, "last", 100.0), (2, "mean", 100.0), (1, "last", 100.0), (2, "mean", 0.05)],
+    ids=["last", "mean", "one-chunk", "clipped"],
+)
+def test_la_er_observe_equals_hand_computed_update(chunks, meta_loss, max_norm):
+    def la_er():
+        return tiny_learner("la_er", opt_lr=OPT_LR, inner_chunks=chunks, grad_clip_norm=max_norm, meta_loss=meta_loss)
+
+    torch.manual_seed(0)
+    algo = la_er()
+    algo.observe(torch.from_numpy(X), torch.from_numpy(Y), 0)
+    # the batch is shuffled inside observe, so the inner-step order is one of the two
+    candidates = [reference_la_er_update(order, chunks, meta_loss, max_norm) for order in ([0, 1], [1, 0])]
+    assert not matches(state(la_er()), candidates[0])  # it moved
+    if chunks > 1:
+        assert not matches(candidates[0], candidates[1])
+    assert any(matches(state(algo), c) for c in candidates)
+    assert algo.memory.age == 3  # the incoming batch entered the reservoir after the glance

@@ -20,7 +20,7 @@ import sys
 import pytest
 import torch
 
-from lamaml_pl.algos import ER, LaMAML, Online, ReservoirBuffer
+from lamaml_pl.algos import ER, LaER, LaMAML, Online, ReservoirBuffer
 from lamaml_pl.algos.draws import take
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.outputs import MEMBERS_DIR
@@ -46,7 +46,7 @@ def record_steps(monkeypatch) -> tuple[list, list]:
     """Weights after every observe: of a single run, and of every member of a population (the
     same ``observe``, with a member axis)."""
     single, population = [], []
-    for learner_class in (LaMAML, ER, Online):
+    for learner_class in (LaMAML, LaER, ER, Online):
 
         def observe(self, *args, _original=learner_class.observe):
             loss = _original(self, *args)
@@ -114,10 +114,12 @@ CONV_GRIDS = [  # the conv net, task masks, augmentation from each member's gene
     # second order, chunked inner loop, clamped inner gradients, raw α (the paper's CIFAR presets);
     # the members' grouped convolutions sum in another order, which the second order amplifies
     ("lamaml", ["algo.glances=2", *NARROW_CONV], ["population.alpha_init=[0.05,0.1]", "population.seed=[0,1]"], 1e-10),
+    # La-MAML's glance (first order, the last chunk's meta-loss) and ER's θ step; re-insertion every epoch
+    ("la_er", ["algo.glances=2", "data.epochs_per_task=2", *NARROW_CONV], ["population.opt_lr=[0.05,0.1]"], 1e-10),
 ]
 
 
-@pytest.mark.parametrize("algo, shared, grid, tolerance", CONV_GRIDS, ids=["er", "online-multipass", "lamaml"])
+@pytest.mark.parametrize("algo, shared, grid, tolerance", CONV_GRIDS, ids=["er", "online-multipass", "lamaml", "la_er"])
 def test_conv_member_equals_its_single_run_in_float64(
     algo, shared, grid, tolerance, tiny_cifar_root, tmp_path, monkeypatch
 ):

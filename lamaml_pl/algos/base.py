@@ -181,6 +181,11 @@ class ContinualLearner(pl.LightningModule):
         per_member = vmap(lambda w, xs: functional_call(self.net, w, (xs,)), in_dims=(0, None if shared else 0))
         return per_member(weights, x)
 
+    def graph_key(self) -> int | None:
+        """What a CUDA-graphed update reads from the host besides its inputs' shapes: the
+        class-incremental head's width (:class:`~lamaml_pl.algos.cuda_graph.GraphedStep`'s key)."""
+        return self.seen_classes if self.class_incremental else None
+
     @property
     def seen_classes(self) -> int:
         """Class-incremental streams: the classes of the tasks seen so far (the first task's

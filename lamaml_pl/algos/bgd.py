@@ -46,13 +46,17 @@ class BGD(torch.optim.Optimizer):
             p.copy_(state["mean"] + state["std"] * state["eps"])
 
     @torch.no_grad()
-    def aggregate_grads(self, batch_size: int) -> None:
-        """Add this sample's gradient (× batch size) and gradient ⊙ ε to the sums."""
-        for _, p, state in self._params():
-            if p.grad is not None:
-                g = p.grad * batch_size
-                state["sum_grad"].add_(g)
-                state["sum_grad_eps"].add_(g * state["eps"])
+    def aggregate_grads(self, grads: list[torch.Tensor], batch_size: int) -> None:
+        """Add this sample's gradient (× batch size) and gradient ⊙ ε to the sums: ``grads`` one
+        per parameter, in the optimiser's order (no host sync: it can run in a CUDA graph)."""
+        for (_, _, state), grad in zip(self._params(), grads, strict=True):
+            g = grad * batch_size
+            state["sum_grad"].add_(g)
+            state["sum_grad_eps"].add_(g * state["eps"])
+
+    def sums(self) -> list[torch.Tensor]:
+        """The tensors :meth:`aggregate_grads` adds to."""
+        return [state[name] for _, _, state in self._params() for name in ("sum_grad", "sum_grad_eps")]
 
     @torch.no_grad()
     def step(self, closure=None):

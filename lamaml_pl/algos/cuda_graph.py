@@ -9,25 +9,29 @@ buffers and replays the graph.
 ``fn`` must not synchronise with the host (no ``.item()``, no data-dependent shapes, no tensor
 made from a Python number on the GPU) and may differentiate with autograd and update tensors in
 place (the weights): the warm-up run that capture needs would apply an update
-twice, so the tensors listed by ``state`` are restored after it. The outputs are the graph's own
-buffers, overwritten by the next replay: use them before calling again.
+twice, so the tensors listed by ``state`` are restored after it. A value ``fn`` reads from the
+host (a Python number that shapes a kernel, such as a class-incremental head's width) is baked into
+the graph: ``key`` returns those values, and each of them gets a graph of its own. The outputs are
+the graph's own buffers, overwritten by the next replay: use them before calling again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import torch
 
 
 class GraphedStep:
-    def __init__(self, fn: Callable, state: Callable[[], list[torch.Tensor]]):
-        self.fn, self.state = fn, state
-        self.graphs: dict[tuple, tuple] = {}  # signature -> (graph, static inputs, static outputs)
+    def __init__(
+        self, fn: Callable, state: Callable[[], list[torch.Tensor]], key: Callable[[], Hashable] = lambda: None
+    ):
+        self.fn, self.state, self.key = fn, state, key
+        self.graphs: dict[tuple, tuple] = {}  # (key, signature) -> (graph, static inputs, static outputs)
         self.stream: torch.cuda.Stream | None = None  # warm-ups and captures, one stream: autograd's nodes stay on it
 
     def __call__(self, *inputs: torch.Tensor):
-        signature = tuple((t.shape, t.dtype) for t in inputs)
+        signature = (self.key(), *((t.shape, t.dtype) for t in inputs))
         if signature not in self.graphs:
             self.graphs[signature] = self.capture(inputs)
         graph, static_inputs, outputs = self.graphs[signature]

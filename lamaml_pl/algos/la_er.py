@@ -12,6 +12,10 @@ For every glance at an incoming batch B of task t:
 Raw α in the inner step (no relu); first order unless ``second_order``. Every incoming sample is
 offered to the reservoir after the glances, in every epoch (Q11, as ER).
 
+It is the La-MAML learner with the CIFAR glance's settings and another θ step: the glance,
+the clipped α and θ steps, a population's member axis and the CUDA graph are La-MAML's
+(:mod:`lamaml_pl.algos.lamaml`).
+
 Quirk Q7 ``meta_loss`` ("last"): the original keeps only the last chunk's meta-loss (the
 average is commented out); "mean" averages all chunks' meta-losses, as C-MAML / La-MAML do.
 """
@@ -19,20 +23,18 @@ average is commented out); "mean" averages all chunks' meta-losses, as C-MAML / 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
-from lamaml_pl.algos.base import ContinualLearner
-from lamaml_pl.algos.draws import shuffled_order
-from lamaml_pl.algos.replay import ReservoirBuffer
-from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
+from lamaml_pl.algos.draws import take
+from lamaml_pl.algos.lamaml import META_LOSSES, LaMAML, summed
+from lamaml_pl.errors import ConfigError
 from lamaml_pl.stream import StreamInfo
 
-META_LOSSES = ("last", "mean")
 
+class LaER(LaMAML):
+    population_axes = ("alpha_init", "opt_lr", "grad_clip_norm")
+    scenarios = LaMAML.scenarios + ("class_il",)  # ER's step needs no task id
 
-class LaER(ContinualLearner):
     def __init__(
         self,
         name: str,
@@ -49,67 +51,53 @@ class LaER(ContinualLearner):
         meta_loss: str,
         insert_every_epoch: bool,
         reservoir_exclusive: bool,
+        cuda_graph: bool,
     ):
-        super().__init__(name, net, stream)
-        require_positive(
-            "algo",
-            alpha_init=alpha_init,
-            opt_lr=opt_lr,
-            replay_batch_size=replay_batch_size,
-            glances=glances,
-            inner_chunks=inner_chunks,
-            grad_clip_norm=grad_clip_norm,
-        )
         if meta_loss not in META_LOSSES:
             raise ConfigError(f"algo.meta_loss={meta_loss!r} is unknown: use one of {', '.join(META_LOSSES)}")
-        require_replay_fits(int(replay_batch_size), int(memories))
-        self.save_hyperparameters(ignore=["name", "net", "stream"])
-        self.opt_lr, self.replay_batch_size, self.glances = opt_lr, int(replay_batch_size), int(glances)
-        self.inner_chunks, self.grad_clip_norm, self.second_order = int(inner_chunks), grad_clip_norm, second_order
+        super().__init__(
+            name,
+            net,
+            stream,
+            learn_lr=True,
+            sync_update=False,
+            alpha_init=alpha_init,
+            opt_lr=opt_lr,
+            opt_wt=1.0,  # unused: θ steps by relu(α)
+            glances=glances,
+            memories=memories,
+            replay_batch_size=replay_batch_size,
+            grad_clip_norm=grad_clip_norm,
+            second_order=second_order,
+            use_old_task_memory=False,
+            inner_clamp=True,
+            memory_snapshot="alias",
+            inner_alpha_relu=False,
+            reservoir_exclusive=reservoir_exclusive,
+            inner_chunks=inner_chunks,
+            fast_mlp=False,
+            cuda_graph=cuda_graph,
+        )
         self.meta_loss, self.insert_every_epoch = meta_loss, insert_every_epoch
-        self.weight_names = [n for n, _ in net.named_parameters()]
-        self.alpha = nn.ParameterList([nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()])
-        self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.alpha.parameters(), lr=self.opt_lr)
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        alpha_opt = self.optimizers()
-        weights = list(self.net.parameters())
         for _ in range(self.glances):
-            order = shuffled_order(len(y), y.device)
-            x, y = x[order], y[order]
-            mem_x, mem_y, mem_t = self.memory.sample(self.replay_batch_size)
-            batch_x, batch_y = torch.cat([mem_x, x]), torch.cat([mem_y, y])
-            batch_t = torch.cat([mem_t, torch.full_like(y, t)])
-
-            fast = dict(zip(self.weight_names, weights))
-            meta_losses = []
-            size = -(-len(y) // self.inner_chunks)
-            for chunk_x, chunk_y in zip(x.split(size), y.split(size)):
-                inner = self.loss(functional_call(self.net, fast, (chunk_x,)), chunk_y, t)
-                grads = torch.autograd.grad(inner, list(fast.values()), create_graph=self.second_order)
-                fast = {
-                    n: w - g.clamp(-self.grad_clip_norm, self.grad_clip_norm) * a
-                    for (n, w), g, a in zip(fast.items(), grads, self.alpha)
-                }
-                meta_losses.append(self.loss(functional_call(self.net, fast, (batch_x,)), batch_y, batch_t))
-            meta = meta_losses[-1] if self.meta_loss == "last" else torch.stack(meta_losses).mean()
-
-            alpha_opt.zero_grad()
-            self.net.zero_grad()
-            self.manual_backward(meta)  # (the original also clips the θ grads it then discards)
-            nn.utils.clip_grad_norm_(self.alpha.parameters(), self.grad_clip_norm)
-            alpha_opt.step()
-
-            self.net.zero_grad()
-            loss = self.loss(self.net(batch_x), batch_y, batch_t)
-            self.manual_backward(loss)
-            nn.utils.clip_grad_norm_(weights, self.grad_clip_norm)
-            with torch.no_grad():
-                for w, a in zip(weights, self.alpha):
-                    w.sub_(w.grad * F.relu(a))
+            order = self.draws.order(y.shape[-1], y.device)
+            x, y = take(x, order), take(y, order)
+            replay_x, replay_y, replay_t = self.replay_batch(x, y, t)
+            update = self.graphed_update if self.cuda_graph and x.is_cuda else self.update
+            loss = update(y, replay_x, replay_y, replay_t)
         if self.insert_every_epoch or self.task_epoch == 0:
-            self.memory.add(x, y, t)
+            self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
+        return loss.detach()
+
+    def update(self, y, replay_x, replay_y, replay_t) -> torch.Tensor:
+        """The glance's α gradient, the ER gradient of θ on the replay batch, then La-MAML's meta
+        step (both clipped; α first, θ with the new α). Returns the ER loss (per member)."""
+        _, grad_rate = self.autograd_glance(y.shape[-1], replay_x, replay_y, replay_t, theta_grads=False)
+        weights = self.member_weights()
+        with torch.enable_grad():
+            loss = self.loss_at(dict(zip(self.weight_names, weights)), replay_x, replay_y, replay_t)
+            grad_theta = list(torch.autograd.grad(summed(loss), weights))
+        self.meta_step(grad_theta, grad_rate, weights)
         return loss.detach()

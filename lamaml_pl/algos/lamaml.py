@@ -52,6 +52,7 @@ from lamaml_pl.nets import MLP, stacked_mlp
 from lamaml_pl.stream import StreamInfo
 
 MEMORY_SNAPSHOTS = ("alias", "copy")
+META_LOSSES = ("mean", "last")  # of the inner steps' meta-losses: their mean, or the last one's alone
 
 
 class LaMAML(ContinualLearner):
@@ -62,6 +63,7 @@ class LaMAML(ContinualLearner):
     # the paper's settings: the conv-net glance is one CUDA graph over each task's masked head,
     # which a class-incremental head (wider every task) does not have
     scenarios = ("domain_il", "task_il")
+    meta_loss = "mean"  # the family's meta-objective (:data:`META_LOSSES`)
 
     def __init__(
         self,
@@ -129,7 +131,7 @@ class LaMAML(ContinualLearner):
         )
         self.factored = FactoredGlance()  # keeps its inner loop's buffers from glance to glance
         self.cuda_graph = cuda_graph
-        self.graphed_update = GraphedStep(self.update, state=lambda: [*self.member_weights(), *self.alpha])
+        self.graphed_update = GraphedStep(self.update, state=self.updated_tensors, key=self.graph_key)
         self.weight_names = [name for name, _ in net.named_parameters()]
         self.alpha = nn.ParameterList([nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()])
         self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
@@ -151,6 +153,10 @@ class LaMAML(ContinualLearner):
 
     def configure_optimizers(self):
         return []  # the α step (SGD at opt_lr) and the θ step are written out in meta_step
+
+    def updated_tensors(self) -> list[torch.Tensor]:
+        """What :meth:`update` changes in place (restored after the CUDA graph's warm-up run)."""
+        return [*self.member_weights(), *self.alpha]
 
     def on_task_start(self, t: int) -> None:
         if self.memory_snapshot == "copy":
@@ -189,22 +195,26 @@ class LaMAML(ContinualLearner):
         self.meta_step(grads[: len(self.alpha)], grads[len(self.alpha) :])
         return meta_loss
 
-    def autograd_glance(self, n: int, replay_x, replay_y, replay_t) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def autograd_glance(
+        self, n: int, replay_x, replay_y, replay_t, theta_grads: bool = True
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The inner loop on fast weights over the meta-batch's last ``n`` samples (the incoming
-        batch), one meta-loss after each inner step; returns the mean meta-loss (per member) and
-        its gradients, θ's then α's."""
+        batch), a meta-loss after each inner step (``meta_loss``: their mean, or the last step's
+        alone); returns that meta-loss (per member) and its gradients, θ's (``theta_grads``) then α's."""
         weights, alpha, axis = self.member_weights(), list(self.alpha), self.sample_axis
         with torch.enable_grad():
             fast = dict(zip(self.weight_names, weights))
             rates = [F.relu(a) if self.inner_alpha_relu else a for a in alpha]
             incoming = [batch.narrow(axis, batch.shape[axis] - n, n) for batch in (replay_x, replay_y, replay_t)]
             size = 1 if self.inner_chunks is None else -(-n // self.inner_chunks)
+            chunks = list(zip(*(batch.split(size, axis) for batch in incoming)))
             meta_losses = []
-            for chunk_x, chunk_y, chunk_t in zip(*(batch.split(size, axis) for batch in incoming)):
+            for step, (chunk_x, chunk_y, chunk_t) in enumerate(chunks, start=1):
                 fast = self.inner_step(fast, rates, chunk_x, chunk_y, chunk_t)
-                meta_losses.append(self.loss_at(fast, replay_x, replay_y, replay_t))
+                if self.meta_loss == "mean" or step == len(chunks):
+                    meta_losses.append(self.loss_at(fast, replay_x, replay_y, replay_t))
             meta_loss = torch.stack(meta_losses).mean(0)
-            grads = torch.autograd.grad(summed(meta_loss), [*weights, *alpha])
+            grads = torch.autograd.grad(summed(meta_loss), [*weights, *alpha] if theta_grads else alpha)
         return meta_loss.detach(), list(grads)
 
     def replay_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, ...]:

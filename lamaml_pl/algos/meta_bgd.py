@@ -5,7 +5,8 @@ For every glance, ``mc_iters`` times: sample θ, α from the posterior, run the 
 inner loop (``inner_chunks`` chunks, always second order, inner gradients clamped to
 ±grad_clip_norm, raw α), backpropagate the mean meta-loss, norm-clip the θ gradients (not α's)
 and add them to the BGD sums; then one BGD step, which leaves θ and α at their means.
-The incoming batch enters the reservoir once, at the first glance's first sample.
+The incoming batch enters the reservoir once, at the first glance's first sample. On a GPU each
+sample's glance, clip and addition to the sums can replay as one CUDA graph (``cuda_graph``).
 
 Q17 (kept, as published): α is itself a Bayesian parameter, the inner loop is second order
 whatever ``second_order`` says, and α's gradients are not clipped.
@@ -17,7 +18,8 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.bgd import BGD
-from lamaml_pl.algos.draws import shuffled_order
+from lamaml_pl.algos.draws import take
+from lamaml_pl.algos.gradients import clip_norm_
 from lamaml_pl.algos.lamaml import LaMAML
 from lamaml_pl.errors import require_positive
 from lamaml_pl.stream import StreamInfo
@@ -41,6 +43,7 @@ class MetaBGD(LaMAML):
         mean_eta: float,
         mc_iters: int,
         reservoir_exclusive: bool,
+        cuda_graph: bool,
     ):
         require_positive("algo", mc_iters=mc_iters)
         super().__init__(
@@ -64,27 +67,35 @@ class MetaBGD(LaMAML):
             inner_chunks=inner_chunks,
             memory_snapshot="alias",
             fast_mlp=False,  # second order: the autograd glance
-            cuda_graph=False,
+            cuda_graph=cuda_graph,
         )
         self.std_init, self.mean_eta, self.mc_iters = std_init, mean_eta, int(mc_iters)
 
     def configure_optimizers(self):
         return BGD([*self.net.parameters(), *self.alpha.parameters()], self.std_init, self.mean_eta, self.mc_iters)
 
+    def updated_tensors(self) -> list[torch.Tensor]:
+        return self.optimizers().optimizer.sums()
+
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         bgd = self.optimizers().optimizer
         for glance in range(self.glances):
             for sample in range(self.mc_iters):
                 bgd.randomize_weights()
-                order = shuffled_order(len(y), y.device)
-                x, y = x[order], y[order]
+                order = self.draws.order(len(y), y.device)
+                x, y = take(x, order), take(y, order)
                 replay = self.replay_batch(x, y, t)
-                meta_loss, grads = self.autograd_glance(len(y), *replay)  # raw α, clamped, second order
-                for weight, grad in zip([*self.net.parameters(), *self.alpha], grads):
-                    weight.grad = grad
+                update = self.graphed_update if self.cuda_graph and x.is_cuda else self.update
+                meta_loss = update(y, *replay)
                 if glance == 0 and sample == 0:
                     self.memory.add(x, y, t)
-                nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
-                bgd.aggregate_grads(len(y))
             bgd.step()
         return meta_loss.detach()
+
+    def update(self, y, replay_x, replay_y, replay_t) -> torch.Tensor:
+        """One weight sample's glance (raw α, clamped, second order), its θ gradients norm-clipped
+        (α's not: Q17), added to BGD's sums. No host sync: on a GPU, one CUDA graph."""
+        meta_loss, grads = self.autograd_glance(y.shape[-1], replay_x, replay_y, replay_t)
+        clip_norm_(grads[: len(self.alpha)], self.grad_clip_norm)
+        self.optimizers().optimizer.aggregate_grads(grads, y.shape[-1])
+        return meta_loss

@@ -95,13 +95,18 @@ class ReservoirBuffer(nn.Module):
             stored.index_put_(slots, extras[name].detach().to(stored.dtype))
         self.age += n
 
-    def sample(self, k: int, draws=GLOBAL_DRAWS) -> tuple[torch.Tensor, ...]:
+    def sample(self, k: int, draws=GLOBAL_DRAWS, batches: int | None = None) -> tuple[torch.Tensor, ...]:
         """``min(k, len)`` entries drawn uniformly with replacement (empty when the buffer is),
         with ``draws`` (the learner's; by default torch's global RNG): x, y, t, then each of
-        ``extras`` (with members: each member's own entries)."""
+        ``extras`` (with members: each member's own entries). ``batches``: that many such draws
+        at once, stacked on a new axis before the samples' (the same numbers as one call each on
+        the CPU)."""
         k = min(k, len(self))
-        idx = draws.indices(max(len(self), 1), k, self.y.device)
-        return tuple(take(getattr(self, name), idx) for name in ("x", "y", "t", *self.extras))
+        idx = draws.indices(max(len(self), 1), k * (batches or 1), self.y.device)
+        drawn = tuple(take(getattr(self, name), idx) for name in ("x", "y", "t", *self.extras))
+        if batches is None:
+            return drawn
+        return tuple(d.unflatten(idx.dim() - 1, (batches, k)) for d in drawn)
 
     def get_extra_state(self) -> dict:
         return {"age": self.age}
