@@ -49,6 +49,15 @@ def versions() -> dict[str, str]:
     }
 
 
+def float32_math() -> dict[str, str]:
+    """How a GPU computes this process's float32 matmuls and convolutions (``trainer.tf32``):
+    ieee, tf32 or bf16 (the CPU computes IEEE float32 either way)."""
+    matmul = torch.backends.cuda.matmul.fp32_precision
+    if matmul == "none":  # not set through the new API: torch's legacy setting decides
+        matmul = {"highest": "ieee", "high": "tf32", "medium": "bf16"}[torch.get_float32_matmul_precision()]
+    return {"matmul": matmul, "conv": torch.backends.cudnn.conv.fp32_precision}
+
+
 def percent_rows(fractions: torch.Tensor) -> list:
     """Accuracies in percent, 4 decimals; entries not evaluated (NaN) become null in JSON."""
     percent = (100 * fractions).round(decimals=4)
@@ -85,6 +94,7 @@ def collect_results(
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "device": device,
         "num_threads": torch.get_num_threads(),
+        "float32_math": float32_math(),
         "data_source": data["data_source"],
         "data_info": data,
         "versions": versions(),

@@ -104,6 +104,12 @@ def check_run_settings(cfg: DictConfig) -> None:
             f"trainer.num_threads={threads!r} is not allowed: use an integer >= 1, or null for torch's default "
             "(one thread per core)"
         )
+    tf32 = cfg.trainer.get("tf32")
+    if tf32 not in (None, True, False):
+        raise ConfigError(
+            f"trainer.tf32={tf32!r} is not allowed: use true (TF32 matmuls and convolutions), false (IEEE "
+            "float32 for both) or null (torch's default: TF32 convolutions, IEEE matmuls)"
+        )
     devices = cfg.trainer.get("devices", 1)
     if not (devices == 1 or (OmegaConf.is_list(devices) and len(devices) == 1)):
         raise ConfigError(
@@ -120,10 +126,21 @@ def set_threads(trainer: DictConfig) -> None:
         torch.set_num_threads(trainer.num_threads)
 
 
+def set_float32_math(trainer: DictConfig) -> None:
+    """How a GPU computes float32 matmuls and convolutions (``trainer.tf32``): TensorFloat-32 (10
+    mantissa bits in the products, faster on Ampere and later) or IEEE; null keeps torch's default
+    (TF32 convolutions, IEEE matmuls). The CPU computes IEEE float32 either way."""
+    if trainer.get("tf32") is not None:
+        mode = "tf32" if trainer.tf32 else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+
+
 def lightning_trainer(trainer: DictConfig) -> dict:
     """The ``trainer`` group, resolved, without its own key, for ``pl.Trainer``."""
     settings = OmegaConf.to_container(trainer, resolve=True)
     settings.pop("num_threads", None)
+    settings.pop("tf32", None)
     return settings
 
 
@@ -208,6 +225,7 @@ def run(cfg: DictConfig) -> list[dict]:
     quiet_third_party()
     check_run_settings(cfg)
     set_threads(cfg.trainer)
+    set_float32_math(cfg.trainer)
     axes = population_axes(cfg)
     if axes and not batched(get_class(cfg.algo._target_), cfg):
         return run_one_by_one(cfg, axes)

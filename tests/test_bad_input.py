@@ -72,6 +72,7 @@ RUN_CASES = [
     (["resume=0"], "resume=0 is not allowed: use auto, a run folder or a .ckpt file"),
     (["trainer.num_threads=0"], "trainer.num_threads=0 is not allowed: use an integer >= 1, or null"),
     (["trainer.num_threads=two"], "trainer.num_threads='two' is not allowed"),
+    (["trainer.tf32=fast"], "trainer.tf32='fast' is not allowed: use true"),
     (["trainer.accelerator=cpu", "trainer.devices=3"], "trainer.devices=3: a run trains on one device"),
     (["trainer.accelerator=cpu", "trainer.devices=[0,1]"], "trainer.devices=[0, 1]: a run trains on one device"),
 ]

@@ -42,6 +42,7 @@ KEYS = [
     "algo.use_old_task_memory",
     "algo.memory_snapshot",
     "trainer.num_threads",
+    "trainer.tf32",
     "trainer.devices",
     "trainer.accelerator",
     "trainer.precision",

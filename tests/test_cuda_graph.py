@@ -156,3 +156,18 @@ def test_graphed_update_equals_eager_kernels(algo, overrides, tasks, tiny_cifar_
     assert graphed.graphed_update.graphs and not eager.graphed_update.graphs
     if "data.scenario=class_il" in overrides:
         assert len({key for key, *_ in graphed.graphed_update.graphs}) == 2  # one per head width
+
+
+@requires_cuda
+def test_mixed_precision_runs_the_graphed_update_eagerly(tiny_cifar_root):
+    """Under autocast the update is not captured (autocast's cache of cast weights would outlive
+    the capture) and still learns."""
+    cfg = compose_config(["algo=lamaml", "data=cifar100", f"data.root={tiny_cifar_root}", "data.download=false"])
+    learner = build_members(cfg).learner.cuda()
+    learner.current_task = 0
+    before = [w.detach().clone() for w in learner.parameters()]
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        for _ in range(2):
+            learner.observe(torch.randn(10, 3, 32, 32, device="cuda"), torch.randint(0, 5, (10,), device="cuda"), 0)
+    assert not learner.graphed_update.graphs
+    assert max((w - b).abs().max().item() for w, b in zip(learner.parameters(), before)) > 1e-4

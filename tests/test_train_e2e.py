@@ -29,9 +29,34 @@ def check_run_folder(out_dir, n_tasks, joint=False):
     for key in ("ra", "bti", "la", "fwt"):
         assert results[key] == pytest.approx(recomputed[key], abs=1e-3)
     assert results["eval_rows"]["tags"] == [-1] + list(range(n_tasks))
-    for key in ("wall_time_s", "peak_rss_mb", "device", "data_source", "versions"):
+    for key in ("wall_time_s", "peak_rss_mb", "device", "num_threads", "float32_math", "data_source", "versions"):
         assert key in results
     return results
+
+
+@pytest.mark.parametrize("tf32, math", [(False, "ieee"), (True, "tf32")])
+def test_float32_math_is_set_and_recorded(tf32, math, tiny_mnist_root, tmp_path):
+    """trainer.tf32 sets how a GPU multiplies float32 (matmuls and convolutions alike) for the
+    process, and results.json records it (the flags exist on the CPU too, where they change nothing)."""
+    saved = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    try:
+        cfg = compose_config(
+            [*tiny_run_overrides("lamaml", "mnist_rot", tiny_mnist_root, tmp_path), f"trainer.tf32={tf32}"]
+        )
+        assert train(cfg)["float32_math"] == {"matmul": math, "conv": math}
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved
+
+
+@pytest.mark.parametrize("algo", ["lamaml", "er"])
+def test_mixed_precision_runs(algo, tiny_mnist_root, tmp_path):
+    """bf16 autocast (Lightning's precision plugin) over autograd's ops; La-MAML's hand-written
+    glance keeps the weights' dtype inside it."""
+    cfg = compose_config(
+        [*tiny_run_overrides(algo, "mnist_rot", tiny_mnist_root, tmp_path), "trainer.precision=bf16-mixed"]
+    )
+    results = train(cfg)
+    assert results["status"] == "completed" and results["acc_matrix"][0][0] > 40
 
 
 @pytest.mark.parametrize("data", DATASETS)

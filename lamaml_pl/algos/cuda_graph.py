@@ -12,7 +12,8 @@ place (the weights): the warm-up run that capture needs would apply an update
 twice, so the tensors listed by ``state`` are restored after it. A value ``fn`` reads from the
 host (a Python number that shapes a kernel, such as a class-incremental head's width) is baked into
 the graph: ``key`` returns those values, and each of them gets a graph of its own. The outputs are
-the graph's own buffers, overwritten by the next replay: use them before calling again.
+the graph's own buffers, overwritten by the next replay: use them before calling again. Under
+mixed precision (autocast) ``fn`` runs eagerly.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class GraphedStep:
         self.stream: torch.cuda.Stream | None = None  # warm-ups and captures, one stream: autograd's nodes stay on it
 
     def __call__(self, *inputs: torch.Tensor):
+        if torch.is_autocast_enabled("cuda"):  # mixed precision: autocast's cache of cast weights
+            return self.fn(*inputs)  # would outlive the capture, so its kernels run eagerly
         signature = (self.key(), *((t.shape, t.dtype) for t in inputs))
         if signature not in self.graphs:
             self.graphs[signature] = self.capture(inputs)

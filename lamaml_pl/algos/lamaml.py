@@ -276,11 +276,13 @@ def hand_written_update_(
     """The glance for a first-order MLP with gradients by hand (``learner.factored``:
     :mod:`fast_mlp`), then :func:`meta_step_`, for one learner or (every tensor with a member
     axis) a population's members. Returns the mean meta-loss (per member; None with ``with_loss``
-    off: the glance then skips it)."""
+    off: the glance then skips it). It computes in the weights' dtype: mixed precision's autocast
+    applies to autograd's ops, not to these kernels and their kept buffers."""
     rates = torch._foreach_clamp_min(alpha, 0.0) if learner.inner_alpha_relu else alpha  # relu(α)
-    meta_loss, grad_theta, grad_rate = learner.factored(
-        weights, rates, replay_x, replay_y, n, rate_grads=learner.learn_lr, with_loss=with_loss
-    )
+    with torch.autocast(replay_x.device.type, enabled=False):
+        meta_loss, grad_theta, grad_rate = learner.factored(
+            weights, rates, replay_x, replay_y, n, rate_grads=learner.learn_lr, with_loss=with_loss
+        )
     if learner.learn_lr and learner.inner_alpha_relu:  # relu's derivative: sign(relu(α)) is 1 where α > 0, else 0
         torch._foreach_mul_(grad_rate, torch._foreach_sign(rates))
     meta_step_(learner, weights, alpha, grad_theta, grad_rate)
