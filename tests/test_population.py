@@ -20,7 +20,7 @@ import sys
 import pytest
 import torch
 
-from lamaml_pl.algos import ER, LaER, LaMAML, Online, ReservoirBuffer
+from lamaml_pl.algos import ER, MER, LaER, LaMAML, Online, ReservoirBuffer
 from lamaml_pl.algos.draws import take
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.outputs import MEMBERS_DIR
@@ -46,7 +46,7 @@ def record_steps(monkeypatch) -> tuple[list, list]:
     """Weights after every observe: of a single run, and of every member of a population (the
     same ``observe``, with a member axis)."""
     single, population = [], []
-    for learner_class in (LaMAML, LaER, ER, Online):
+    for learner_class in (LaMAML, LaER, ER, Online, MER):
 
         def observe(self, *args, _original=learner_class.observe):
             loss = _original(self, *args)
@@ -59,6 +59,7 @@ def record_steps(monkeypatch) -> tuple[list, list]:
 
 
 MULTI_PASS = ["data.n_tasks=2", "data.samples_per_task=60", "data.epochs_per_task=3"]
+MER_SHORT = ["algo.batches_per_example=2", "algo.replay_batch_size=4"]  # 300 examples x 2 x 5 steps
 GRIDS = [  # (algo, settings shared by the population and the single runs, the axes)
     ("lamaml", [], ["population.seed=[0,1]", "population.alpha_init=[0.03,0.1]"]),
     ("sync", [], ["population.opt_wt=[0.05,0.2]"]),
@@ -67,8 +68,15 @@ GRIDS = [  # (algo, settings shared by the population and the single runs, the a
     ("online", [], ["population.lr=[0.001,0.01]"]),
     ("lamaml", MULTI_PASS, ["population.alpha_init=[0.03,0.1]"]),  # several passes per task: the
     ("er", MULTI_PASS, ["population.lr=[0.01,0.05]"]),  # loop's draws between passes, Q11 re-insertion
+    # one example at a time (batch 1), 2 Reptile batches each; the second grid clips per member
+    ("mer", ["algo.batches_per_example=2"], ["population.seed=[0,1]", "population.lr=[0.03,0.1]"]),
+    (
+        "mer",
+        ["algo.batches_per_example=2", "algo.grad_clip_norm=0.5"],
+        ["population.beta=[0.01,0.3]", "population.gamma=[1.0,0.5]"],
+    ),
 ]
-GRID_IDS = ["lamaml", "sync", "cmaml", "er", "online", "lamaml-multipass", "er-multipass"]
+GRID_IDS = ["lamaml", "sync", "cmaml", "er", "online", "lamaml-multipass", "er-multipass", "mer", "mer-clipped"]
 
 
 def check_members_equal_their_single_runs(
@@ -116,10 +124,19 @@ CONV_GRIDS = [  # the conv net, task masks, augmentation from each member's gene
     ("lamaml", ["algo.glances=2", *NARROW_CONV], ["population.alpha_init=[0.05,0.1]", "population.seed=[0,1]"], 1e-10),
     # La-MAML's glance (first order, the last chunk's meta-loss) and ER's θ step; re-insertion every epoch
     ("la_er", ["algo.glances=2", "data.epochs_per_task=2", *NARROW_CONV], ["population.opt_lr=[0.05,0.1]"], 1e-10),
+    # one example at a time through vmap's convolutions, each member's per-sample clip
+    (
+        "mer",
+        ["algo.batches_per_example=1", "algo.replay_batch_size=2", "algo.grad_clip_norm=1.0", *NARROW_CONV],
+        ["population.seed=[0,1]"],
+        1e-10,
+    ),
 ]
 
 
-@pytest.mark.parametrize("algo, shared, grid, tolerance", CONV_GRIDS, ids=["er", "online-multipass", "lamaml", "la_er"])
+@pytest.mark.parametrize(
+    "algo, shared, grid, tolerance", CONV_GRIDS, ids=["er", "online-multipass", "lamaml", "la_er", "mer"]
+)
 def test_conv_member_equals_its_single_run_in_float64(
     algo, shared, grid, tolerance, tiny_cifar_root, tmp_path, monkeypatch
 ):

@@ -13,6 +13,9 @@ kernel at a time it is a few thousand launches per example.
 
 ``grad_clip_norm`` (Q18): the La-MAML copy norm-clips every per-sample gradient (10 in its CIFAR
 runs); the original MER, whose numbers fill the MNIST table, does not clip (null).
+
+A population's members (lr, beta and gamma may differ) take the same steps, each on its own
+example, replay draws and buffer.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.cuda_graph import GraphedStep
+from lamaml_pl.algos.gradients import clip_norm_, per_member, sgd_
 from lamaml_pl.algos.replay import ReservoirBuffer
 from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
 from lamaml_pl.stream import StreamInfo
 
 
 class MER(ContinualLearner):
+    population_axes = ("lr", "beta", "gamma")
+
     def __init__(
         self,
         name: str,
@@ -57,59 +63,60 @@ class MER(ContinualLearner):
         self.grad_clip_norm = grad_clip_norm
         self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
         self.cuda_graph = cuda_graph
-        self.graphed_update = GraphedStep(
-            self.example_update, state=lambda: list(self.net.parameters()), key=self.graph_key
+        self.graphed_update = GraphedStep(self.example_update, state=self.member_weights, key=self.graph_key)
+
+    def stack_members(self, learners: list[MER]) -> None:
+        # the clip too (one value, shared): a member's gradient is clipped by its own norm
+        self.stack_values(learners, "lr", "beta", "gamma", *(["grad_clip_norm"] if self.grad_clip_norm else []))
+        self.memory = ReservoirBuffer(
+            self.memory.capacity, self.stream.input_shape, exclusive=self.memory.exclusive, members=self.n_members
         )
 
     def configure_optimizers(self):
-        # holds the lr (so schedulers and checkpoints see it); the many tiny per-sample steps
-        # are applied directly in sgd_step, which is cheaper than optimizer.step()
-        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
-
-    def graph_key(self) -> tuple:
-        return super().graph_key(), self.optimizers().param_groups[0]["lr"]  # both baked into the graph
+        return []  # the many single-sample SGD steps are written out in sgd_step (one lr per member)
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        tasks = torch.full_like(y, t)
-        for i in range(len(y)):
+        axis, tasks = self.sample_axis, torch.full_like(y, t)
+        for i in range(y.shape[-1]):
+            example = [batch.narrow(axis, i, 1) for batch in (x, y, tasks)]
             # every batch's replayed samples drawn before the example's steps (they draw nothing)
-            replay = self.memory.sample(self.replay_batch_size, batches=self.steps)
+            replay = self.memory.sample(self.replay_batch_size, self.draws, batches=self.steps)
             full = replay[1].shape[-1] == self.replay_batch_size  # a fixed shape from here on
             update = self.graphed_update if self.cuda_graph and x.is_cuda and full else self.example_update
-            loss = update(x[i : i + 1], y[i : i + 1], tasks[i : i + 1], *replay)
-            self.memory.add(x[i : i + 1], y[i : i + 1], t)
+            loss = update(*example, *replay)
+            self.memory.add(example[0], example[1], t, self.draws.uniforms(1, y.device))
         return loss.detach()
 
     def example_update(self, x, y, t, replay_x, replay_y, replay_t) -> torch.Tensor:
-        """Algorithm 1 for one example and its ``steps`` replay batches: no host sync, fixed
-        shapes once the reservoir can fill a batch, so on a GPU it replays as one CUDA graph.
-        Returns the loss the original logs (the last batch's summed, over ``steps``)."""
-        params = list(self.net.parameters())
-        lr = self.optimizers().param_groups[0]["lr"]
-        before_example = [p.detach().clone() for p in params]
+        """Algorithm 1 for one example and its ``steps`` replay batches (a population's: every
+        member's own): no host sync, fixed shapes once the reservoir can fill a batch, so on a GPU
+        it replays as one CUDA graph. Returns the loss the original logs (the last batch's summed,
+        over ``steps``; per member)."""
+        weights, axis = self.member_weights(), self.sample_axis
+        before_example = [w.detach().clone() for w in weights]
         for step in range(self.steps):
-            before_batch = [p.detach().clone() for p in params]
-            batch = [torch.cat([new, old[step]]) for new, old in ((x, replay_x), (y, replay_y), (t, replay_t))]
-            losses = [self.sgd_step(params, *(b[j : j + 1] for b in batch), lr) for j in range(len(batch[1]))]
-            interpolate(params, before_batch, self.beta)
-        interpolate(params, before_example, self.gamma)
-        return torch.stack(losses).sum() / self.steps
+            before_batch = [w.detach().clone() for w in weights]
+            batch = [
+                torch.cat([new, old.select(axis, step)], dim=axis)
+                for new, old in ((x, replay_x), (y, replay_y), (t, replay_t))
+            ]
+            losses = [self.sgd_step(weights, *(b.narrow(axis, j, 1) for b in batch)) for j in range(batch[1].shape[-1])]
+            interpolate(weights, before_batch, self.beta)
+        interpolate(weights, before_example, self.gamma)
+        return torch.stack(losses).sum(0) / self.steps
 
-    def sgd_step(
-        self, params: list[nn.Parameter], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, lr: float
-    ) -> torch.Tensor:
-        loss = self.loss(self.net(x), y, t)
-        grads = torch.autograd.grad(loss, params)
-        if self.grad_clip_norm is not None:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-            grads = torch._foreach_mul(grads, torch.clamp(self.grad_clip_norm / (norm + 1e-6), max=1.0))
+    def sgd_step(self, weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        loss = self.loss(self(x), y, t)
+        grads = list(torch.autograd.grad(loss.sum() if loss.dim() else loss, weights))
         with torch.no_grad():
-            torch._foreach_add_(params, grads, alpha=-lr)
+            if self.grad_clip_norm is not None:
+                clip_norm_(grads, self.grad_clip_norm)
+            sgd_(weights, grads, self.lr)
         return loss.detach()
 
 
 @torch.no_grad()
-def interpolate(params: list[nn.Parameter], start: list[torch.Tensor], rate: float) -> None:
-    """Reptile: θ ← start + rate · (θ − start), in place."""
-    for p, s in zip(params, start):
-        p.copy_(torch.lerp(s, p, rate))
+def interpolate(weights: list[torch.Tensor], start: list[torch.Tensor], rate: float | torch.Tensor) -> None:
+    """Reptile: θ ← start + rate · (θ − start), in place; ``rate`` one value per member for a population."""
+    for w, s in zip(weights, start):
+        w.copy_(torch.lerp(s, w, rate if isinstance(rate, float) else per_member(rate, w)))
