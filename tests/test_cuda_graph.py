@@ -110,6 +110,9 @@ def synced(graphed, eager) -> None:
                 mine[name].copy_(value)
 
 
+MER_SMALL = ["algo.batches_per_example=2", "algo.replay_batch_size=3", "algo.memories=8"]
+
+
 @requires_cuda
 @pytest.mark.parametrize(
     "algo, overrides, tasks",
@@ -117,9 +120,11 @@ def synced(graphed, eager) -> None:
         ("la_er", [], [0, 0, 1]),
         ("la_er", ["data.scenario=class_il"], [0, 0, 1]),  # the head widens: a graph per width
         ("meta_bgd", [], [0, 0, 1]),
-        ("mer", ["algo.batches_per_example=2", "algo.replay_batch_size=3", "algo.memories=8"], [0, 0, 1]),
+        ("mer", MER_SMALL, [0, 0, 1]),
+        ("la_er", ["population.seed=[0,1]", "population.alpha_init=[0.05,0.1]"], [0, 0, 1]),
+        ("mer", [*MER_SMALL, "population.seed=[0,1]"], [0, 0, 1]),
     ],
-    ids=["la_er", "la_er-class_il", "meta_bgd", "mer"],
+    ids=["la_er", "la_er-class_il", "meta_bgd", "mer", "la_er-population", "mer-population"],
 )
 def test_graphed_update_equals_eager_kernels(algo, overrides, tasks, tiny_cifar_root):
     """La-ER's glance and ER step, Meta-BGD's per-sample glance and BGD sums, MER's whole
@@ -135,16 +140,22 @@ def test_graphed_update_equals_eager_kernels(algo, overrides, tasks, tiny_cifar_
         detach_from_trainer(learner)
         learners.append(learner)
     graphed, eager = learners
+    lead = (eager.n_members,) if eager.weights is not None else ()
     torch.manual_seed(0)
-    filler = torch.randn(8, 3, 32, 32, device="cuda", dtype=torch.float64), torch.randint(0, 5, (8,), device="cuda")
+    filler = (
+        torch.randn(*lead, 8, 3, 32, 32, device="cuda", dtype=torch.float64),
+        torch.randint(0, 5, (*lead, 8), device="cuda"),
+        0,
+        torch.rand(*lead, 8, device="cuda"),
+    )
     for batch, task in enumerate(tasks):
         synced(graphed, eager)
         if batch == 0 and algo == "mer":  # a full replay batch from the first example: MER's graphed shape
             for learner in learners:
-                learner.memory.add(*filler, 0)
+                learner.memory.add(*filler)
         before = [w.detach().clone() for w in eager.parameters()]
-        x = torch.randn(10, 3, 32, 32, device="cuda", dtype=torch.float64)
-        y = torch.randint(5 * task, 5 * task + 5, (10,), device="cuda")
+        x = torch.randn(*lead, 10, 3, 32, 32, device="cuda", dtype=torch.float64)
+        y = torch.randint(5 * task, 5 * task + 5, (*lead, 10), device="cuda")
         for learner in learners:
             learner.current_task = task
             torch.manual_seed(batch)
