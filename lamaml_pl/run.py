@@ -139,8 +139,8 @@ def set_float32_math(trainer: DictConfig) -> None:
 def lightning_trainer(trainer: DictConfig) -> dict:
     """The ``trainer`` group, resolved, without its own key, for ``pl.Trainer``."""
     settings = OmegaConf.to_container(trainer, resolve=True)
-    settings.pop("num_threads", None)
-    settings.pop("tf32", None)
+    for key in ("num_threads", "tf32"):  # set by set_threads / set_float32_math
+        settings.pop(key, None)
     return settings
 
 

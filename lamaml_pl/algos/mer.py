@@ -107,7 +107,7 @@ class MER(ContinualLearner):
 
     def sgd_step(self, weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         loss = self.loss(self(x), y, t)
-        grads = list(torch.autograd.grad(loss.sum() if loss.dim() else loss, weights))
+        grads = list(torch.autograd.grad(loss.sum(), weights))  # a population: each member's own loss
         with torch.no_grad():
             if self.grad_clip_norm is not None:
                 clip_norm_(grads, self.grad_clip_norm)
