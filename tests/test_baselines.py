@@ -87,6 +87,20 @@ def test_agem_projection_formula():
     assert torch.equal(project_agem(-g, ref), -g)  # no conflict: unchanged
 
 
+def test_agem_projection_survives_a_reference_gradient_whose_square_underflows():
+    """A learned memory's gradient of norm ~1e-24: r . r is 0 in float32, g . r is not."""
+    g = torch.tensor([1.0, -2.0, 0.0])
+    ref = torch.tensor([0.0, 1e-24, 1e-24])
+    assert torch.dot(ref, ref) == 0 and torch.dot(g, ref) < 0  # the float32 formula would divide by 0
+    # g - (g·r / r·r) r = (1, -2, 0) - (-2e-24 / 2e-48) (0, 1e-24, 1e-24) = (1, -1, 1)
+    projected = project_agem(g, ref)
+    assert projected.dtype == torch.float32
+    assert torch.allclose(projected, torch.tensor([1.0, -1.0, 1.0]))
+    # a reference of ordinary size keeps the original's float32 arithmetic, bit for bit
+    ref = torch.tensor([0.0, 0.3, 0.7])
+    assert torch.equal(project_agem(g, ref), g - (torch.dot(g, ref) / torch.dot(ref, ref)) * ref)
+
+
 def gem_step_by_hand(memory_tasks, lr):
     """GEM on task 1 with task 0's memory row: projected SGD step (margin 0, eps 1e-3)."""
     g = np.concatenate([a.ravel() for a in ce_grad(W0, B0, X[2:], Y[2:])])

@@ -84,7 +84,7 @@ def test_a_failing_job_is_recorded_and_the_others_finish(tiny_mnist_root, tmp_pa
 
     assert report_main([str(sweep), "--out", str(tmp_path / "report")]) == 0
     markdown = (tmp_path / "report" / "report.md").read_text()
-    assert "Failed runs:" in markdown and "data.samples_per_task=500 exceeds" in markdown
+    assert "Runs left out of the means" in markdown and "data.samples_per_task=500 exceeds" in markdown
     with open(tmp_path / "report" / "report.csv") as handle:
         rows = {r["method"]: r for r in csv.DictReader(handle)}
     assert rows["cmaml (samples_per_task=500)"]["n"] == "0" and rows["cmaml (samples_per_task=500)"]["failed"] == "1"
@@ -221,6 +221,26 @@ def write_run(folder, config: dict, **results) -> None:
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
     defaults = {"status": "completed", "ra": 70.0, "bti": -8.0, "la": 80.0, "wall_time_s": 1.0}
     (folder / "results.json").write_text(json.dumps({**defaults, **results}))
+
+
+def test_report_of_a_population_stopped_part_way(tmp_path):
+    """A population job killed before its population.json: its members are the runs (the job
+    folder is not a failed run of its own), and the interrupted member's line says how to go on."""
+    job = tmp_path / "sweep" / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("algo: {name: meta_bgd}\n")
+    config = {"algo": {"name": "meta_bgd"}, "data": {"name": "split_fashion_mnist"}}
+    for seed, ra in ((0, 97.77), (1, 97.75)):
+        write_run(job / "members" / f"00{seed}_seed={seed}", {**config, "seed": seed}, ra=ra)
+    stopped = job / "members" / "002_seed=2"
+    write_run(stopped, {**config, "seed": 2}, ra=74.54, status="interrupted")
+    assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]) == 0
+    with open(tmp_path / "report" / "report.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["n"], row["failed"]) == ("2", "1") and float(row["ra_mean"]) == pytest.approx(97.76)
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert f"`{stopped}`: interrupted: continue with  python train.py resume=auto hydra.run.dir={stopped}" in markdown
+    assert f"`{job}`" not in markdown
 
 
 def test_report_keeps_apart_what_differs_and_skips_what_it_cannot_read(tmp_path, capsys):

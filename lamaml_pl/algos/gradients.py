@@ -70,8 +70,19 @@ def project_gem(g: torch.Tensor, memories: torch.Tensor, margin: float, eps: flo
 
 
 def project_agem(g: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """A-GEM: if g . r < 0, remove from g its component along the reference gradient r."""
+    """A-GEM: if g . r < 0, remove from g its component along the reference gradient r.
+
+    Once the past tasks' memories are learned to a near-zero loss, r can be so small (norm
+    ~1e-22) that a float32 r . r underflows to 0 while g . r does not: the original's step is
+    then inf (seen on Split Fashion-MNIST, task-incremental). Only then is it computed in float64;
+    otherwise the original's float32 arithmetic, so its numbers stay."""
     dot = torch.dot(g, reference)
     if dot >= 0:
         return g
-    return g - (dot / torch.dot(reference, reference)) * reference
+    if torch.dot(reference, reference) < torch.finfo(reference.dtype).tiny:
+        return _without_component(g.double(), reference.double()).to(g.dtype)
+    return _without_component(g, reference)
+
+
+def _without_component(g: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    return g - (torch.dot(g, reference) / torch.dot(reference, reference)) * reference

@@ -35,8 +35,15 @@ class Run:
 
     @property
     def failed(self) -> bool:
-        """Failed or diverged: listed with its error, left out of the means."""
+        """Failed, diverged or interrupted: listed with why, left out of the means."""
         return self.results.get("status", "completed") != "completed"
+
+    @property
+    def why_not_completed(self) -> str:
+        """A failed run's error, or for an interrupted one the command that continues it."""
+        if self.results.get("status") == "interrupted":
+            return f"interrupted: continue with  python train.py resume=auto hydra.run.dir={self.folder}"
+        return self.results.get("error", f"status {self.results.get('status')!r}")
 
 
 def flatten(tree, prefix: str = "") -> dict:
@@ -50,14 +57,16 @@ def flatten(tree, prefix: str = "") -> dict:
 
 def run_folders(roots: list[Path]) -> list[Path]:
     """Every folder holding a results.json or a Hydra job record (.hydra/config.yaml); a
-    population's own folder (its population.json) is not a run, its members are."""
+    population's own folder (its population.json) is not a run, its members are, and neither is
+    any folder with runs below it (a population's job stopped before it wrote population.json)."""
     found = set()
     for root in roots:
         if not root.exists():
             raise FileNotFoundError(f"{root} does not exist")
         found |= {p.parent for p in root.rglob("results.json")}
         found |= {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
-    return sorted(folder for folder in found if not (folder / POPULATION_MANIFEST).is_file())
+    holders = {parent for folder in found for parent in folder.parents}
+    return sorted(f for f in found if not (f / POPULATION_MANIFEST).is_file() and f not in holders)
 
 
 def load_run(folder: Path) -> Run:

@@ -91,7 +91,7 @@ def markdown(groups: list[Group]) -> str:
     ]
     for row, g in zip(table_rows(groups), groups):
         paper = g.paper
-        n = f"{row['n']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
+        n = f"{row['n']}" + (f" ({row['failed']} not completed)" if row["failed"] else "")
         lines.append(
             f"| {row['benchmark']} | {row['method']} | {n} | {_pm(row['ra_mean'], row['ra_std'])} "
             f"| {_pm(paper[0], paper[1]) if paper else '—'} | {_num(row['delta_ra'], True)} "
@@ -101,8 +101,8 @@ def markdown(groups: list[Group]) -> str:
         )
     failed = [r for g in groups for r in g.runs if r.failed]
     if failed:
-        lines += ["", "Failed runs:", ""]
-        lines += [f"- `{r.folder}`: {r.results.get('error', 'unknown error')}" for r in failed]
+        lines += ["", "Runs left out of the means (failed, diverged or interrupted):", ""]
+        lines += [f"- `{r.folder}`: {r.why_not_completed}" for r in failed]
     return "\n".join(lines) + "\n"
 
 
