@@ -152,6 +152,11 @@ def write_failure(out_dir: Path, err: BaseException) -> None:
     write_atomically(out_dir / RESULTS_FILE, json.dumps(failure, indent=2) + "\n")
 
 
+def interrupted_line(out_dir: Path) -> str:
+    """What an interrupted run prints, and the report lists beside it: the command that continues it."""
+    return f"interrupted: continue with  python train.py resume=auto hydra.run.dir={out_dir}"
+
+
 def format_summary(results: dict, out_dir: Path) -> str:
     """The accuracy matrix (small streams) and RA / BTI / LA / FWT, as printed after a run."""
     R = results["acc_matrix"]

@@ -37,6 +37,7 @@ from lamaml_pl.outputs import (
     collect_results,
     format_population,
     format_summary,
+    interrupted_line,
     write_atomically,
     write_outputs,
 )
@@ -287,7 +288,7 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None) -> list[
         publish_results(loggers, results[0], out_dir)
         print(format_summary(results[0], out_dir), flush=True)
     if interrupted:
-        print(f"interrupted: continue with  python train.py resume=auto hydra.run.dir={out_dir}", flush=True)
+        print(interrupted_line(out_dir), flush=True)
         # an exit of the job's own (submitit's requeue code on preemption) keeps its code; Ctrl-C and signals: 130
         own = type(interrupted) is SystemExit and interrupted.code not in (None, 0, 1)
         raise SystemExit(interrupted.code if own else 130)

