@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import wandb
 from hydra.utils import instantiate
 
 from tests.conftest import DATASETS, DOMAIN_IL_ALGOS, ROOT, compose_config
@@ -149,6 +150,7 @@ def test_logger_group(logger, expected, tmp_path, monkeypatch):
     if logger == "wandb":  # no API key: offline, to be synced later
         assert loggers[0]._offline is True
         loggers[0].experiment.finish()
+        wandb.teardown()  # the next test's wandb session starts from its own environment
 
 
 @pytest.mark.parametrize(

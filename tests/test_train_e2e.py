@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+import wandb
 
 from lamaml_pl.metrics import cl_metrics
 from lamaml_pl.run import train
@@ -81,6 +82,7 @@ def test_wandb_offline_run_gets_config_matrix_and_plots(tiny_mnist_root, tmp_pat
         for o in tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path)
     ]
     train(compose_config(overrides))
+    wandb.teardown()  # waits until wandb's service has written the offline log to disk
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     record = next(runs[0].glob("run-*.wandb")).read_bytes()  # wandb's offline log, synced later
