@@ -112,6 +112,15 @@ def test_a_misspelt_name_is_one_line_with_what_was_meant(overrides, message, tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_a_key_that_hydra_fills_in_at_run_time_may_be_set(tmp_path):
+    from lamaml_pl.command_line import check_keys
+    from lamaml_pl.errors import ConfigError
+
+    check_keys([f"paths.output_dir={tmp_path}", "data.n_tasks=2"])  # ${hydra:runtime.output_dir} by default
+    with pytest.raises(ConfigError, match="did you mean paths.output_dir"):
+        check_keys([f"paths.output_dr={tmp_path}"])
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
