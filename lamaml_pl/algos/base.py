@@ -70,6 +70,7 @@ class ContinualLearner(pl.LightningModule):
         self.n_members = 1
         self.draws = GLOBAL_DRAWS
         self.weights: nn.ParameterList | None = None  # the members' stacked weights (a population)
+        self.weight_names = [name for name, _ in net.named_parameters()]  # of member_weights(), in order
         self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None)
         self.accuracy_logs = [AccuracyLog(stream.n_tasks)]  # per member: the reported matrix (test sets)
         # the held-out validation split (model selection), where the benchmark has one
@@ -109,7 +110,6 @@ class ContinualLearner(pl.LightningModule):
         self.weights = nn.ParameterList(
             nn.Parameter(w) for w in stacked_mlp.stack_parameters([m.net for m in learners])
         )
-        self.weight_names = [name for name, _ in self.net.named_parameters()]
         stream = self.stream
         self.task_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None, members=n)
         self.accuracy_logs = [AccuracyLog(stream.n_tasks) for _ in learners]

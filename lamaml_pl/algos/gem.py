@@ -25,13 +25,18 @@ from torch.func import functional_call, grad, vmap
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.episodic import TaskRingMemory
-from lamaml_pl.algos.gradients import flat_grad, project_agem, project_gem, write_flat_grad
-from lamaml_pl.errors import require_non_negative, require_positive
+from lamaml_pl.algos.gradients import clip_norm_, per_member, project_agem, project_gem, sgd_
+from lamaml_pl.errors import ConfigError, require_non_negative, require_positive
 from lamaml_pl.stream import StreamInfo
 
 
 class GEM(ContinualLearner):
-    """GEM: project g onto {g~ : g~ · g_k >= 0 for every past task k} when any g · g_k < 0."""
+    """GEM: project g onto {g~ : g~ · g_k >= 0 for every past task k} when any g · g_k < 0.
+
+    A population's members (lr and grad_clip_norm may differ) take the same steps, each on its
+    own batches and memory, each projected on its own (one quadratic program per member)."""
+
+    population_axes = ("lr", "grad_clip_norm")
 
     def __init__(
         self,
@@ -57,12 +62,25 @@ class GEM(ContinualLearner):
         self.observed_tasks: list[int] = []
         self.last_task = self.first_last_task()
 
+    def stack_members(self, learners: list[GEM]) -> None:
+        clipped = [m.grad_clip_norm is not None for m in learners]
+        if any(clipped) and not all(clipped):
+            values = ", ".join("null" if m.grad_clip_norm is None else str(m.grad_clip_norm) for m in learners)
+            raise ConfigError(
+                f"population.grad_clip_norm=[{values}]: a population of algo={self.algo_name} clips every "
+                "member or none: give numbers only, or leave algo.grad_clip_norm=null"
+            )
+        self.stack_values(learners, "lr", *(["grad_clip_norm"] if all(clipped) else []))
+        self.memory = TaskRingMemory(
+            self.stream.n_tasks, self.memory.n_memories, self.stream.input_shape, members=self.n_members
+        )
+
     def first_last_task(self) -> int:
         """The task id the counter starts at; any t different from it is registered on arrival."""
         return -1
 
     def configure_optimizers(self):
-        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
+        return []  # the SGD step is written out in observe (one value of lr per member)
 
     def algorithm_state(self) -> dict:
         return {"observed_tasks": self.observed_tasks, "last_task": self.last_task}
@@ -75,38 +93,51 @@ class GEM(ContinualLearner):
             self.observed_tasks.append(t)
             self.last_task = t
         self.memory.add(x, y, t)
-        opt = self.optimizers()
-        past_tasks = self.observed_tasks[:-1]
+        weights, past_tasks = self.member_weights(), self.observed_tasks[:-1]
         for _ in range(self.glances):
-            opt.zero_grad()
-            loss = self.loss(self.net(x), y, t)
-            self.manual_backward(loss)
+            loss = self.loss(self(x, t), y, t)
+            grads = list(torch.autograd.grad(loss.sum(), weights))
             if self.grad_clip_norm is not None:
-                nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
+                clip_norm_(grads, self.grad_clip_norm)
             if past_tasks:
-                g = flat_grad(self.net.parameters())
-                past = self.memory_gradients(past_tasks)
-                write_flat_grad(self.net.parameters(), self.project(g, past))
-            opt.step()
+                grads = self.projected(grads, self.memory_gradients(past_tasks))
+            with torch.no_grad():
+                sgd_(weights, grads, self.lr)
         return loss.detach()
 
     def memory_gradients(self, tasks: list[int]) -> torch.Tensor:
-        """[len(tasks), n_params]: each task's mean CE gradient over its whole memory row,
-        norm-clipped if set — all rows in one vectorised pass (torch.func.vmap)."""
-        params = {name: p.detach() for name, p in self.net.named_parameters()}
+        """``[..., len(tasks), n_params]``: each task's mean CE gradient over its whole memory
+        row, norm-clipped if set — all rows (of every member) in one vectorised pass."""
+        weights = dict(zip(self.weight_names, (w.detach() for w in self.member_weights())))
 
-        def task_loss(p, x, y, k):
-            return self.loss(functional_call(self.net, p, (x,)), y, k)
+        def task_loss(w, x, y, k):
+            return self.loss(functional_call(self.net, w, (x,)), y, k)
 
+        per_task = vmap(grad(task_loss), in_dims=(None, 0, 0, 0))
+        if self.weights is not None:
+            per_task = vmap(per_task, in_dims=(0, 0, 0, None))
         idx = torch.tensor(tasks, device=self.memory.y.device)
-        grads = vmap(grad(task_loss), in_dims=(None, 0, 0, 0))(params, self.memory.x[idx], self.memory.y[idx], idx)
-        flat = torch.cat([g.reshape(len(tasks), -1) for g in grads.values()], dim=1)
+        grads = per_task(weights, *self.memory.rows(idx), idx)
+        lead = grads[self.weight_names[0]].shape[: self.sample_axis + 1]
+        flat = torch.cat([g.reshape(*lead, -1) for g in grads.values()], dim=-1)
         if self.grad_clip_norm is not None:
-            norms = torch.linalg.vector_norm(flat, dim=1, keepdim=True)
-            flat = flat * (self.grad_clip_norm / (norms + 1e-6)).clamp(max=1.0)
+            norms = torch.linalg.vector_norm(flat, dim=-1, keepdim=True)
+            clip = self.grad_clip_norm
+            clip = per_member(clip, norms) if isinstance(clip, torch.Tensor) else clip
+            flat = flat * (clip / (norms + 1e-6)).clamp(max=1.0)
         return flat
 
+    def projected(self, grads: list[torch.Tensor], past: torch.Tensor) -> list[torch.Tensor]:
+        """The gradients after each member's projection against its own past-task gradients."""
+        lead = grads[0].shape[: self.sample_axis]  # the member axis, where there is one
+        g = torch.cat([gr.reshape(*lead, -1) for gr in grads], dim=-1)
+        rows = zip(g.reshape(-1, g.shape[-1]), past.reshape(-1, *past.shape[-2:]))
+        flat = torch.stack([self.project(g_k, past_k) for g_k, past_k in rows]).view_as(g)
+        parts = flat.split([gr.shape[len(lead) :].numel() for gr in grads], dim=-1)
+        return [part.reshape(gr.shape) for part, gr in zip(parts, grads)]
+
     def project(self, g: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
+        """One member's projection of g (``[n_params]``) against its ``[tasks, n_params]``."""
         if bool((past @ g < 0).any()):
             return project_gem(g, past, self.memory_strength, self.qp_eps)
         return g

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import quadprog
 import torch
-from torch import nn
 
 
 def per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -36,20 +33,6 @@ def sgd_(params: list[torch.Tensor], grads: list[torch.Tensor], lr: float | torc
         torch._foreach_sub_(params, [g * per_member(lr, g) for g in grads])
     else:
         torch._foreach_add_(params, grads, alpha=-lr)
-
-
-def flat_grad(params: Iterable[nn.Parameter]) -> torch.Tensor:
-    """All ``.grad`` tensors as one vector (zeros for parameters without a gradient)."""
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-
-
-def write_flat_grad(params: Iterable[nn.Parameter], vector: torch.Tensor) -> None:
-    """Overwrite each parameter's ``.grad`` with its slice of ``vector``."""
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad = vector[offset : offset + n].view_as(p).clone()
-        offset += n
 
 
 def project_gem(g: torch.Tensor, memories: torch.Tensor, margin: float, eps: float = 1e-3) -> torch.Tensor:

@@ -132,7 +132,6 @@ class LaMAML(ContinualLearner):
         self.factored = FactoredGlance()  # keeps its inner loop's buffers from glance to glance
         self.cuda_graph = cuda_graph
         self.graphed_update = GraphedStep(self.update, state=self.updated_tensors, key=self.graph_key)
-        self.weight_names = [name for name, _ in net.named_parameters()]
         self.alpha = nn.ParameterList([nn.Parameter(torch.full_like(p, float(alpha_init))) for p in net.parameters()])
         self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
         self.old_task_memory: ReservoirBuffer | None = None
