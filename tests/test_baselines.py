@@ -8,7 +8,7 @@ from torch import nn
 from lamaml_pl.algos.gradients import project_agem, project_gem
 from lamaml_pl.errors import ConfigError
 from lamaml_pl.stream import StreamInfo
-from tests.conftest import make_learner
+from tests.conftest import make_learner, requires_cuda
 from tests.helpers.learners import detach_from_trainer
 from tests.reference import ce_grad
 
@@ -69,6 +69,19 @@ def test_gem_projection_with_one_constraint_is_the_closed_form():
     # the margin is a lower bound on the dual variable v (here v* = 1.2): v = 2 gives g + 2m
     assert torch.allclose(project_gem(g, m, margin=0.5, eps=0.0), expected, atol=1e-9)
     assert torch.allclose(project_gem(g, m, margin=2.0, eps=0.0), g + 2 * m[0], atol=1e-9)
+
+
+@requires_cuda
+def test_gem_projection_on_the_gpu_equals_the_cpu_one():
+    """The products stay on the device (float64) and only the t x t program goes to quadprog."""
+    rng = np.random.default_rng(1)
+    past = torch.from_numpy(rng.normal(size=(6, 5000))).float()
+    g = -past.mean(dim=0) + 0.1 * torch.from_numpy(rng.normal(size=5000)).float()
+    on_cpu = project_gem(g, past, margin=0.5, eps=1e-3)
+    on_gpu = project_gem(g.cuda(), past.cuda(), margin=0.5, eps=1e-3)
+    assert on_gpu.device.type == "cuda" and on_gpu.dtype == torch.float32
+    assert not torch.equal(on_cpu, g)  # the constraints were violated: a real projection
+    assert torch.allclose(on_gpu.cpu(), on_cpu, rtol=1e-6, atol=1e-7)
 
 
 def test_gem_keeps_the_gradient_when_no_constraint_is_violated():

@@ -40,16 +40,18 @@ def project_gem(g: torch.Tensor, memories: torch.Tensor, margin: float, eps: flo
 
     Solves the dual ``min ½ vᵀ(MMᵀ + εI)v + (Mg)ᵀv  s.t.  v >= margin`` with quadprog in float64
     and returns g~ = Mᵀv + g. ``margin`` is GEM's ``memory_strength``; ``eps`` the ridge that
-    the La-MAML copy adds to the diagonal (Q6).
+    the La-MAML copy adds to the diagonal (Q6). The products stay on g's device (in float64, as
+    the original's numpy); only the t x t program travels to the host, not the t x n_params
+    gradients (57 MB per step for the CIFAR-100 net at task 10).
     """
-    M = memories.detach().to("cpu", torch.float64)
-    gv = g.detach().to("cpu", torch.float64)
+    M = memories.detach().to(torch.float64)
+    gv = g.detach().to(torch.float64)
     t = M.shape[0]
     P = M @ M.T
-    P = 0.5 * (P + P.T) + eps * torch.eye(t, dtype=torch.float64)
+    P = 0.5 * (P + P.T) + eps * torch.eye(t, dtype=torch.float64, device=M.device)
     q = -(M @ gv)
-    v = quadprog.solve_qp(P.numpy(), q.numpy(), np.eye(t), np.full(t, margin, dtype=np.float64))[0]
-    return (gv + M.T @ torch.from_numpy(v)).to(g.device, g.dtype)
+    v = quadprog.solve_qp(P.cpu().numpy(), q.cpu().numpy(), np.eye(t), np.full(t, margin, dtype=np.float64))[0]
+    return (gv + M.T @ torch.from_numpy(v).to(M.device)).to(g.dtype)
 
 
 def project_agem(g: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
