@@ -123,8 +123,9 @@ MER_SMALL = ["algo.batches_per_example=2", "algo.replay_batch_size=3", "algo.mem
         ("mer", MER_SMALL, [0, 0, 1]),
         ("la_er", ["population.seed=[0,1]", "population.alpha_init=[0.05,0.1]"], [0, 0, 1]),
         ("mer", [*MER_SMALL, "population.seed=[0,1]"], [0, 0, 1]),
+        ("meta_bgd", ["population.seed=[0,1]", "population.alpha_init=[0.05,0.1]"], [0, 0, 1]),
     ],
-    ids=["la_er", "la_er-class_il", "meta_bgd", "mer", "la_er-population", "mer-population"],
+    ids=["la_er", "la_er-class_il", "meta_bgd", "mer", "la_er-population", "mer-population", "meta_bgd-population"],
 )
 def test_graphed_update_equals_eager_kernels(algo, overrides, tasks, tiny_cifar_root):
     """La-ER's glance and ER step, Meta-BGD's per-sample glance and BGD sums, MER's whole

@@ -20,7 +20,7 @@ import sys
 import pytest
 import torch
 
-from lamaml_pl.algos import ER, GEM, MER, LaER, LaMAML, Online, ReservoirBuffer
+from lamaml_pl.algos import ER, GEM, MER, LaER, LaMAML, MetaBGD, Online, ReservoirBuffer
 from lamaml_pl.algos.draws import take
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.outputs import MEMBERS_DIR
@@ -46,7 +46,7 @@ def record_steps(monkeypatch) -> tuple[list, list]:
     """Weights after every observe: of a single run, and of every member of a population (the
     same ``observe``, with a member axis)."""
     single, population = [], []
-    for learner_class in (LaMAML, LaER, ER, Online, MER, GEM):  # A-GEM's observe is GEM's
+    for learner_class in (LaMAML, LaER, ER, Online, MER, GEM, MetaBGD):  # A-GEM's observe is GEM's
 
         def observe(self, *args, _original=learner_class.observe):
             loss = _original(self, *args)
@@ -148,13 +148,20 @@ CONV_GRIDS = [  # the conv net, task masks, augmentation from each member's gene
     # the CIFAR presets (clipped memory gradients, a QP per member); A-GEM protecting task 0 (Q4 off)
     ("gem", [*NARROW_CONV], ["population.seed=[0,1]", "population.lr=[0.01,0.03]"], 1e-10),
     ("agem", ["algo.register_task0=true", *NARROW_CONV], ["population.grad_clip_norm=[0.5,2.0]"], 1e-10),
+    # the CIFAR presets: every member's weight samples from its own generator, its posterior's BGD step
+    (
+        "meta_bgd",
+        ["algo.glances=2", *NARROW_CONV],
+        ["population.seed=[0,1]", "population.alpha_init=[0.05,0.1]"],
+        1e-10,
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     "algo, shared, grid, tolerance",
     CONV_GRIDS,
-    ids=["er", "online-multipass", "lamaml", "la_er", "mer", "gem", "agem"],
+    ids=["er", "online-multipass", "lamaml", "la_er", "mer", "gem", "agem", "meta_bgd"],
 )
 def test_conv_member_equals_its_single_run_in_float64(
     algo, shared, grid, tolerance, tiny_cifar_root, tmp_path, monkeypatch
@@ -316,7 +323,7 @@ def test_members_reservoir_equals_one_buffer_per_member(exclusive):
 
 BAD = [
     (["population.lr=[0.1]"], "population.lr cannot vary in a population of algo=lamaml: use seed, alpha_init"),
-    (["algo=meta_bgd", "population.lr=[0.1,0.2]"], "algo=meta_bgd (it has no batched population mode: only seeds"),
+    (["algo=ewc", "population.lr=[0.1,0.2]"], "algo=ewc (it has no batched population mode: only seeds"),
     (["algo=gem", "population.grad_clip_norm=[null,5.0]"], "population.grad_clip_norm=[null, 5.0]: a population of"),
     (["algo=iid", "population.lr=[0.1,0.2]"], "algo=iid (it has no batched population mode"),
     (["population.seed=[]"], "population.seed=[] has no values"),
@@ -346,10 +353,10 @@ def test_bad_population_names_the_value(overrides, message, tiny_mnist_root, tmp
 
 
 def test_a_population_without_batched_mode_trains_its_seeds_one_by_one(tiny_mnist_root, tmp_path):
-    """Meta-BGD has no member axis: population.seed trains its seeds one after another, each equal to
+    """EWC has no member axis: population.seed trains its seeds one after another, each equal to
     its single run, with the manifest of a population; resume=auto reads completed members back."""
     base = [
-        "algo=meta_bgd",
+        "algo=ewc",
         f"data.root={tiny_mnist_root}",
         "data.download=false",
         "data.n_tasks=2",

@@ -43,11 +43,14 @@ KILLED = [  # EWC: per-task state (Fisher sums, sample store); populations: ever
     ("lamaml", POPULATION),
     ("er", ["population.lr=0.01,0.05", "data.epochs_per_task=2"]),
     ("gem", ["population.lr=0.01,0.05"]),  # every member's episodic memory; projections after the resume
+    ("meta_bgd", ["population.seed=0,1"]),  # every member's posterior, in the optimiser's state
 ]
 
 
 @pytest.mark.parametrize(
-    "algo, extra", KILLED, ids=["lamaml", "ewc", "lamaml-population", "er-population-multipass", "gem-population"]
+    "algo, extra",
+    KILLED,
+    ids=["lamaml", "ewc", "lamaml-population", "er-population-multipass", "gem-population", "meta_bgd-population"],
 )
 def test_sigkill_then_resume_gives_the_uninterrupted_numbers(algo, extra, tiny_mnist_root, tmp_path):
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"

@@ -8,7 +8,8 @@ size, undoing the mean loss), then
     σ ← σ ⊙ sqrt(1 + (σ ⊙ E[gε] / 2)²) − σ² ⊙ E[gε] / 2
 
 and leaves the weights at μ (what evaluation uses). Its per-parameter state lives in the
-optimiser state, so checkpoints carry it.
+optimiser state, so checkpoints carry it. Every operation is element-wise, so the parameters may
+be a population's stacked weights.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 
 import torch
 
+from lamaml_pl.algos.draws import GLOBAL_DRAWS
 from lamaml_pl.errors import require_positive
 
 
@@ -39,10 +41,11 @@ class BGD(torch.optim.Optimizer):
                 yield group, p, self.state[p]
 
     @torch.no_grad()
-    def randomize_weights(self) -> None:
-        """Set every tensor to a fresh sample μ + σ ⊙ ε."""
+    def randomize_weights(self, draws=GLOBAL_DRAWS) -> None:
+        """Set every tensor to a fresh sample μ + σ ⊙ ε, ε from ``draws`` (a population's: each
+        member's from its own generator)."""
+        draws.normal_([state["eps"] for _, _, state in self._params()])
         for _, p, state in self._params():
-            state["eps"].normal_()
             p.copy_(state["mean"] + state["std"] * state["eps"])
 
     @torch.no_grad()

@@ -33,6 +33,11 @@ class GlobalDraws:
     def uniforms(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.rand(n, device=device)
 
+    def normal_(self, tensors: list[torch.Tensor]) -> None:
+        """Fill ``tensors`` with standard normals, one after another."""
+        for tensor in tensors:
+            tensor.normal_()
+
     def state(self) -> None:
         return None  # the global states are checkpointed by TaskCheckpoint
 

@@ -26,7 +26,10 @@ from lamaml_pl.stream import StreamInfo
 
 
 class MetaBGD(LaMAML):
-    population_axes = ()  # its Bayesian weights have no batched step
+    """A population stacks every member's posterior (BGD is element-wise) and draws each member's
+    weight samples, orders and replay from its own generator."""
+
+    population_axes = ("alpha_init", "grad_clip_norm")
 
     def __init__(
         self,
@@ -72,7 +75,7 @@ class MetaBGD(LaMAML):
         self.std_init, self.mean_eta, self.mc_iters = std_init, mean_eta, int(mc_iters)
 
     def configure_optimizers(self):
-        return BGD([*self.net.parameters(), *self.alpha.parameters()], self.std_init, self.mean_eta, self.mc_iters)
+        return BGD([*self.member_weights(), *self.alpha], self.std_init, self.mean_eta, self.mc_iters)
 
     def updated_tensors(self) -> list[torch.Tensor]:
         return self.optimizers().optimizer.sums()
@@ -81,14 +84,14 @@ class MetaBGD(LaMAML):
         bgd = self.optimizers().optimizer
         for glance in range(self.glances):
             for sample in range(self.mc_iters):
-                bgd.randomize_weights()
-                order = self.draws.order(len(y), y.device)
+                bgd.randomize_weights(self.draws)
+                order = self.draws.order(y.shape[-1], y.device)
                 x, y = take(x, order), take(y, order)
                 replay = self.replay_batch(x, y, t)
                 update = self.graphed_update if self.cuda_graph and x.is_cuda else self.update
                 meta_loss = update(y, *replay)
                 if glance == 0 and sample == 0:
-                    self.memory.add(x, y, t)
+                    self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
             bgd.step()
         return meta_loss.detach()
 

@@ -76,6 +76,19 @@ class MemberDraws:
     def uniforms(self, n: int, device: torch.device) -> torch.Tensor:
         return self._stacked([rng.rand(n) for rng in self.rngs], device)
 
+    def normal_(self, tensors: list[torch.Tensor]) -> None:
+        """Fill ``tensors`` (the member axis first) with standard normals: on the CPU each member's
+        from its own generator, in its single run's order; on a GPU all members' at once from the
+        device's generator (millions of draws per member made on the host would cost more than
+        the step they feed; the single run there draws from the device's generator too)."""
+        if tensors[0].device.type != "cpu":
+            for tensor in tensors:
+                tensor.normal_()
+            return
+        for member, rng in enumerate(self.rngs):
+            for tensor in tensors:
+                tensor[member].normal_(generator=rng.generator)
+
     def state(self) -> list[torch.Tensor]:
         return [rng.generator.get_state() for rng in self.rngs]
 
