@@ -59,7 +59,7 @@ def record_steps(monkeypatch) -> tuple[list, list]:
 
 
 MULTI_PASS = ["data.n_tasks=2", "data.samples_per_task=60", "data.epochs_per_task=3"]
-MER_SHORT = ["algo.batches_per_example=2", "algo.replay_batch_size=4"]  # 300 examples x 2 x 5 steps
+MER_SHORT = ["algo.batches_per_example=2", "data.samples_per_task=50"]  # 150 examples, 2 Reptile batches each
 GRIDS = [  # (algo, settings shared by the population and the single runs, the axes)
     ("lamaml", [], ["population.seed=[0,1]", "population.alpha_init=[0.03,0.1]"]),
     ("sync", [], ["population.opt_wt=[0.05,0.2]"]),
@@ -69,10 +69,10 @@ GRIDS = [  # (algo, settings shared by the population and the single runs, the a
     ("lamaml", MULTI_PASS, ["population.alpha_init=[0.03,0.1]"]),  # several passes per task: the
     ("er", MULTI_PASS, ["population.lr=[0.01,0.05]"]),  # loop's draws between passes, Q11 re-insertion
     # one example at a time (batch 1), 2 Reptile batches each; the second grid clips per member
-    ("mer", ["algo.batches_per_example=2"], ["population.seed=[0,1]", "population.lr=[0.03,0.1]"]),
+    ("mer", MER_SHORT, ["population.seed=[0,1]", "population.lr=[0.03,0.1]"]),
     (
         "mer",
-        ["algo.batches_per_example=2", "algo.grad_clip_norm=0.5"],
+        [*MER_SHORT, "algo.grad_clip_norm=0.5"],
         ["population.beta=[0.01,0.3]", "population.gamma=[1.0,0.5]"],
     ),
     # batch 1, 10 memories per task: the projections (a QP per member; A-GEM's from task 2 on, Q4)
