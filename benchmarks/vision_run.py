@@ -4,6 +4,7 @@
     python benchmarks/vision_run.py --algo er gem --tasks 1 --epochs 1
     python benchmarks/vision_run.py --data tinyimagenet --pass single
     python benchmarks/vision_run.py --tasks 1 --epochs 1 --override trainer=cpu
+    python benchmarks/vision_run.py --algo gem meta_bgd --members 5 --tasks 3 --epochs 1   # populations of 5 seeds
 
 Writes a synthetic data set in the real on-disk format with the real sizes (CIFAR-100: 500 train /
 100 test 32x32 images per class, 100 classes; TinyImageNet: 500 train / 50 val 64x64 JPEGs per
@@ -12,6 +13,7 @@ after the 10% validation hold-out), and runs ``python train.py algo=<a> data=<d>
 it (the paper's presets) with ``trainer.accelerator=auto``, one fresh process per algorithm.
 Accuracy on these images means nothing; only the time is reported. ``--epochs`` below the
 paper's 10 (multi-pass) gives a per-epoch time to extrapolate from (the report says so).
+``--members N``: a population of seeds 0..N-1 per algorithm (batched where the algorithm can be).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lamaml_pl.outputs import POPULATION_MANIFEST  # noqa: E402
 from tests.helpers.data_files import write_tiny_cifar100, write_tiny_imagenet  # noqa: E402
 
 DATA = ("cifar100", "tinyimagenet")
@@ -56,6 +59,7 @@ def time_run(algo: str, args, data_root: Path, out_dir: Path) -> dict:
         "logger=none",
         "trainer.enable_progress_bar=false",
         *([f"data.epochs_per_task={args.epochs}"] if args.epochs else []),
+        *([f"population.seed=[{','.join(map(str, range(args.members)))}]"] if args.members > 1 else []),
         *args.override,
         f"hydra.run.dir={out_dir}",
     ]
@@ -64,7 +68,8 @@ def time_run(algo: str, args, data_root: Path, out_dir: Path) -> dict:
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{child.stdout[-2000:]}\n{child.stderr[-3000:]}")
-    results = json.loads((out_dir / "results.json").read_text())
+    summary = out_dir / "results.json"  # a population's summary is its manifest
+    results = json.loads((summary if summary.exists() else out_dir / POPULATION_MANIFEST).read_text())
     return {"fit": results["wall_time_s"], "startup": wall - results["wall_time_s"], **results}
 
 
@@ -75,6 +80,7 @@ def main() -> None:
     parser.add_argument("--pass", dest="passes", default="multi", choices=["single", "multi"])
     parser.add_argument("--tasks", type=int, default=2)
     parser.add_argument("--epochs", type=int, help="epochs per task (default: the pass's; multi-pass 10)")
+    parser.add_argument("--members", type=int, default=1, help="a population of seeds 0..N-1 (batched where it can be)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,8 +95,11 @@ def main() -> None:
             raise SystemExit(f"writing the synthetic {args.data} failed")
         print(f"synthetic {args.data} written in {time.perf_counter() - start:.0f} s", flush=True)
         print(f"{platform.node()}, {os.cpu_count()} cores, overrides: {' '.join(args.override) or 'none'}")
-        print("| algo | device | tasks x epochs | train + eval (s) | start-up (s) | s per task | peak RSS (MB) |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| algo | members | device | tasks x epochs | train + eval (s) | start-up (s) | s per task "
+            "| peak RSS (MB) |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
         for algo in args.algo:
             run = time_run(algo, args, data_root, Path(tmp) / f"run_{algo}")
             full = 10 if args.passes == "multi" else 1  # conf/pass/
@@ -98,8 +107,8 @@ def main() -> None:
             per_task = run["fit"] / args.tasks
             note = f" ({per_task * full / epochs:.0f} at {full} epochs)" if epochs != full else ""
             print(
-                f"| {algo} | {run['device']} | {args.tasks} x {epochs} | {run['fit']:.1f} | {run['startup']:.1f} "
-                f"| {per_task:.1f}{note} | {run['peak_rss_mb']:.0f} |",
+                f"| {algo} | {args.members} | {run['device']} | {args.tasks} x {epochs} | {run['fit']:.1f} "
+                f"| {run['startup']:.1f} | {per_task:.1f}{note} | {run['peak_rss_mb']:.0f} |",
                 flush=True,
             )
 
