@@ -8,6 +8,7 @@ from torch import nn
 
 from lamaml_pl.algos.bgd import BGD
 from lamaml_pl.algos.icarl import ICaRL, herding
+from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
 from lamaml_pl.stream import StreamInfo
 from tests.conftest import make_learner
 
@@ -33,23 +34,51 @@ def identity_icarl() -> ICaRL:
 
 def test_nearest_mean_of_exemplars():
     learner = identity_icarl()
-    learner.exemplars = {2: torch.tensor([[0.0, 0, 1, 0], [0, 0, 3, 0]]), 3: torch.tensor([[0.0, 0, 0, 2]])}
+    learner.exemplars = [{2: torch.tensor([[0.0, 0, 1, 0], [0, 0, 3, 0]]), 3: torch.tensor([[0.0, 0, 0, 2]])}]
     x = torch.tensor([[0.0, 0, 1.5, 0.5], [0, 0, 0, 3], [5, 1, 0, 0]])
     # task 1: class means (0,0,2,0) and (0,0,0,2); distances 0.707 / 2.121 and 3.606 / 1.0
     # task 0 has no exemplars yet: its first class
     assert learner.predict(x, torch.tensor([1, 1, 0])).tolist() == [2, 3, 0]
-    learner.exemplars = {0: torch.tensor([[1.0, 0, 0, 0]])}  # class 1 without exemplars never wins
+    learner.exemplars = [{0: torch.tensor([[1.0, 0, 0, 0]])}]  # class 1 without exemplars never wins
     assert learner.predict(torch.tensor([[0.0, 9, 0, 0]]), torch.tensor([0])).tolist() == [0]
 
 
 def test_distillation_is_the_mean_per_example_kl_over_each_old_task_outputs():
     learner = identity_icarl()
-    learner.exemplars = {0: torch.tensor([[1.0, 0, 0, 0]]), 1: torch.tensor([[0.0, 1, 0, 0]])}
-    learner.targets = {0: torch.tensor([[3.0, 0, 0, 0]]), 1: torch.tensor([[0.0, 3, 0, 0]])}
+    learner.exemplars = [{0: torch.tensor([[1.0, 0, 0, 0]]), 1: torch.tensor([[0.0, 1, 0, 0]])}]
+    learner.targets = [{0: torch.tensor([[3.0, 0, 0, 0]]), 1: torch.tensor([[0.0, 3, 0, 0]])}]
     p_old = [math.exp(3) / (math.exp(3) + 1), 1 / (math.exp(3) + 1)]
     log_new = [1 - math.log(math.e + 1), -math.log(math.e + 1)]
     kl = sum(p * (math.log(p) - q) for p, q in zip(p_old, log_new))  # 0.1699, the same for both exemplars
     assert abs(learner.distillation(1).item() - kl) < 1e-6
+
+
+def test_a_population_member_without_exemplars_of_a_class_distils_the_others_only():
+    """Members hold exemplars of their own: member 1 has none of class 1 (its single run would
+    have no such class), so its distillation is class 0's term alone."""
+    population, other = identity_icarl(), identity_icarl()
+    population.join_members([population, other], MemberDraws([MemberRNG(torch.get_rng_state()) for _ in range(2)]))
+    population.exemplars = [
+        {0: torch.tensor([[1.0, 0, 0, 0]]), 1: torch.tensor([[0.0, 1, 0, 0]])},
+        {0: torch.tensor([[1.0, 0, 0, 0]])},
+    ]
+    population.targets = [
+        {0: torch.tensor([[3.0, 0, 0, 0]]), 1: torch.tensor([[0.0, 3, 0, 0]])},
+        {0: torch.tensor([[3.0, 0, 0, 0]])},
+    ]
+    with torch.no_grad():
+        population.weights[1][1].copy_(torch.tensor([1.0, 0, 0, 0]))  # member 1's bias: logits x + (1, 0, 0, 0)
+    p_old = [math.exp(3) / (math.exp(3) + 1), 1 / (math.exp(3) + 1)]
+
+    def kl(logits):  # KL(p_old || softmax(logits)) over task 0's two outputs
+        log_z = math.log(sum(math.exp(v) for v in logits))
+        return sum(p * (math.log(p) - (v - log_z)) for p, v in zip(p_old, logits))
+
+    # the sum over the picked exemplars / 2 classes per task: member 0's two terms are equal (class
+    # 1's is class 0's mirrored); member 1's class 0 exemplar scores (2, 0), and its class 1 adds
+    # nothing (unmasked, a stand-in input would add KL(½,½ || (1, 0)))
+    expected = torch.tensor([(kl([1, 0]) + kl([1, 0])) / 2, kl([2, 0]) / 2])
+    assert torch.allclose(population.distillation(1), expected, atol=1e-6)
 
 
 def test_one_bgd_step():

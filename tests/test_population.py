@@ -20,7 +20,7 @@ import sys
 import pytest
 import torch
 
-from lamaml_pl.algos import ER, GEM, MER, LaER, LaMAML, MetaBGD, Online, ReservoirBuffer
+from lamaml_pl.algos import ER, GEM, MER, ICaRL, LaER, LaMAML, MetaBGD, Online, ReservoirBuffer
 from lamaml_pl.algos.draws import take
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.outputs import MEMBERS_DIR
@@ -46,7 +46,7 @@ def record_steps(monkeypatch) -> tuple[list, list]:
     """Weights after every observe: of a single run, and of every member of a population (the
     same ``observe``, with a member axis)."""
     single, population = [], []
-    for learner_class in (LaMAML, LaER, ER, Online, MER, GEM, MetaBGD):  # A-GEM's observe is GEM's
+    for learner_class in (LaMAML, LaER, ER, Online, MER, GEM, MetaBGD, ICaRL):  # A-GEM's observe is GEM's
 
         def observe(self, *args, _original=learner_class.observe):
             loss = _original(self, *args)
@@ -155,13 +155,16 @@ CONV_GRIDS = [  # the conv net, task masks, augmentation from each member's gene
         ["population.seed=[0,1]", "population.alpha_init=[0.05,0.1]"],
         1e-10,
     ),
+    # every member's herding, distillation draws and nearest means; class-IL: one widening head
+    ("icarl", [*NARROW_CONV], ["population.seed=[0,1]", "population.lr=[0.01,0.05]"], 1e-10),
+    ("icarl", ["data.scenario=class_il", *NARROW_CONV], ["population.grad_clip_norm=[0.5,5.0]"], 1e-10),
 ]
 
 
 @pytest.mark.parametrize(
     "algo, shared, grid, tolerance",
     CONV_GRIDS,
-    ids=["er", "online-multipass", "lamaml", "la_er", "mer", "gem", "agem", "meta_bgd"],
+    ids=["er", "online-multipass", "lamaml", "la_er", "mer", "gem", "agem", "meta_bgd", "icarl", "icarl-class_il"],
 )
 def test_conv_member_equals_its_single_run_in_float64(
     algo, shared, grid, tolerance, tiny_cifar_root, tmp_path, monkeypatch

@@ -115,6 +115,23 @@ def test_every_algorithm_resumes_to_the_uninterrupted_numbers(algo, tiny_mnist_r
     assert resumed["acc_matrix"] == reference["acc_matrix"]
 
 
+@pytest.mark.parametrize("scenario", ["task_il", "class_il"])
+def test_icarl_resumes_with_its_exemplars(scenario, tiny_cifar_root, tmp_path):
+    """iCaRL's exemplars, distillation targets and first-pass store are Python-side state: they
+    travel in the checkpoint, and the resumed run scores and distils as the uninterrupted one."""
+    run = [
+        *tiny_run_overrides("icarl", "cifar100", tiny_cifar_root, tmp_path / "reference"),
+        f"data.scenario={scenario}",
+        "algo.n_memories=20",
+    ]
+    reference = train(compose_config(run))
+    crashing = [*run, f"paths.output_dir={tmp_path / 'resumed'}"]
+    with pytest.raises(Crash):
+        train(compose_config([*crashing, f"+callbacks.crash._target_={__name__}.CrashAfterFirstTask"]))
+    resumed = train(compose_config([*crashing, "resume=auto"]))
+    assert resumed["eval_rows"] == reference["eval_rows"]
+
+
 def test_resume_arguments(tmp_path):
     assert resume_checkpoint(None, tmp_path) is None
     assert resume_checkpoint("auto", tmp_path) is None  # nothing to resume: a fresh run

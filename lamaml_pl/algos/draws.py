@@ -33,6 +33,11 @@ class GlobalDraws:
     def uniforms(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.rand(n, device=device)
 
+    def integers_below(self, highs: list[list[int]]) -> list[list[int]]:
+        """For each member's list of bounds (a single run: one list), an integer uniform in
+        ``[0, high)`` per bound, drawn in order on the CPU."""
+        return [[int(torch.randint(high, ())) for high in member] for member in highs]
+
     def normal_(self, tensors: list[torch.Tensor]) -> None:
         """Fill ``tensors`` with standard normals, one after another."""
         for tensor in tensors:

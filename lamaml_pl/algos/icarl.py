@@ -12,6 +12,9 @@ logit vector is closest (L2) to the sample's; a task without exemplars yet predi
 Class-incremental streams (no task id): the same over every class seen so far; the distillation
 covers all earlier classes' outputs and herding the seen classes' logits.
 
+A population (seeds, ``lr``, ``grad_clip_norm``) steps every member through the same ``observe``;
+each member herds, distils and takes nearest means over exemplars of its own.
+
 Quirk Q8 (kept, as published): herding features are the task's own logits, not a penultimate
 layer; the nearest-mean rule uses unnormalised full logit vectors; only the first pass is
 stored for herding, without its last batch (``store_last_batch`` False; True keeps it).
@@ -22,14 +25,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.gradients import clip_norm_, sgd_
 from lamaml_pl.errors import require_positive
 from lamaml_pl.stream import StreamInfo
 
 
 class ICaRL(ContinualLearner):
+    """A population keeps every member's exemplars, distillation targets and class means of its
+    own (one dict per member: a class may hold fewer exemplars in one member than another)."""
+
     scenarios = ("task_il", "class_il")  # its exemplars and nearest-mean rule are per class
+    population_axes = ("lr", "grad_clip_norm")
 
     def __init__(
         self,
@@ -48,48 +57,74 @@ class ICaRL(ContinualLearner):
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.n_memories, self.reg = lr, int(n_memories), memory_strength
         self.glances, self.grad_clip_norm, self.store_last_batch = int(glances), grad_clip_norm, store_last_batch
-        self.exemplars: dict[int, torch.Tensor] = {}  # class -> inputs, in herding order
-        self.targets: dict[int, torch.Tensor] = {}  # class -> full logits stored for distillation
+        self.exemplars: list[dict[int, torch.Tensor]] = [{}]  # per member: class -> inputs, in herding order
+        self.targets: list[dict[int, torch.Tensor]] = [{}]  # per member: class -> logits stored for distillation
         self.store_x: list[torch.Tensor] = []  # the current task's first pass, for herding
         self.store_y: list[torch.Tensor] = []
-        self.class_means: torch.Tensor | None = None  # [n_classes, n_outputs] during an evaluation pass
+        self.class_means: torch.Tensor | None = None  # [(members,) n_classes, n_outputs] during an evaluation pass
+
+    def stack_members(self, learners: list[ICaRL]) -> None:
+        self.stack_values(learners, "lr", "grad_clip_norm")
+        self.exemplars = [{} for _ in learners]
+        self.targets = [{} for _ in learners]
 
     def configure_optimizers(self):
-        return torch.optim.SGD(self.net.parameters(), lr=self.lr)
+        return []  # the SGD step is written out in observe (one value of lr per member)
+
+    def member_logits(self, member: int, x: torch.Tensor) -> torch.Tensor:
+        """One member's outputs on its own ``(B, ...)`` samples (a single run: the net's)."""
+        if self.weights is None:
+            return self.net(x)
+        return functional_call(self.net, {name: w[member] for name, w in zip(self.weight_names, self.weights)}, (x,))
 
     # ---- training ---------------------------------------------------------------------------
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         if self.task_epoch == 0:
             self.store_x.append(x.detach())
             self.store_y.append(y.detach())
-        opt = self.optimizers()
+        weights = self.member_weights()
         for _ in range(self.glances):
-            opt.zero_grad()
-            loss = self.loss(self.net(x), y, t)
-            if self.exemplars:
+            loss = self.loss(self.logits_at(dict(zip(self.weight_names, weights)), x), y, t)
+            if any(self.exemplars):
                 loss = loss + self.reg * self.distillation(t)
-            self.manual_backward(loss)
-            nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
-            opt.step()
+            grads = list(torch.autograd.grad(loss.sum(), weights))
+            clip_norm_(grads, self.grad_clip_norm)
+            with torch.no_grad():
+                sgd_(weights, grads, self.lr)
         return loss.detach()
 
     def distillation(self, t: int) -> torch.Tensor:
         """Σ over earlier tasks of the mean per-example KL(p_old || p_new) on their outputs, one
-        random exemplar per class (the original's KLDivLoss 'mean' x classes_per_task)."""
+        random exemplar per class (the original's KLDivLoss 'mean' x classes_per_task); per
+        member, each drawing from its own exemplars (a class a member holds none of adds 0)."""
         c = self.classes_per_task
-        classes = [k for k in sorted(self.exemplars) if k < t * c]
+        classes = sorted({k for held in self.exemplars for k in held if k < t * c})
         if not classes:
-            return torch.zeros((), device=self.device)
-        picks = [int(torch.randint(len(self.exemplars[k]), ())) for k in classes]
-        x = torch.stack([self.exemplars[k][i] for k, i in zip(classes, picks)])
-        old = torch.stack([self.targets[k][i] for k, i in zip(classes, picks)])
+            return torch.zeros(self.n_members if self.weights is not None else (), device=self.device)
+        highs = [[len(held[k]) for k in classes if k in held] for held in self.exemplars]
+        holder, k0 = next((m, next(iter(held))) for m, held in enumerate(self.exemplars) if held)
+        # what stands in for a class a member holds no exemplar of (its KL term is masked out)
+        x_fill = torch.zeros_like(self.exemplars[holder][k0][0])
+        old_fill = torch.zeros_like(self.targets[holder][k0][0])
+        xs, olds, present = [], [], []
+        for held, targets, drawn in zip(self.exemplars, self.targets, self.draws.integers_below(highs)):
+            picks = dict(zip([k for k in classes if k in held], drawn))
+            xs.append(torch.stack([held[k][picks[k]] if k in picks else x_fill for k in classes]))
+            olds.append(torch.stack([targets[k][picks[k]] if k in picks else old_fill for k in classes]))
+            present.append([k in picks for k in classes])
+        x, old = (torch.stack(xs), torch.stack(olds)) if self.weights is not None else (xs[0], olds[0])
         if self.class_incremental:  # the earlier tasks' head: every old class
             columns = torch.arange(t * c, device=x.device).expand(len(classes), -1)
         else:
             columns = self.task_columns(torch.tensor(classes, device=x.device) // c)
-        log_new = F.log_softmax(self.net(x).gather(1, columns), dim=1)
-        p_old = F.softmax(old.gather(1, columns), dim=1)
-        return F.kl_div(log_new, p_old, reduction="sum") / c
+        new = self.logits_at(dict(zip(self.weight_names, self.member_weights())), x)
+        log_new = F.log_softmax(new.gather(-1, columns.expand(*new.shape[:-1], -1)), dim=-1)
+        p_old = F.softmax(old.gather(-1, columns.expand(*old.shape[:-1], -1)), dim=-1)
+        kl = F.kl_div(log_new, p_old, reduction="none")
+        if not all(all(member) for member in present):
+            mask = torch.tensor(present, device=kl.device).view(*kl.shape[:-1], 1)
+            kl = kl * mask
+        return kl.sum(dim=(-2, -1)) / c
 
     # ---- the end of a task: herding ----------------------------------------------------------
     @torch.no_grad()
@@ -98,18 +133,22 @@ class ICaRL(ContinualLearner):
             self.store_x, self.store_y = self.store_x[:-1], self.store_y[:-1]
         if not self.store_y:
             return
-        stored_x, stored_y = torch.cat(self.store_x), torch.cat(self.store_y)
+        axis = self.sample_axis
+        stored_x, stored_y = torch.cat(self.store_x, dim=axis), torch.cat(self.store_y, dim=axis)
+        if self.weights is None:
+            stored_x, stored_y = stored_x.unsqueeze(0), stored_y.unsqueeze(0)
         c = self.classes_per_task
-        per_class = self.n_memories // (len(self.exemplars) + c)
-        for k in range(t * c, (t + 1) * c):
-            members = stored_x[stored_y == k]
-            if len(members):
-                head = slice(0, self.seen_classes) if self.class_incremental else slice(t * c, (t + 1) * c)
-                features = self.net(members)[:, head]
-                self.exemplars[k] = members[herding(features, per_class)]
-        for k in list(self.exemplars):
-            self.exemplars[k] = self.exemplars[k][:per_class]
-            self.targets[k] = self.net(self.exemplars[k])
+        head = slice(0, self.seen_classes) if self.class_incremental else slice(t * c, (t + 1) * c)
+        for member, (held, targets) in enumerate(zip(self.exemplars, self.targets)):
+            per_class = self.n_memories // (len(held) + c)
+            for k in range(t * c, (t + 1) * c):
+                samples = stored_x[member][stored_y[member] == k]
+                if len(samples):
+                    features = self.member_logits(member, samples)[:, head]
+                    held[k] = samples[herding(features, per_class)]
+            for k in list(held):
+                held[k] = held[k][:per_class]
+                targets[k] = self.member_logits(member, held[k])
         self.store_x, self.store_y = [], []
 
     # ---- evaluation: nearest mean of exemplars ---------------------------------------------
@@ -123,35 +162,44 @@ class ICaRL(ContinualLearner):
 
     @torch.no_grad()
     def exemplar_means(self) -> torch.Tensor | None:
-        """Mean full logit vector of each class's exemplars; NaN rows for classes without any."""
-        if not self.exemplars:
+        """Mean full logit vector of each class's exemplars, ``[(members,) n_classes, outputs]``;
+        NaN rows for classes without any."""
+        if not any(self.exemplars):
             return None
-        rows = {k: self.net(x).mean(dim=0) for k, x in self.exemplars.items()}
-        width = next(iter(rows.values())).shape[0]
-        means = torch.full((self.stream.n_classes, width), float("nan"), device=self.device)
-        for k, row in rows.items():
-            means[k] = row
-        return means
+        rows = [
+            {k: self.member_logits(member, x).mean(dim=0) for k, x in held.items()}
+            for member, held in enumerate(self.exemplars)
+        ]
+        width = next(row for member in rows for row in member.values()).shape[0]
+        means = torch.full((len(rows), self.stream.n_classes, width), float("nan"), device=self.device)
+        for member, member_rows in enumerate(rows):
+            for k, row in member_rows.items():
+                means[member, k] = row
+        return means if self.weights is not None else means[0]
 
     def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.class_incremental:  # no task id: every class seen so far is a candidate
             columns = torch.arange(self.seen_classes, device=x.device).expand(len(x), -1)
         else:
             columns = self.task_columns(t)  # [N, c] candidate classes
+        lead = (self.n_members,) if self.weights is not None else ()
         means = self.class_means if self.class_means is not None else self.exemplar_means()
         if means is None:
-            return columns[:, 0]
-        distances = torch.linalg.vector_norm(self.net(x).unsqueeze(1) - means[columns], dim=2)
+            return columns[:, 0].expand(*lead, -1)
+        logits = self.logits_at(dict(zip(self.weight_names, self.member_weights())), x)  # [(members,) N, outputs]
+        candidates = means[..., columns, :] if lead else means[columns]  # [(members,) N, c, outputs]
+        distances = torch.linalg.vector_norm(logits.unsqueeze(-2) - candidates, dim=-1)
         distances = torch.nan_to_num(distances, nan=float("inf"))  # a class without exemplars never wins...
-        nearest = distances.argmin(dim=1)  # ...and a task without any predicts its first class
-        return columns.gather(1, nearest.view(-1, 1)).squeeze(1)
+        nearest = distances.argmin(dim=-1, keepdim=True)  # ...and a task without any predicts its first class
+        return columns.expand(*lead, -1, -1).gather(-1, nearest).squeeze(-1)
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def algorithm_state(self) -> dict:
         return {"exemplars": self.exemplars, "targets": self.targets, "store_x": self.store_x, "store_y": self.store_y}
 
     def load_algorithm_state(self, state: dict) -> None:
-        self.exemplars, self.targets = dict(state["exemplars"]), dict(state["targets"])
+        self.exemplars = [dict(held) for held in state["exemplars"]]
+        self.targets = [dict(held) for held in state["targets"]]
         self.store_x, self.store_y = list(state["store_x"]), list(state["store_y"])
 
 

@@ -76,6 +76,13 @@ class MemberDraws:
     def uniforms(self, n: int, device: torch.device) -> torch.Tensor:
         return self._stacked([rng.rand(n) for rng in self.rngs], device)
 
+    def integers_below(self, highs: list[list[int]]) -> list[list[int]]:
+        """Each member's integers uniform in ``[0, high)``, one per bound of its own list."""
+        return [
+            [int(torch.randint(high, (), generator=rng.generator)) for high in member]
+            for rng, member in zip(self.rngs, highs, strict=True)
+        ]
+
     def normal_(self, tensors: list[torch.Tensor]) -> None:
         """Fill ``tensors`` (the member axis first) with standard normals: on the CPU each member's
         from its own generator, in its single run's order; on a GPU all members' at once from the
