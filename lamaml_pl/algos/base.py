@@ -164,9 +164,14 @@ class ContinualLearner(pl.LightningModule):
     def forward(self, x: torch.Tensor, t: torch.Tensor | int | None = None) -> torch.Tensor:
         """Logits (a population's: ``(members, B, classes)``); on task-incremental streams those
         outside task ``t``'s classes are masked."""
+        return self.mask_logits(self.net_logits(x), t)
+
+    def net_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The outputs of the weights being trained, unmasked: the net's, or a population's
+        ``(members, B, classes)``."""
         if self.weights is None:
-            return self.mask_logits(self.net(x), t)
-        return self.mask_logits(self.logits_at(dict(zip(self.weight_names, self.weights)), x), t)
+            return self.net(x)
+        return self.logits_at(dict(zip(self.weight_names, self.weights)), x)
 
     def logits_at(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """The net's outputs at ``weights`` (fast weights, say): a single run's through

@@ -84,7 +84,7 @@ class ICaRL(ContinualLearner):
             self.store_y.append(y.detach())
         weights = self.member_weights()
         for _ in range(self.glances):
-            loss = self.loss(self.logits_at(dict(zip(self.weight_names, weights)), x), y, t)
+            loss = self.loss(self.net_logits(x), y, t)
             if any(self.exemplars):
                 loss = loss + self.reg * self.distillation(t)
             grads = list(torch.autograd.grad(loss.sum(), weights))
@@ -117,7 +117,7 @@ class ICaRL(ContinualLearner):
             columns = torch.arange(t * c, device=x.device).expand(len(classes), -1)
         else:
             columns = self.task_columns(torch.tensor(classes, device=x.device) // c)
-        new = self.logits_at(dict(zip(self.weight_names, self.member_weights())), x)
+        new = self.net_logits(x)
         log_new = F.log_softmax(new.gather(-1, columns.expand(*new.shape[:-1], -1)), dim=-1)
         p_old = F.softmax(old.gather(-1, columns.expand(*old.shape[:-1], -1)), dim=-1)
         kl = F.kl_div(log_new, p_old, reduction="none")
@@ -186,7 +186,7 @@ class ICaRL(ContinualLearner):
         means = self.class_means if self.class_means is not None else self.exemplar_means()
         if means is None:
             return columns[:, 0].expand(*lead, -1)
-        logits = self.logits_at(dict(zip(self.weight_names, self.member_weights())), x)  # [(members,) N, outputs]
+        logits = self.net_logits(x)  # [(members,) N, outputs]
         candidates = means[..., columns, :] if lead else means[columns]  # [(members,) N, c, outputs]
         distances = torch.linalg.vector_norm(logits.unsqueeze(-2) - candidates, dim=-1)
         distances = torch.nan_to_num(distances, nan=float("inf"))  # a class without exemplars never wins...

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import torch
 
+from lamaml_pl.algos.draws import GLOBAL_DRAWS
+
 
 def draw_seed(generator: torch.Generator) -> int:
     """One int64 draw, as a DataLoader iterator or RandomSampler takes from the global RNG."""
@@ -89,8 +91,7 @@ class MemberDraws:
         device's generator (millions of draws per member made on the host would cost more than
         the step they feed; the single run there draws from the device's generator too)."""
         if tensors[0].device.type != "cpu":
-            for tensor in tensors:
-                tensor.normal_()
+            GLOBAL_DRAWS.normal_(tensors)
             return
         for member, rng in enumerate(self.rngs):
             for tensor in tensors:
