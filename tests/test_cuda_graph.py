@@ -19,6 +19,10 @@ GPU_RUN = [
     "trainer.enable_progress_bar=false",
     "logger=none",
 ]
+# Graphed and eager float64 updates of the conv nets after a few second-order batches: cuDNN sums
+# in its own order under capture, and the clamps and second order amplify that to ~1e-10 (1.5e-10
+# seen on an H200, one test run in four); a wrong update is off by more than 1e-3.
+GRAPH_VS_EAGER = {"rtol": 1e-7, "atol": 1e-9}
 
 
 @requires_cuda
@@ -96,7 +100,7 @@ def test_conv_glance_graph_equals_eager_kernels(algo, grid, tiny_cifar_root):
         after = [[w.detach() for w in [*m.member_weights(), *m.alpha]] for m in learners]
         assert max((w - b).abs().max().item() for w, b in zip(after[1], before)) > 1e-3  # it learns
         for g, e in zip(*after):
-            torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-11)
+            torch.testing.assert_close(g, e, **GRAPH_VS_EAGER)
     assert len(graphed.graphed_update.graphs) == 2 and not eager.graphed_update.graphs
 
 
@@ -164,7 +168,7 @@ def test_graphed_update_equals_eager_kernels(algo, overrides, tasks, tiny_cifar_
         after = [[w.detach() for w in m.parameters()] for m in learners]
         assert max((w - b).abs().max().item() for w, b in zip(after[1], before)) > 1e-3  # it learns
         for g, e in zip(*after):
-            torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-11)
+            torch.testing.assert_close(g, e, **GRAPH_VS_EAGER)
     assert graphed.graphed_update.graphs and not eager.graphed_update.graphs
     if "data.scenario=class_il" in overrides:
         assert len({key for key, *_ in graphed.graphed_update.graphs}) == 2  # one per head width

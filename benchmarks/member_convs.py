@@ -1,0 +1,169 @@
+"""Milliseconds per La-MAML-shaped second-order step of a population's CIFAR-100 conv net, with the
+members' convolutions as ``vmap`` makes them (one grouped cuDNN convolution) or as im2col and a
+batched matrix product, in IEEE float32 and TF32, eager and replayed as one CUDA graph.
+
+    python benchmarks/member_convs.py                    # members 1 5 20
+    python benchmarks/member_convs.py --members 20 --steps 50
+
+The step: 5 inner chunks of 2 images, each an SGD step on clamped gradients kept in the graph,
+and a meta-loss on 20 images after each, differentiated back to the members' weights (the shape
+of ``algo=lamaml data=cifar100 pass=multi``'s meta-update, without its learning rates). Beside
+them, for more than one member, ``streams``: the members as separate one-member graphs replayed
+side by side, a stream each, the other way to fill the GPU with many small steps. Why the
+population keeps ``vmap``'s grouped convolutions: im2col is slower on an H200
+(benchmarks/README.md). Needs a CUDA device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lamaml_pl.nets import ConvNet
+
+CHUNKS, CHUNK, META_BATCH = 5, 2, 20
+
+
+class Im2colConv(nn.Conv2d):
+    """The same convolution as the unfolded image's patches times the flattened kernels: under
+    ``vmap`` a batched matrix product instead of a grouped convolution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
+        out = self.weight.flatten(1) @ cols + self.bias[:, None]
+        size = [(s + 2 * p - k) // d + 1 for s, p, k, d in zip((h, w), self.padding, self.kernel_size, self.stride)]
+        return out.view(n, -1, *size)
+
+
+def conv_net(impl: str) -> nn.Module:
+    net = ConvNet(image_size=32, n_convs=3, channels=160, hidden_sizes=[320, 320], n_outputs=100)
+    if impl == "im2col":
+        for i, layer in enumerate(net):
+            if isinstance(layer, nn.Conv2d):
+                unfolded = Im2colConv(layer.in_channels, layer.out_channels, 3, stride=2, padding=1)
+                unfolded.load_state_dict(layer.state_dict())
+                net[i] = unfolded
+    return net.cuda()
+
+
+def second_order_step(net: nn.Module, members: int):
+    """The members' meta-gradients from their stacked weights and batches."""
+    names = [name for name, _ in net.named_parameters()]
+    logits = vmap(lambda w, xs: functional_call(net, dict(zip(names, w)), (xs,)))
+
+    def step(weights, inner_x, inner_y, meta_x, meta_y):
+        fast, meta_loss = list(weights), 0.0
+        for c in range(CHUNKS):
+            loss = F.cross_entropy(logits(fast, inner_x[:, c]).flatten(0, 1), inner_y[:, c].flatten(), reduction="sum")
+            grads = torch.autograd.grad(loss / CHUNK, fast, create_graph=True)
+            fast = [w - 0.1 * g.clamp(-2, 2) for w, g in zip(fast, grads)]
+            meta = F.cross_entropy(logits(fast, meta_x).flatten(0, 1), meta_y.flatten(), reduction="sum")
+            meta_loss = meta_loss + meta / META_BATCH
+        return torch.autograd.grad(meta_loss, weights)
+
+    return step
+
+
+def time_step(impl: str, members: int, precision: str, graph: bool, steps: int) -> tuple[float, list]:
+    torch.backends.cuda.matmul.fp32_precision = precision
+    torch.backends.cudnn.conv.fp32_precision = precision
+    torch.manual_seed(0)
+    net = conv_net(impl)
+    weights = [p.detach().expand(members, *p.shape).clone().requires_grad_() for p in net.parameters()]
+    inputs = (
+        torch.randn(members, CHUNKS, CHUNK, 3, 32, 32, device="cuda"),
+        torch.randint(0, 100, (members, CHUNKS, CHUNK), device="cuda"),
+        torch.randn(members, META_BATCH, 3, 32, 32, device="cuda"),
+        torch.randint(0, 100, (members, META_BATCH), device="cuda"),
+    )
+    step = second_order_step(net, members)
+    side = torch.cuda.Stream()  # warm up (and capture) off the default stream, as graphs need
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            grads = step(weights, *inputs)
+    torch.cuda.current_stream().wait_stream(side)
+    run = lambda: step(weights, *inputs)  # noqa: E731
+    if graph:
+        captured = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(captured):
+            grads = step(weights, *inputs)
+        run = captured.replay
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        run()
+    torch.cuda.synchronize()
+    return 1e3 * (time.perf_counter() - start) / steps, [g.clone() for g in grads]
+
+
+def time_streams(members: int, precision: str, steps: int) -> float:
+    """ms per step of ``members`` one-member graphs, each replayed on its own stream."""
+    torch.backends.cuda.matmul.fp32_precision = precision
+    torch.backends.cudnn.conv.fp32_precision = precision
+    torch.manual_seed(0)
+    net = conv_net("grouped")
+    step = second_order_step(net, 1)
+    streams, graphs = [torch.cuda.Stream() for _ in range(members)], []
+    for stream in streams:
+        weights = [p.detach()[None].clone().requires_grad_() for p in net.parameters()]
+        inputs = (
+            torch.randn(1, CHUNKS, CHUNK, 3, 32, 32, device="cuda"),
+            torch.randint(0, 100, (1, CHUNKS, CHUNK), device="cuda"),
+            torch.randn(1, META_BATCH, 3, 32, 32, device="cuda"),
+            torch.randint(0, 100, (1, META_BATCH), device="cuda"),
+        )
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                step(weights, *inputs)
+        torch.cuda.current_stream().wait_stream(stream)
+        graphs.append(torch.cuda.CUDAGraph())
+        with torch.cuda.graph(graphs[-1]):
+            step(weights, *inputs)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        for stream, graph in zip(streams, graphs):
+            with torch.cuda.stream(stream):
+                graph.replay()
+    torch.cuda.synchronize()
+    return 1e3 * (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 5, 20])
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("member_convs.py needs a CUDA device")
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: ms per step (mean of {args.steps})")
+    for members in args.members:
+        for precision in ("ieee", "tf32"):
+            line = f"members {members:3d} {precision}:"
+            for impl in ("grouped", "im2col"):
+                for graph in (False, True):
+                    ms, _ = time_step(impl, members, precision, graph, args.steps)
+                    line += f"  {impl}{' graph' if graph else ''} {ms:7.2f}"
+            if members > 1:
+                line += f"  streams {time_streams(members, precision, args.steps):7.2f}"
+            print(line, flush=True)
+        grouped = time_step("grouped", members, "ieee", False, 1)[1]
+        unfolded = time_step("im2col", members, "ieee", False, 1)[1]
+        diff = max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(grouped, unfolded))
+        print(f"members {members:3d}: the two implementations' meta-gradients agree to {diff:.1e} (relative)")
+
+
+if __name__ == "__main__":
+    main()
