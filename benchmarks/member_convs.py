@@ -74,71 +74,62 @@ def second_order_step(net: nn.Module, members: int):
     return step
 
 
-def time_step(impl: str, members: int, precision: str, graph: bool, steps: int) -> tuple[float, list]:
+def member_step(impl: str, members: int, precision: str):
+    """The step, the members' stacked weights and their batches, in ``precision``."""
     torch.backends.cuda.matmul.fp32_precision = precision
     torch.backends.cudnn.conv.fp32_precision = precision
     torch.manual_seed(0)
-    net = conv_net(impl)
-    weights = [p.detach().expand(members, *p.shape).clone().requires_grad_() for p in net.parameters()]
     inputs = (
         torch.randn(members, CHUNKS, CHUNK, 3, 32, 32, device="cuda"),
         torch.randint(0, 100, (members, CHUNKS, CHUNK), device="cuda"),
         torch.randn(members, META_BATCH, 3, 32, 32, device="cuda"),
         torch.randint(0, 100, (members, META_BATCH), device="cuda"),
     )
-    step = second_order_step(net, members)
-    side = torch.cuda.Stream()  # warm up (and capture) off the default stream, as graphs need
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
+    net = conv_net(impl)  # the same weights either way: im2col's layers copy the grouped ones'
+    weights = [p.detach().expand(members, *p.shape).clone().requires_grad_() for p in net.parameters()]
+    return second_order_step(net, members), weights, inputs
+
+
+def warmed_up(step, weights, inputs, graph: bool, stream: torch.cuda.Stream):
+    """A call that runs the step (its captured graph's replay, with ``graph``) and its gradients'
+    tensors, after a warm-up on ``stream`` (off the default stream, as capture needs)."""
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
         for _ in range(3):
             grads = step(weights, *inputs)
-    torch.cuda.current_stream().wait_stream(side)
-    run = lambda: step(weights, *inputs)  # noqa: E731
-    if graph:
-        captured = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(captured):
-            grads = step(weights, *inputs)
-        run = captured.replay
+    torch.cuda.current_stream().wait_stream(stream)
+    if not graph:
+        return (lambda: step(weights, *inputs)), grads
+    captured = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(captured):
+        grads = step(weights, *inputs)
+    return captured.replay, grads
+
+
+def ms_per_step(runs: list, streams: list[torch.cuda.Stream], steps: int) -> float:
+    """Mean ms per step of every run launched on its stream, side by side."""
     torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
-        run()
+        for run, stream in zip(runs, streams):
+            with torch.cuda.stream(stream):
+                run()
     torch.cuda.synchronize()
-    return 1e3 * (time.perf_counter() - start) / steps, [g.clone() for g in grads]
+    return 1e3 * (time.perf_counter() - start) / steps
+
+
+def time_step(impl: str, members: int, precision: str, graph: bool, steps: int) -> tuple[float, list]:
+    """ms per step of the stacked members, and their meta-gradients."""
+    stream = torch.cuda.Stream()
+    run, grads = warmed_up(*member_step(impl, members, precision), graph, stream)
+    return ms_per_step([run], [stream], steps), [g.clone() for g in grads]
 
 
 def time_streams(members: int, precision: str, steps: int) -> float:
     """ms per step of ``members`` one-member graphs, each replayed on its own stream."""
-    torch.backends.cuda.matmul.fp32_precision = precision
-    torch.backends.cudnn.conv.fp32_precision = precision
-    torch.manual_seed(0)
-    net = conv_net("grouped")
-    step = second_order_step(net, 1)
-    streams, graphs = [torch.cuda.Stream() for _ in range(members)], []
-    for stream in streams:
-        weights = [p.detach()[None].clone().requires_grad_() for p in net.parameters()]
-        inputs = (
-            torch.randn(1, CHUNKS, CHUNK, 3, 32, 32, device="cuda"),
-            torch.randint(0, 100, (1, CHUNKS, CHUNK), device="cuda"),
-            torch.randn(1, META_BATCH, 3, 32, 32, device="cuda"),
-            torch.randint(0, 100, (1, META_BATCH), device="cuda"),
-        )
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                step(weights, *inputs)
-        torch.cuda.current_stream().wait_stream(stream)
-        graphs.append(torch.cuda.CUDAGraph())
-        with torch.cuda.graph(graphs[-1]):
-            step(weights, *inputs)
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        for stream, graph in zip(streams, graphs):
-            with torch.cuda.stream(stream):
-                graph.replay()
-    torch.cuda.synchronize()
-    return 1e3 * (time.perf_counter() - start) / steps
+    streams = [torch.cuda.Stream() for _ in range(members)]
+    runs = [warmed_up(*member_step("grouped", 1, precision), True, stream)[0] for stream in streams]
+    return ms_per_step(runs, streams, steps)
 
 
 def main() -> None:
