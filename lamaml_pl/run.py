@@ -51,7 +51,7 @@ from lamaml_pl.population.grid import (
     population_axes,
 )
 from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
-from lamaml_pl.preemption import stop_on_sigusr1
+from lamaml_pl.preemption import interrupt_behind, stop_on_sigusr1
 from lamaml_pl.quiet import quiet_third_party
 from lamaml_pl.resume import AlreadyCompleted, prepare_resume
 from lamaml_pl.run_lock import hold
@@ -262,6 +262,10 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None) -> list[
         stopped = err
     except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C (Lightning exits 1), SIGTERM, SIGUSR1: rows so far, a hint
         interrupted = err
+    except Exception as err:  # Lightning failing as it stops for an interrupt: the interrupt is what happened
+        interrupted = interrupt_behind(err)
+        if interrupted is None:
+            raise
     wall_time = callbacks[0].earlier_wall_time + time.perf_counter() - start  # every segment of a resumed run
 
     device = describe_device(trainer)

@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
+from torch.utils.data import DataLoader
 
 from lamaml_pl.errors import ConfigError
 from lamaml_pl.resume import AlreadyCompleted, ResumeError, resume_checkpoint
@@ -96,6 +97,36 @@ class CrashAfterFirstTask(Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.current_epoch == 1:
             raise Crash
+
+
+class ExitingLoader(DataLoader):
+    def __iter__(self):
+        raise SystemExit(JOB_EXIT)
+
+
+JOB_EXIT = 3  # a job's own exit code, as submitit's requeue on SIGUSR2 exits with
+
+
+class ExitAsTheSecondTaskLoaderStarts(Callback):
+    """An exit signal's handler (submitit's on SIGUSR2) that runs while Lightning starts the next
+    task's loader: between setting up its fetcher and iterating it, where Lightning's own
+    teardown then fails on the loader it never iterated."""
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        loader = trainer.datamodule.train_dataloader()
+        trainer.datamodule.train_dataloader = lambda: ExitingLoader(loader.dataset, batch_size=loader.batch_size)
+
+
+def test_an_exit_while_a_task_loader_starts_ends_the_run_as_interrupted(tiny_mnist_root, tmp_path):
+    reference = train(compose_config(tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path / "ref")))
+    stopping = tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path / "stopped")
+    with pytest.raises(SystemExit) as stop:
+        train(compose_config([*stopping, f"+callbacks.exit._target_={__name__}.ExitAsTheSecondTaskLoaderStarts"]))
+    assert stop.value.code == JOB_EXIT  # the job's own code: submitit requeues on it
+    interrupted = json.loads((tmp_path / "stopped" / "results.json").read_text())
+    assert interrupted["status"] == "interrupted" and len(interrupted["acc_matrix"]) == 1
+    resumed = train(compose_config([*stopping, "resume=auto"]))
+    assert resumed["acc_matrix"] == reference["acc_matrix"]
 
 
 TASK_BY_TASK = [algo for algo in DOMAIN_IL_ALGOS if not compose_config([f"algo={algo}"]).data.joint]
