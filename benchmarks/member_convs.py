@@ -1,9 +1,11 @@
 """Milliseconds per La-MAML-shaped second-order step of a population's CIFAR-100 conv net, with the
-members' convolutions as ``vmap`` makes them (one grouped cuDNN convolution) or as im2col and a
-batched matrix product, in IEEE float32 and TF32, eager and replayed as one CUDA graph.
+members' convolutions as ``vmap`` makes them (one grouped cuDNN convolution), as im2col and a
+batched matrix product, or as one grouped convolution written out by hand on channels-first or
+channels-last (NHWC) tensors, in IEEE float32, TF32 and bfloat16 autocast, eager and replayed as
+one CUDA graph.
 
     python benchmarks/member_convs.py                    # members 1 5 20
-    python benchmarks/member_convs.py --members 20 --steps 50
+    python benchmarks/member_convs.py --members 1 20 --steps 50
 
 The step: 5 inner chunks of 2 images, each an SGD step on clamped gradients kept in the graph,
 and a meta-loss on 20 images after each, differentiated back to the members' weights (the shape
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lamaml_pl.nets import ConvNet
 
 CHUNKS, CHUNK, META_BATCH = 5, 2, 20
+IMPLS = ("grouped", "im2col", "stacked nchw", "stacked nhwc")
 
 
 class Im2colConv(nn.Conv2d):
@@ -56,10 +59,35 @@ def conv_net(impl: str) -> nn.Module:
     return net.cuda()
 
 
-def second_order_step(net: nn.Module, members: int):
+def stacked_logits(weights: list[torch.Tensor], x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``(members, B, classes)``: the conv net of every member without ``vmap``, the members'
+    images side by side as channels of one grouped convolution (in NHWC memory with
+    ``channels_last``), then batched products for the linear layers."""
+    members, batch = x.shape[:2]
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    h = x.transpose(0, 1).reshape(batch, -1, *x.shape[-2:]).contiguous(memory_format=layout)
+    convs = [(w, b) for w, b in zip(weights[::2], weights[1::2]) if w.dim() == 5]
+    for w, b in convs:
+        kernel = w.flatten(0, 1).contiguous(memory_format=layout)
+        h = torch.relu(F.conv2d(h, kernel, b.flatten(), stride=2, padding=1, groups=members))
+    h = h.reshape(batch, members, -1).transpose(0, 1)  # each member's maps flattened as nn.Flatten does
+    linears = weights[2 * len(convs) :]
+    for k in range(0, len(linears), 2):
+        h = torch.baddbmm(linears[k + 1].unsqueeze(1), h, linears[k].transpose(1, 2))
+        h = torch.relu(h) if k + 2 < len(linears) else h
+    return h
+
+
+def second_order_step(net: nn.Module, impl: str):
     """The members' meta-gradients from their stacked weights and batches."""
-    names = [name for name, _ in net.named_parameters()]
-    logits = vmap(lambda w, xs: functional_call(net, dict(zip(names, w)), (xs,)))
+    if impl.startswith("stacked"):
+        channels_last = impl == "stacked nhwc"
+
+        def logits(w, xs):
+            return stacked_logits(w, xs, channels_last)
+    else:
+        names = [name for name, _ in net.named_parameters()]
+        logits = vmap(lambda w, xs: functional_call(net, dict(zip(names, w)), (xs,)))
 
     def step(weights, inner_x, inner_y, meta_x, meta_y):
         fast, meta_loss = list(weights), 0.0
@@ -75,9 +103,10 @@ def second_order_step(net: nn.Module, members: int):
 
 
 def member_step(impl: str, members: int, precision: str):
-    """The step, the members' stacked weights and their batches, in ``precision``."""
-    torch.backends.cuda.matmul.fp32_precision = precision
-    torch.backends.cudnn.conv.fp32_precision = precision
+    """The step, the members' stacked weights and their batches, in ``precision`` (``bf16``:
+    autocast to bfloat16 around IEEE float32)."""
+    torch.backends.cuda.matmul.fp32_precision = "tf32" if precision == "tf32" else "ieee"
+    torch.backends.cudnn.conv.fp32_precision = "tf32" if precision == "tf32" else "ieee"
     torch.manual_seed(0)
     inputs = (
         torch.randn(members, CHUNKS, CHUNK, 3, 32, 32, device="cuda"),
@@ -87,7 +116,10 @@ def member_step(impl: str, members: int, precision: str):
     )
     net = conv_net(impl)  # the same weights either way: im2col's layers copy the grouped ones'
     weights = [p.detach().expand(members, *p.shape).clone().requires_grad_() for p in net.parameters()]
-    return second_order_step(net, members), weights, inputs
+    step = second_order_step(net, impl)
+    if precision == "bf16":
+        return torch.autocast("cuda", torch.bfloat16, cache_enabled=False)(step), weights, inputs
+    return step, weights, inputs
 
 
 def warmed_up(step, weights, inputs, graph: bool, stream: torch.cuda.Stream):
@@ -141,19 +173,20 @@ def main() -> None:
         raise SystemExit("member_convs.py needs a CUDA device")
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: ms per step (mean of {args.steps})")
     for members in args.members:
-        for precision in ("ieee", "tf32"):
+        for precision in ("ieee", "tf32", "bf16"):
             line = f"members {members:3d} {precision}:"
-            for impl in ("grouped", "im2col"):
-                for graph in (False, True):
+            for impl in IMPLS:
+                for graph in (False, True) if impl in ("grouped", "im2col") else (True,):
                     ms, _ = time_step(impl, members, precision, graph, args.steps)
                     line += f"  {impl}{' graph' if graph else ''} {ms:7.2f}"
             if members > 1:
                 line += f"  streams {time_streams(members, precision, args.steps):7.2f}"
             print(line, flush=True)
         grouped = time_step("grouped", members, "ieee", False, 1)[1]
-        unfolded = time_step("im2col", members, "ieee", False, 1)[1]
-        diff = max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(grouped, unfolded))
-        print(f"members {members:3d}: the two implementations' meta-gradients agree to {diff:.1e} (relative)")
+        for impl in IMPLS[1:]:
+            other = time_step(impl, members, "ieee", False, 1)[1]
+            diff = max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(grouped, other))
+            print(f"members {members:3d}: {impl}'s meta-gradients agree with grouped's to {diff:.1e} (relative)")
 
 
 if __name__ == "__main__":
