@@ -30,7 +30,7 @@ from torch.func import functional_call, vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lamaml_pl.nets import ConvNet
+from lamaml_pl.nets import ConvNet, stacked_mlp
 
 CHUNKS, CHUNK, META_BATCH = 5, 2, 20
 IMPLS = ("grouped", "im2col", "stacked nchw", "stacked nhwc")
@@ -62,7 +62,7 @@ def conv_net(impl: str) -> nn.Module:
 def stacked_logits(weights: list[torch.Tensor], x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """``(members, B, classes)``: the conv net of every member without ``vmap``, the members'
     images side by side as channels of one grouped convolution (in NHWC memory with
-    ``channels_last``), then batched products for the linear layers."""
+    ``channels_last``), then the population's batched products for the linear layers."""
     members, batch = x.shape[:2]
     layout = torch.channels_last if channels_last else torch.contiguous_format
     h = x.transpose(0, 1).reshape(batch, -1, *x.shape[-2:]).contiguous(memory_format=layout)
@@ -71,11 +71,7 @@ def stacked_logits(weights: list[torch.Tensor], x: torch.Tensor, channels_last: 
         kernel = w.flatten(0, 1).contiguous(memory_format=layout)
         h = torch.relu(F.conv2d(h, kernel, b.flatten(), stride=2, padding=1, groups=members))
     h = h.reshape(batch, members, -1).transpose(0, 1)  # each member's maps flattened as nn.Flatten does
-    linears = weights[2 * len(convs) :]
-    for k in range(0, len(linears), 2):
-        h = torch.baddbmm(linears[k + 1].unsqueeze(1), h, linears[k].transpose(1, 2))
-        h = torch.relu(h) if k + 2 < len(linears) else h
-    return h
+    return stacked_mlp.logits(weights[2 * len(convs) :], h)
 
 
 def second_order_step(net: nn.Module, impl: str):
@@ -105,8 +101,8 @@ def second_order_step(net: nn.Module, impl: str):
 def member_step(impl: str, members: int, precision: str):
     """The step, the members' stacked weights and their batches, in ``precision`` (``bf16``:
     autocast to bfloat16 around IEEE float32)."""
-    torch.backends.cuda.matmul.fp32_precision = "tf32" if precision == "tf32" else "ieee"
-    torch.backends.cudnn.conv.fp32_precision = "tf32" if precision == "tf32" else "ieee"
+    fp32 = "tf32" if precision == "tf32" else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = fp32
     torch.manual_seed(0)
     inputs = (
         torch.randn(members, CHUNKS, CHUNK, 3, 32, 32, device="cuda"),
