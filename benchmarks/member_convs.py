@@ -12,8 +12,9 @@ and a meta-loss on 20 images after each, differentiated back to the members' wei
 of ``algo=lamaml data=cifar100 pass=multi``'s meta-update, without its learning rates). Beside
 them, for more than one member, ``streams``: the members as separate one-member graphs replayed
 side by side, a stream each, the other way to fill the GPU with many small steps. Why the
-population keeps ``vmap``'s grouped convolutions: im2col is slower on an H200
-(benchmarks/README.md). Needs a CUDA device.
+population keeps ``vmap``'s grouped convolutions: on an H200 im2col is slower, and neither the
+hand-written grouped convolution (either layout) nor streams are faster (benchmarks/README.md).
+Needs a CUDA device.
 """
 
 from __future__ import annotations
