@@ -9,8 +9,10 @@ of every earlier observed task's whole memory row, then the gradient g of the cu
 conflicts with the past gradients, replace it by its projection; one SGD step.
 
 Quirks (faithful defaults; the option gives the other behaviour):
-- Q6 ``qp_eps`` (1e-3): the ridge on the QP's diagonal; ``grad_clip_norm`` (GEM's copy clips
-  every gradient to this norm before projecting; null = no clipping, as original GEM/MER).
+- Q6 ``qp_eps``: the ridge on the QP's diagonal (0 in GEM's and MER's code, which produced the
+  MNIST rows; La-MAML's copy adds 1e-3, its CIFAR / TinyImageNet presets); ``grad_clip_norm``
+  (La-MAML's copy clips every gradient to this norm before projecting; null = no clipping, as
+  original GEM/MER).
 - Q4 ``register_task0`` (A-GEM, False): the original starts its task counter at 0, so task 0 is
   never registered: no projection during task 1 and task 0 never protected. True registers it.
 - Q5 (A-GEM): the reference gradient is the mean of the per-task memory gradients, not the
