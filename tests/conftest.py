@@ -4,14 +4,7 @@ real on-disk formats (:mod:`tests.helpers.data_files`); real MNIST."""
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
-
-# MKL picks its kernels, and with them float32's summation order, by the CPU's instruction set:
-# the pinned numbers are those of its AVX2 kernels, which Intel's Conditional Numerical
-# Reproducibility gives on every x86 CPU that has AVX2 (AVX-512 machines round otherwise). Set
-# before torch loads MKL; the tests' subprocesses inherit it.
-os.environ.setdefault("MKL_CBWR", "AVX2")
 
 import pytest
 import torch
