@@ -34,10 +34,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_benchmarks import ROOT, run_train  # noqa: E402
+from run_benchmarks import ROOT, run_train
 
-from lamaml_pl.data.task_transforms import apply_pixel_map, pad_with_fill  # noqa: E402
-from lamaml_pl.metrics import cl_metrics  # noqa: E402
+from lamaml_pl.data.task_transforms import apply_pixel_map, pad_with_fill
+from lamaml_pl.metrics import cl_metrics
 
 # the original's model file and the project's algo values it takes, by flag
 ORIGINAL_MODELS = {
@@ -191,8 +191,11 @@ def main() -> None:
     runs = json.loads(args.out.read_text()) if args.out and args.out.exists() else []
     with ThreadPoolExecutor(args.jobs) as pool:
         for run in pool.map(lambda job: job[0](*job[1]), jobs):
-            print(f"{run['side']:>8s} {run['algo']:>6s} {run['data']:>10s} seed {run['seed']}: "
-                  f"RA {run['ra']:.2f} BTI {run['bti']:.2f}", flush=True)
+            print(
+                f"{run['side']:>8s} {run['algo']:>6s} {run['data']:>10s} seed {run['seed']}: "
+                f"RA {run['ra']:.2f} BTI {run['bti']:.2f}",
+                flush=True,
+            )
             runs = [r for r in runs if any(r[k] != run[k] for k in ("side", "algo", "data", "seed"))] + [run]
             if args.out:
                 args.out.write_text(json.dumps(runs, indent=1) + "\n")

@@ -77,15 +77,19 @@ def collect_results(
     device: str,
     status: str = "completed",
     val_log: AccuracyLog | None = None,
+    task_il_log: AccuracyLog | None = None,
+    class_il_loss: str | None = None,
 ) -> dict:
     """Everything results.json holds; accuracies in percent. The top-level metrics and matrix
-    come from the test sets; ``validation`` holds the held-out split's, where there is one."""
+    come from the test sets; ``validation`` holds the held-out split's, where there is one; a
+    class-incremental run's ``task_il`` holds the same test sets scored among each task's
+    classes only, and ``class_il_loss`` the outputs its cross-entropy ran over."""
     results = {
         "status": status,
         "algo": algo,
         "data": data["name"],
         "seed": seed,
-        **{key: None if value is None else round(value, 4) for key, value in log.metrics().items()},
+        **rounded_metrics(log),
         "acc_matrix": percent_rows(log.matrix()),
         "baseline_row": percent_rows(log.baseline()),
         "eval_rows": {"tags": log.tags, "rows": percent_rows(torch.tensor(log.rows, dtype=torch.float64))},
@@ -101,11 +105,15 @@ def collect_results(
         "matrix_from": "test",
     }
     if val_log is not None and val_log.rows:
-        results["validation"] = {
-            **{key: None if value is None else round(value, 4) for key, value in val_log.metrics().items()},
-            "acc_matrix": percent_rows(val_log.matrix()),
-        }
+        results["validation"] = {**rounded_metrics(val_log), "acc_matrix": percent_rows(val_log.matrix())}
+    if task_il_log is not None and task_il_log.rows:
+        results["task_il"] = {**rounded_metrics(task_il_log), "acc_matrix": percent_rows(task_il_log.matrix())}
+        results["class_il_loss"] = class_il_loss
     return results
+
+
+def rounded_metrics(log: AccuracyLog) -> dict[str, float | None]:
+    return {key: None if value is None else round(value, 4) for key, value in log.metrics().items()}
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -177,6 +185,11 @@ def format_summary(results: dict, out_dir: Path) -> str:
     lines.append(
         f"{metrics}   ({results['wall_time_s']:.0f} s, peak RSS {results['peak_rss_mb']:.0f} MB, {results['device']})"
     )
+    if "task_il" in results:
+        lines.append(
+            f"task-IL view (each task's classes only): {metrics_line(results['task_il'], ('ra', 'bti', 'la'))}   "
+            f"(class-IL loss over {'every output' if results['class_il_loss'] == 'all' else 'the seen classes'})"
+        )
     lines.append(f"outputs: {out_dir}")
     return "\n".join(lines)
 

@@ -281,6 +281,8 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None) -> list[
             device,
             status="interrupted" if interrupted else "completed" if diverged is None else "diverged",
             val_log=None if learner.val_accuracy_logs is None else learner.val_accuracy_logs[k],
+            task_il_log=None if learner.task_il_accuracy_logs is None else learner.task_il_accuracy_logs[k],
+            class_il_loss=learner.class_il_loss,
         )
         if diverged is not None:
             member_results["error"] = diverged

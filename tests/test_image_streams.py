@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from lamaml_pl.data import image_sources
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.run import build_learner, train
-from tests.conftest import CLASS_IL_ALGOS, compose_config, tiny_table2_overrides
+from tests.conftest import CLASS_IL_ALGOS, algo_config, compose_config, tiny_table2_overrides
 from tests.helpers.data_files import (
     write_image_folder,
     write_tiny_cifar10,
@@ -179,8 +179,14 @@ def test_class_il_scores_one_head_over_the_classes_seen_so_far(tmp_path):
         masked = learner(x, torch.zeros(6, dtype=torch.long))  # the task id is ignored
     assert torch.equal(masked[:, :6], logits[:, :6]) and (masked[:, 6:] == -1e11).all()
     assert learner.predict(x, torch.zeros(6, dtype=torch.long)).lt(6).all()
-    expected = F.cross_entropy(logits[:, :6], y)  # one head over every seen class, whatever the task
-    assert torch.allclose(learner.loss(logits, y, torch.tensor([0, 0, 1, 1, 2, 2])), expected)
+    tasks = torch.tensor([0, 0, 1, 1, 2, 2])
+    # the task-IL view: each sample's label among its own task's two classes, whatever the others score
+    within = logits.view(6, 5, 2)[torch.arange(6), tasks].argmax(dim=1) + 2 * tasks
+    assert torch.equal(learner.predict_within_task(x, tasks), within)
+    assert learner.class_il_loss == "all"  # ER's default, as DER++'s reference: every output
+    assert torch.allclose(learner.loss(logits, y, tasks), F.cross_entropy(logits, y))
+    learner.class_il_loss = "seen"  # one head over every seen class, whatever the task
+    assert torch.allclose(learner.loss(logits, y, tasks), F.cross_entropy(logits[:, :6], y))
     learner.current_task = -1  # before training: the first task's classes
     assert learner.seen_classes == 2
 
@@ -197,6 +203,11 @@ def test_icarl_class_il_picks_the_nearest_mean_among_every_seen_class(tmp_path):
     learner.class_means = torch.full((10, 10), float("nan"))
     learner.class_means[:4] = features[[3, 2, 1, 0]]  # sample i is nearest to class 3 - i, across tasks
     assert learner.predict(x, torch.zeros(4, dtype=torch.long)).tolist() == [3, 2, 1, 0]
+    # the task-IL view: the nearer of its own task's two class means (task 0: classes 0, 1; task 1: 2, 3)
+    tasks = torch.tensor([0, 1, 0, 1])
+    distances = torch.cdist(features, learner.class_means[:4]).view(4, 2, 2)[torch.arange(4), tasks]
+    assert torch.equal(learner.predict_within_task(x, tasks), distances.argmin(dim=1) + 2 * tasks)
+    assert learner.predict_within_task(x, torch.tensor([1, 1, 0, 0])).tolist() == [3, 2, 1, 0]  # its own class
 
 
 def test_an_algorithm_without_class_il_refuses_it_by_name(tmp_path):
@@ -225,3 +236,10 @@ def test_every_class_il_algorithm_runs_on_tiny_split_cifar10(algo, tmp_path):
     assert len(matrix) == (1 if algo == "iid" else 2) and all(0 <= a <= 100 for row in matrix for a in row)
     if algo != "iid":
         assert matrix[0][1] == 0  # after task 0 the classes of task 1 cannot be predicted yet
+    # the same test sets scored among each task's classes: a sample right on one head is right
+    # among its task's classes too, so every entry of a seen task is at least the class-IL one
+    assert results["class_il_loss"] == algo_config(algo).class_il_loss
+    within = results["task_il"]["acc_matrix"]
+    assert len(within) == len(matrix)
+    assert all(w >= a for i, (w_row, row) in enumerate(zip(within, matrix)) for w, a in zip(w_row[: i + 1], row))
+    assert results["task_il"]["ra"] == pytest.approx(sum(within[-1]) / len(within[-1]), abs=1e-3)

@@ -28,6 +28,10 @@ from lamaml_pl.nets import MLP, stacked_mlp
 from lamaml_pl.stream import SCENARIOS, StreamInfo
 
 MASK_VALUE = -1e11  # logits of other tasks at evaluation (the original writes -10e10)
+# the cross-entropy of a class-incremental stream: over the classes seen so far (the head grows
+# with the tasks, as iCaRL's) or over every output of the head (DER++'s reference, Mammoth: the
+# logits of classes not seen yet are pushed down from the first task on)
+CLASS_IL_LOSSES = ("seen", "all")
 
 
 class ContinualLearner(pl.LightningModule):
@@ -43,13 +47,19 @@ class ContinualLearner(pl.LightningModule):
     ``scenarios`` (:data:`~lamaml_pl.stream.SCENARIOS`), ``joint_stream`` (all tasks' data at once, the IID
     oracle) and ``population_axes`` (the hyperparameters a population may vary besides the seed;
     empty: no population mode; :meth:`check_population` says which settings a population runs).
+
+    ``class_il_loss`` (:data:`CLASS_IL_LOSSES`): which outputs a class-incremental stream's
+    cross-entropy runs over; None for a learner that does not train class-incremental streams.
+    A class-incremental run is also scored with each sample's task's classes only (its task-IL
+    view: ``task_il_accuracy_logs``), as the frameworks of the field report beside the class-IL
+    matrix.
     """
 
     scenarios: ClassVar[tuple[str, ...]] = SCENARIOS
     joint_stream: ClassVar[bool] = False
     population_axes: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, name: str, net: nn.Module, stream: StreamInfo):
+    def __init__(self, name: str, net: nn.Module, stream: StreamInfo, class_il_loss: str | None = None):
         super().__init__()
         if stream.scenario not in self.scenarios:
             raise ConfigError(
@@ -59,7 +69,12 @@ class ContinualLearner(pl.LightningModule):
             )
         if stream.joint and not self.joint_stream:
             raise ConfigError(f"data.joint=true: algo={name} learns task by task; the joint (IID) stream is algo=iid's")
+        if class_il_loss not in (None, *CLASS_IL_LOSSES):
+            raise ConfigError(
+                f"algo.class_il_loss={class_il_loss!r} is unknown: use one of {', '.join(CLASS_IL_LOSSES)}"
+            )
         self.algo_name = name
+        self.class_il_loss = class_il_loss
         self.automatic_optimization = False
         self.net = net
         self.stream = stream
@@ -76,6 +91,11 @@ class ContinualLearner(pl.LightningModule):
         # the held-out validation split (model selection), where the benchmark has one
         self.val_task_accuracy = TaskAccuracy(stream.n_tasks, stream.val_sizes) if stream.val_sizes else None
         self.val_accuracy_logs = [AccuracyLog(stream.n_tasks)] if stream.val_sizes else None
+        # class-incremental streams: the test sets scored again among each task's classes only
+        self.task_il_accuracy = self.task_il_accuracy_logs = None
+        if self.class_incremental:
+            self.task_il_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None)
+            self.task_il_accuracy_logs = [AccuracyLog(stream.n_tasks)]
         self.diverged: list[str | None] = [None]  # per member: why its training stopped
         # divergence is recorded on the device and checked once per pass, not with a host sync per
         # batch (which would stall a GPU): batches counted this pass, per member the first
@@ -116,6 +136,9 @@ class ContinualLearner(pl.LightningModule):
         if stream.val_sizes:
             self.val_task_accuracy = TaskAccuracy(stream.n_tasks, stream.val_sizes, members=n)
             self.val_accuracy_logs = [AccuracyLog(stream.n_tasks) for _ in learners]
+        if self.class_incremental:
+            self.task_il_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None, members=n)
+            self.task_il_accuracy_logs = [AccuracyLog(stream.n_tasks) for _ in learners]
         self.diverged = [None] * n
         self._bad_batch = torch.full((n,), -1, dtype=torch.long)
         self._bad_loss = torch.zeros(n, dtype=torch.float64)
@@ -205,6 +228,10 @@ class ContinualLearner(pl.LightningModule):
             return logits.masked_fill(unseen, MASK_VALUE)
         if self.classes_per_task is None or t is None:
             return logits
+        return self.within_tasks(logits, t)
+
+    def within_tasks(self, logits: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """Every logit outside each sample's task set to -1e11 (the task-incremental mask)."""
         low = torch.as_tensor(t, device=logits.device).expand(logits.shape[-2]).view(-1, 1) * self.classes_per_task
         classes = torch.arange(logits.shape[-1], device=logits.device)
         inside = (classes >= low) & (classes < low + self.classes_per_task)
@@ -215,12 +242,13 @@ class ContinualLearner(pl.LightningModule):
         return tasks.unsqueeze(-1) * self.classes_per_task + torch.arange(self.classes_per_task, device=tasks.device)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
-        """Mean cross-entropy; on task-incremental streams each sample's over its own task's
-        classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), on class-incremental ones over
-        the classes seen so far, else over all outputs. A population's ``(members, B, classes)``
-        logits: each member's mean, ``(members,)``."""
+        """Mean cross-entropy of unmasked logits; on task-incremental streams each sample's over
+        its own task's classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), on class-incremental
+        ones over the classes seen so far or every output (``class_il_loss``), else over all
+        outputs. A population's ``(members, B, classes)`` logits: each member's mean, ``(members,)``."""
         if self.class_incremental:
-            logits = logits[..., : self.seen_classes]
+            if self.class_il_loss == "seen":
+                logits = logits[..., : self.seen_classes]
         elif self.classes_per_task is not None:
             tasks = torch.as_tensor(t, device=y.device).expand_as(y)
             logits, y = logits.gather(-1, self.task_columns(tasks)), y - tasks * self.classes_per_task
@@ -231,6 +259,11 @@ class ContinualLearner(pl.LightningModule):
     def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predicted labels at evaluation (iCaRL overrides: nearest mean of exemplars)."""
         return self(x, t).argmax(dim=-1)
+
+    def predict_within_task(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """A class-incremental run's task-IL view: each sample's label predicted among its own
+        task's classes only (iCaRL overrides)."""
+        return self.within_tasks(self.net_logits(x), t).argmax(dim=-1)
 
     def on_train_epoch_start(self) -> None:
         epoch = self.trainer.current_epoch
@@ -285,12 +318,15 @@ class ContinualLearner(pl.LightningModule):
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y, t = batch
         split, members = self.trainer.datamodule.eval_split(dataloader_idx)
-        metric = self.task_accuracy if split == 0 else self.val_task_accuracy
-        predictions = self.predict(x, t)
-        if members is not None:  # this set is scored for some members only
-            members = members.to(predictions.device)
-            predictions = predictions[members]
-        metric.update(predictions, y, t, members)
+        scored = [(self.task_accuracy if split == 0 else self.val_task_accuracy, self.predict)]
+        if split == 0 and self.class_incremental:
+            scored.append((self.task_il_accuracy, self.predict_within_task))
+        for metric, predict in scored:
+            predictions = predict(x, t)
+            if members is not None:  # this set is scored for some members only
+                members = members.to(predictions.device)
+                predictions = predictions[members]
+            metric.update(predictions, y, t, members)
 
     def on_validation_epoch_end(self) -> None:
         fitting = self.trainer.state.fn == "fit"
@@ -303,6 +339,9 @@ class ContinualLearner(pl.LightningModule):
         if self.val_task_accuracy is not None:
             held_out = self._append_rows(self.val_task_accuracy, self.val_accuracy_logs, tag)
             metrics["valsplit/acc_seen_mean"] = (held_out[: tag + 1] if tag >= 0 else held_out).mean().item()
+        if self.task_il_accuracy is not None:
+            within = self._append_rows(self.task_il_accuracy, self.task_il_accuracy_logs, tag)
+            metrics["task_il/acc_seen_mean"] = (within[: tag + 1] if tag >= 0 else within).mean().item()
         self.log_dict(metrics, on_step=False, on_epoch=True, add_dataloader_idx=False)
 
     def _append_rows(self, metric: TaskAccuracy, logs: list[AccuracyLog], tag: int) -> torch.Tensor:
@@ -317,20 +356,25 @@ class ContinualLearner(pl.LightningModule):
         checkpoint["continual"] = {
             "current_task": self.current_task,
             "task_epoch": self.task_epoch,
-            "rows": [log.rows for log in self.accuracy_logs],
-            "tags": [log.tags for log in self.accuracy_logs],
             "diverged": self.diverged,
-            "val_rows": None if self.val_accuracy_logs is None else [log.rows for log in self.val_accuracy_logs],
-            "val_tags": None if self.val_accuracy_logs is None else [log.tags for log in self.val_accuracy_logs],
             "algorithm": self.algorithm_state(),
         }
+        for prefix, logs in self._logs().items():
+            checkpoint["continual"][f"{prefix}rows"] = None if logs is None else [log.rows for log in logs]
+            checkpoint["continual"][f"{prefix}tags"] = None if logs is None else [log.tags for log in logs]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["continual"]
         self.current_task, self.task_epoch = state["current_task"], state["task_epoch"]
         self.diverged = list(state["diverged"])
-        for log, rows, tags in zip(self.accuracy_logs, state["rows"], state["tags"], strict=True):
-            log.rows, log.tags = list(rows), list(tags)
-        for log, rows, tags in zip(self.val_accuracy_logs or [], state["val_rows"] or [], state["val_tags"] or []):
-            log.rows, log.tags = list(rows), list(tags)
+        for prefix, logs in self._logs().items():
+            saved_rows, saved_tags = state.get(f"{prefix}rows"), state.get(f"{prefix}tags")
+            if logs is None or saved_rows is None:
+                continue
+            for log, rows, tags in zip(logs, saved_rows, saved_tags, strict=True):
+                log.rows, log.tags = list(rows), list(tags)
         self.load_algorithm_state(state["algorithm"])
+
+    def _logs(self) -> dict[str, list[AccuracyLog] | None]:
+        """Every accuracy log a checkpoint carries, by its keys' prefix."""
+        return {"": self.accuracy_logs, "val_": self.val_accuracy_logs, "task_il_": self.task_il_accuracy_logs}

@@ -39,8 +39,9 @@ class DERPP(ContinualLearner):
         replay_batch_size: int,
         glances: int,
         reservoir_exclusive: bool,
+        class_il_loss: str,
     ):
-        super().__init__(name, net, stream)
+        super().__init__(name, net, stream, class_il_loss)
         require_positive("algo", lr=lr, replay_batch_size=replay_batch_size, glances=glances)
         require_non_negative("algo", alpha=alpha, beta=beta)
         require_replay_fits(int(replay_batch_size), int(memories))
@@ -65,11 +66,11 @@ class DERPP(ContinualLearner):
                 arrival_logits = logits.detach()
             loss = self.loss(logits, y, t)
             if len(self.memory) > 0:
-                past_x, _, _, past_logits = self.memory.sample(self.replay_batch_size)
+                past_x, _, _, past_logits = self.memory.sample(self.replay_batch_size, self.draws)
                 loss = loss + self.alpha * F.mse_loss(self.net(past_x), past_logits)
-                past_x, past_y, past_t, _ = self.memory.sample(self.replay_batch_size)
+                past_x, past_y, past_t, _ = self.memory.sample(self.replay_batch_size, self.draws)
                 loss = loss + self.beta * self.loss(self.net(past_x), past_y, past_t)
             self.manual_backward(loss)
             opt.step()
-        self.memory.add(x, y, t, logits=arrival_logits)
+        self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device), logits=arrival_logits)
         return loss.detach()

@@ -37,8 +37,9 @@ class ER(ContinualLearner):
         grad_clip_norm: float,
         insert_every_epoch: bool,
         reservoir_exclusive: bool,
+        class_il_loss: str,
     ):
-        super().__init__(name, net, stream)
+        super().__init__(name, net, stream, class_il_loss)
         require_positive(
             "algo", lr=lr, replay_batch_size=replay_batch_size, glances=glances, grad_clip_norm=grad_clip_norm
         )
@@ -62,7 +63,7 @@ class ER(ContinualLearner):
         for _ in range(self.glances):
             mem_x, mem_y, mem_t = self.memory.sample(self.replay_batch_size, self.draws)
             batch_t = torch.cat([mem_t, torch.full_like(y, t)], dim=axis)
-            loss = self.loss(self(torch.cat([mem_x, x], dim=axis)), torch.cat([mem_y, y], dim=axis), batch_t)
+            loss = self.loss(self.net_logits(torch.cat([mem_x, x], dim=axis)), torch.cat([mem_y, y], dim=axis), batch_t)
             grads = list(torch.autograd.grad(loss.sum(), weights))
             with torch.no_grad():
                 clip_norm_(grads, self.grad_clip_norm)

@@ -29,8 +29,9 @@ class EWC(ContinualLearner):
         lr: float,
         memory_strength: float,
         n_memories: int,
+        class_il_loss: str,
     ):
-        super().__init__(name, net, stream)
+        super().__init__(name, net, stream, class_il_loss)
         require_positive("algo", lr=lr, n_memories=n_memories)
         require_non_negative("algo", memory_strength=memory_strength)
         self.save_hyperparameters(ignore=["name", "net", "stream"])

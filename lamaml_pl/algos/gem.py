@@ -51,8 +51,9 @@ class GEM(ContinualLearner):
         glances: int,
         grad_clip_norm: float | None,
         qp_eps: float,
+        class_il_loss: str,
     ):
-        super().__init__(name, net, stream)
+        super().__init__(name, net, stream, class_il_loss)
         require_positive("algo", lr=lr, glances=glances)
         if grad_clip_norm is not None:
             require_positive("algo", grad_clip_norm=grad_clip_norm)
@@ -97,7 +98,7 @@ class GEM(ContinualLearner):
         self.memory.add(x, y, t)
         weights, past_tasks = self.member_weights(), self.observed_tasks[:-1]
         for _ in range(self.glances):
-            loss = self.loss(self(x, t), y, t)
+            loss = self.loss(self.net_logits(x), y, t)
             grads = list(torch.autograd.grad(loss.sum(), weights))
             if self.grad_clip_norm is not None:
                 clip_norm_(grads, self.grad_clip_norm)
@@ -158,6 +159,7 @@ class AGEM(GEM):
         glances: int,
         grad_clip_norm: float | None,
         register_task0: bool,
+        class_il_loss: str,
     ):
         self.register_task0 = register_task0
         # no quadratic program: GEM's margin and ridge play no part
@@ -171,6 +173,7 @@ class AGEM(GEM):
             glances=glances,
             grad_clip_norm=grad_clip_norm,
             qp_eps=0.0,
+            class_il_loss=class_il_loss,
         )
 
     def first_last_task(self) -> int:

@@ -51,8 +51,9 @@ class ICaRL(ContinualLearner):
         glances: int,
         grad_clip_norm: float,
         store_last_batch: bool,
+        class_il_loss: str,
     ):
-        super().__init__(name, net, stream)
+        super().__init__(name, net, stream, class_il_loss)
         require_positive("algo", lr=lr, n_memories=n_memories, glances=glances, grad_clip_norm=grad_clip_norm)
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr, self.n_memories, self.reg = lr, int(n_memories), memory_strength
@@ -179,9 +180,14 @@ class ICaRL(ContinualLearner):
 
     def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.class_incremental:  # no task id: every class seen so far is a candidate
-            columns = torch.arange(self.seen_classes, device=x.device).expand(len(x), -1)
-        else:
-            columns = self.task_columns(t)  # [N, c] candidate classes
+            return self.nearest_mean(x, torch.arange(self.seen_classes, device=x.device).expand(len(x), -1))
+        return self.nearest_mean(x, self.task_columns(t))
+
+    def predict_within_task(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.nearest_mean(x, self.task_columns(t))
+
+    def nearest_mean(self, x: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Each sample's class among its ``[N, k]`` candidate ``columns`` whose exemplars' mean is nearest."""
         lead = (self.n_members,) if self.weights is not None else ()
         means = self.class_means if self.class_means is not None else self.exemplar_means()
         if means is None:

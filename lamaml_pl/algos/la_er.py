@@ -52,6 +52,7 @@ class LaER(LaMAML):
         insert_every_epoch: bool,
         reservoir_exclusive: bool,
         cuda_graph: bool,
+        class_il_loss: str,
     ):
         if meta_loss not in META_LOSSES:
             raise ConfigError(f"algo.meta_loss={meta_loss!r} is unknown: use one of {', '.join(META_LOSSES)}")
@@ -77,6 +78,7 @@ class LaER(LaMAML):
             inner_chunks=inner_chunks,
             fast_mlp=False,
             cuda_graph=cuda_graph,
+            class_il_loss=class_il_loss,
         )
         self.meta_loss, self.insert_every_epoch = meta_loss, insert_every_epoch
 

@@ -88,8 +88,9 @@ class LaMAML(ContinualLearner):
         inner_chunks: int | None,
         fast_mlp: bool,
         cuda_graph: bool,
+        class_il_loss: str | None = None,  # La-ER's: the family's own glance is task-IL only
     ):
-        super().__init__(name, net, stream)
+        super().__init__(name, net, stream, class_il_loss)
         if inner_chunks is not None:
             require_positive("algo", inner_chunks=inner_chunks)
         require_positive(

@@ -48,8 +48,9 @@ class MER(ContinualLearner):
         grad_clip_norm: float | None,
         reservoir_exclusive: bool,
         cuda_graph: bool,
+        class_il_loss: str,
     ):
-        super().__init__(name, net, stream)
+        super().__init__(name, net, stream, class_il_loss)
         require_positive("algo", lr=lr, replay_batch_size=replay_batch_size, batches_per_example=batches_per_example)
         for key, value in (("algo.beta", beta), ("algo.gamma", gamma)):
             if not 0 < value <= 1:
@@ -106,7 +107,7 @@ class MER(ContinualLearner):
         return torch.stack(losses).sum(0) / self.steps
 
     def sgd_step(self, weights: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        loss = self.loss(self(x), y, t)
+        loss = self.loss(self.net_logits(x), y, t)
         grads = list(torch.autograd.grad(loss.sum(), weights))  # a population: each member's own loss
         with torch.no_grad():
             if self.grad_clip_norm is not None:

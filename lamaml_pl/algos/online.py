@@ -21,8 +21,8 @@ class Online(ContinualLearner):
     population_axes = ("lr",)
     joint_stream = True  # on data.joint=true it is the IID oracle (algo=iid)
 
-    def __init__(self, name: str, net: nn.Module, stream: StreamInfo, lr: float):
-        super().__init__(name, net, stream)
+    def __init__(self, name: str, net: nn.Module, stream: StreamInfo, lr: float, class_il_loss: str):
+        super().__init__(name, net, stream, class_il_loss)
         require_positive("algo", lr=lr)
         self.save_hyperparameters(ignore=["name", "net", "stream"])
         self.lr = lr
@@ -35,7 +35,7 @@ class Online(ContinualLearner):
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         weights = self.member_weights()
-        loss = self.loss(self(x), y, t)
+        loss = self.loss(self.net_logits(x), y, t)
         grads = torch.autograd.grad(loss.sum(), weights)
         with torch.no_grad():
             sgd_(weights, list(grads), self.lr)

@@ -28,8 +28,9 @@ class Group:
         return f"{self.algo} ({extra})" if extra else self.algo
 
     def stat(self, key: str) -> tuple[float | None, float | None]:
-        """Mean and sample standard deviation (ddof = 1; None with fewer than 2 runs)."""
-        values = [r.results[key] for r in self.completed if r.results.get(key) is not None]
+        """Mean and sample standard deviation (ddof = 1; None with fewer than 2 runs) of a
+        results.json entry; ``task_il.ra``: of an entry of one of its blocks."""
+        values = [v for v in (lookup(r.results, key) for r in self.completed) if v is not None]
         if not values:
             return None, None
         return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
@@ -66,3 +67,12 @@ def group_runs(runs: list[Run]) -> list[Group]:
             by_setting.setdefault(key, Group(algo, data, varying)).runs.append(run)
         groups += [by_setting[k] for k in sorted(by_setting)]
     return groups
+
+
+def lookup(results: dict, key: str):
+    """``results[a][b]`` for the key ``a.b``; None where any part is missing."""
+    for part in key.split("."):
+        if not isinstance(results, dict):
+            return None
+        results = results.get(part)
+    return results

@@ -33,6 +33,10 @@ COLUMNS = [
     "delta_bti",
     "la_mean",
     "la_std",
+    "task_il_ra_mean",
+    "task_il_ra_std",
+    "task_il_bti_mean",
+    "task_il_bti_std",
     "wall_s_mean",
     "wall_s_std",
 ]
@@ -41,8 +45,8 @@ COLUMNS = [
 def table_rows(groups: list[Group]) -> list[dict]:
     rows = []
     for g in groups:
-        (ra, ra_sd), (bti, bti_sd), (la, la_sd), (wall, wall_sd) = (
-            g.stat(k) for k in ("ra", "bti", "la", "wall_time_s")
+        (ra, ra_sd), (bti, bti_sd), (la, la_sd), (til_ra, til_ra_sd), (til_bti, til_bti_sd), (wall, wall_sd) = (
+            g.stat(k) for k in ("ra", "bti", "la", "task_il.ra", "task_il.bti", "wall_time_s")
         )
         paper = g.paper
         rows.append(
@@ -61,6 +65,10 @@ def table_rows(groups: list[Group]) -> list[dict]:
                 "delta_bti": _delta(bti, paper[2] if paper else None),
                 "la_mean": la,
                 "la_std": la_sd,
+                "task_il_ra_mean": til_ra,
+                "task_il_ra_std": til_ra_sd,
+                "task_il_bti_mean": til_bti,
+                "task_il_bti_std": til_bti_sd,
                 "wall_s_mean": wall,
                 "wall_s_std": wall_sd,
             }
@@ -83,21 +91,31 @@ def _num(value, signed=False) -> str:
 
 
 def markdown(groups: list[Group]) -> str:
+    rows = table_rows(groups)
+    # class-incremental runs: their task-IL view (each task's classes only) beside the class-IL numbers
+    task_il = any(row["task_il_ra_mean"] is not None for row in rows)
+    extra_head, extra_rule = (" task-IL RA | task-IL BTI |", "---|---|") if task_il else ("", "")
     lines = [
-        f"RA, BTI, LA in percent. {STD_NOTE}",
+        f"RA, BTI, LA in percent. {STD_NOTE}"
+        + (" Task-IL: a class-incremental run's test sets scored among each task's classes only." if task_il else ""),
         "",
-        "| benchmark | method | n | RA | paper RA | Δ RA | BTI | paper BTI | Δ BTI | LA | wall (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| benchmark | method | n | RA | paper RA | Δ RA | BTI | paper BTI | Δ BTI | LA |{extra_head} wall (s) |",
+        f"|---|---|---|---|---|---|---|---|---|---|{extra_rule}---|",
     ]
-    for row, g in zip(table_rows(groups), groups):
+    for row, g in zip(rows, groups):
         paper = g.paper
         n = f"{row['n']}" + (f" ({row['failed']} not completed)" if row["failed"] else "")
+        til_ra, til_bti = (
+            _pm(row["task_il_ra_mean"], row["task_il_ra_std"]),
+            _pm(row["task_il_bti_mean"], row["task_il_bti_std"]),
+        )
+        extra = f" {til_ra} | {til_bti} |" if task_il else ""
         lines.append(
             f"| {row['benchmark']} | {row['method']} | {n} | {_pm(row['ra_mean'], row['ra_std'])} "
             f"| {_pm(paper[0], paper[1]) if paper else '—'} | {_num(row['delta_ra'], True)} "
             f"| {_pm(row['bti_mean'], row['bti_std'])} | {_pm(paper[2], paper[3]) if paper else '—'} "
-            f"| {_num(row['delta_bti'], True)} | {_pm(row['la_mean'], row['la_std'])} "
-            f"| {_pm(row['wall_s_mean'], row['wall_s_std'])} |"
+            f"| {_num(row['delta_bti'], True)} | {_pm(row['la_mean'], row['la_std'])} |{extra}"
+            f" {_pm(row['wall_s_mean'], row['wall_s_std'])} |"
         )
     failed = [r for g in groups for r in g.runs if r.failed]
     if failed:

@@ -1,0 +1,175 @@
+"""Golden updates: the weights an original implementation reaches from a fixed state on fixed
+inputs, saved as float64 fixtures that ``tests/test_golden_updates.py`` holds the project to.
+
+    python benchmarks/golden_updates.py --mer ../MER --mammoth ../mammoth --out-dir tests/fixtures
+
+``--mer``: a checkout of MER's repository (``mattriemer/MER``), whose ``model/online.py``,
+``ewc.py`` and ``gem.py`` produced the MNIST baseline rows of La-MAML's Table 1 (fixture
+``golden_mer.pt``). ``--mammoth``: a checkout of DER++'s reference framework
+(``aimagelab/mammoth``, ``models/derpp.py``; fixture ``golden_mammoth_derpp.pt``, a
+class-incremental stream with the whole head in the loss). Each method is built on a small MLP in
+float64 (its float32 buffers widened), then fed the same three tasks of three batches; a fixture
+keeps the initial weights, the batches, the weights after every update and, where the original
+draws replayed samples, the indices it drew (the project's learner replays the same ones). Only
+numbers travel into tests/: the original's code stays in its checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
+
+import numpy as np
+import torch
+
+N_INPUTS, HIDDEN, N_OUTPUTS, N_TASKS, BATCHES, BATCH = 8, 6, 4, 3, 3, 2
+# each method's values (the original's flags): large enough steps and memory strengths that the
+# regulariser and the projection change the weights visibly
+SETTINGS = {
+    "online": {"lr": 0.1},
+    "ewc": {"lr": 0.1, "n_memories": 3, "memory_strength": 10.0},
+    "gem": {"lr": 0.1, "n_memories": 3, "memory_strength": 0.5},
+}
+
+
+def batches(seed: int = 0) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
+    """``BATCHES`` batches of ``BATCH`` samples for each of ``N_TASKS`` tasks, in order."""
+    gen = torch.Generator().manual_seed(seed)
+    stream = []
+    for t in range(N_TASKS):
+        shift = torch.randn(N_INPUTS, generator=gen, dtype=torch.float64)  # each task its own inputs
+        for _ in range(BATCHES):
+            x = torch.randn(BATCH, N_INPUTS, generator=gen, dtype=torch.float64) + shift
+            stream.append((x, t, torch.randint(N_OUTPUTS, (BATCH,), generator=gen)))
+    return stream
+
+
+def run_mer(original: Path, algo: str, stream: list) -> dict:
+    sys.path.insert(0, str(original))
+    module = importlib.import_module(f"model.{algo}")
+    projections = []
+    if algo == "gem":  # count the projections, so that the fixture is known to exercise the QP
+        project = module.project2cone2
+        module.project2cone2 = lambda *a, **k: (projections.append(1), project(*a, **k))[1]
+    args = SimpleNamespace(
+        n_layers=2, n_hiddens=HIDDEN, data_file="golden.pt", cuda=False, n_memories=0, memory_strength=0.0
+    )
+    for key, value in SETTINGS[algo].items():
+        setattr(args, key, value)
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = module.Net(N_INPUTS, N_OUTPUTS, N_TASKS, args)
+        if algo == "gem":  # its episodic memory is allocated as float32: widen it
+            model.memory_data = model.memory_data.double()
+        initial = [p.detach().clone() for p in model.net.parameters()]
+        after = []
+        for x, t, y in stream:
+            model.observe(x, t, y)
+            after.append([p.detach().clone() for p in model.net.parameters()])
+    finally:
+        torch.set_default_dtype(previous)
+    return {"settings": SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
+
+
+# DER++ on a class-incremental stream: 2 classes per task, the reference's whole-head loss
+DERPP = {"lr": 0.1, "alpha": 0.7, "beta": 0.4, "buffer_size": 50, "minibatch_size": 4}
+CLASSES_PER_TASK = 2
+
+
+def class_incremental(stream: list) -> list:
+    """The same batches with task t's labels among its own classes ``2t, 2t + 1``."""
+    return [(x, t, y % CLASSES_PER_TASK + CLASSES_PER_TASK * t) for x, t, y in stream]
+
+
+def run_mammoth(mammoth: Path, stream: list) -> dict:
+    """Mammoth's DER++ on a float64 MLP, every replay draw recorded. Mammoth imports every data set
+    and backbone it knows when its models load; the two packages only those need (CLIP models,
+    fetched from a hub at import) are stubbed out."""
+    sys.path.insert(0, str(mammoth))
+    sys.argv = sys.argv[:1]
+    stubs = ["open_clip", "timm", "timm.layers", "timm.models"]
+    stubs += [f"timm.models.{n}" for n in ("_builder", "_manipulate", "vision_transformer")]
+    sys.modules.update({name: mock.MagicMock() for name in stubs})
+    derpp_module = importlib.import_module("models.derpp")
+    buffer_class = importlib.import_module("utils.buffer").Buffer
+    init_tensors = buffer_class.init_tensors
+
+    def widened(self, *args, **kwargs):  # its float32 examples and logits, in float64
+        init_tensors(self, *args, **kwargs)
+        for name in self.attributes:
+            if getattr(self, name, None) is not None and getattr(self, name).dtype == torch.float32:
+                setattr(self, name, getattr(self, name).double())
+
+    buffer_class.init_tensors = widened
+    torch.manual_seed(0)
+    sizes = [N_INPUTS, HIDDEN, HIDDEN, CLASSES_PER_TASK * N_TASKS]
+    layers = []
+    for i in range(3):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1], dtype=torch.float64))
+        if i < 2:
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers)
+    args = SimpleNamespace(
+        **DERPP, optimizer="sgd", optim_wd=0.0, optim_mom=0.0, optim_nesterov=False, label_perc=1, nowand=True
+    )
+    dataset = SimpleNamespace(
+        N_CLASSES=CLASSES_PER_TASK * N_TASKS, N_TASKS=N_TASKS, SETTING="class-il", N_CLASSES_PER_TASK=CLASSES_PER_TASK
+    )
+    model = derpp_module.Derpp(net, torch.nn.functional.cross_entropy, args, None, dataset=dataset)
+    model.device = torch.device("cpu")
+    initial = [p.detach().clone() for p in net.parameters()]
+    after, drawn = [], []
+    choice = np.random.choice
+
+    def recorded_choice(*a, **k):
+        drawn[-1].append(choice(*a, **k))
+        return drawn[-1][-1]
+
+    np.random.seed(0)
+    with mock.patch.object(np.random, "choice", recorded_choice):
+        for x, _, y in class_incremental(stream):
+            drawn.append([])
+            model.observe(x, y, x)
+            after.append([p.detach().clone() for p in net.parameters()])
+    draws = [[torch.as_tensor(d) for d in step] for step in drawn]
+    return {"settings": DERPP, "initial": initial, "after": after, "draws": draws}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mer", type=Path, help="a checkout of mattriemer/MER")
+    parser.add_argument("--mammoth", type=Path, help="a checkout of aimagelab/mammoth")
+    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "fixtures")
+    args = parser.parse_args()
+    if args.mer is None and args.mammoth is None:
+        parser.error("give --mer and/or --mammoth")
+    if args.mer is not None and not (args.mer / "model" / "gem.py").is_file():
+        parser.error(f"--mer={args.mer}: not a checkout of MER's repository (model/gem.py)")
+    if args.mammoth is not None and not (args.mammoth / "models" / "derpp.py").is_file():
+        parser.error(f"--mammoth={args.mammoth}: not a checkout of Mammoth (models/derpp.py)")
+    stream = batches()
+    sizes = {"n_inputs": N_INPUTS, "hidden": HIDDEN, "n_outputs": N_OUTPUTS, "n_tasks": N_TASKS}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.mer is not None:
+        methods = {algo: run_mer(args.mer.resolve(), algo, stream) for algo in SETTINGS}
+        fixture = {"source": "mattriemer/MER model/{online,ewc,gem}.py, float64", "sizes": sizes}
+        torch.save({**fixture, "stream": stream, "methods": methods}, args.out_dir / "golden_mer.pt")
+        for algo, result in methods.items():
+            print(f"MER's {algo}: {len(result['after'])} updates, {result['projections']} projections")
+    if args.mammoth is not None:
+        result = run_mammoth(args.mammoth.resolve(), stream)
+        sizes = {**sizes, "n_outputs": CLASSES_PER_TASK * N_TASKS, "classes_per_task": CLASSES_PER_TASK}
+        fixture = {"source": "aimagelab/mammoth models/derpp.py, float64", "sizes": sizes}
+        fixture.update(stream=class_incremental(stream), methods={"derpp": result})
+        torch.save(fixture, args.out_dir / "golden_mammoth_derpp.pt")
+        print(f"Mammoth's derpp: {len(result['after'])} updates, {sum(map(len, result['draws']))} replay draws")
+
+
+if __name__ == "__main__":
+    main()
