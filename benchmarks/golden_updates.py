@@ -5,7 +5,9 @@ inputs, saved as float64 fixtures that ``tests/test_golden_updates.py`` holds th
 
 ``--mer``: a checkout of MER's repository (``mattriemer/MER``), whose ``model/online.py``,
 ``ewc.py`` and ``gem.py`` produced the MNIST baseline rows of La-MAML's Table 1 (fixture
-``golden_mer.pt``). ``--mammoth``: a checkout of DER++'s reference framework
+``golden_mer.pt``). ``--lamaml``: a checkout of La-MAML's repository (``montrealrobotics/La-MAML``),
+whose copies of GEM (a ridge on the QP, clipped gradients, several glances) and A-GEM produced the
+CIFAR-100 / TinyImageNet rows (fixture ``golden_lamaml.pt``). ``--mammoth``: a checkout of DER++'s reference framework
 (``aimagelab/mammoth``, ``models/derpp.py``; fixture ``golden_mammoth_derpp.pt``, a
 class-incremental stream with the whole head in the loss). Each method is built on a small MLP in
 float64 (its float32 buffers widened), then fed the same three tasks of three batches; a fixture
@@ -77,6 +79,42 @@ def run_mer(original: Path, algo: str, stream: list) -> dict:
     return {"settings": SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
 
 
+# La-MAML's copies: clipping small enough to act, two glances per batch, A-GEM's reservoir unused
+LAMAML_SETTINGS = {
+    "gem": {"lr": 0.1, "n_memories": 3, "memory_strength": 0.5, "glances": 2, "grad_clip_norm": 0.5},
+    "agem": {"lr": 0.1, "n_memories": 3, "glances": 2, "grad_clip_norm": 0.5},
+}
+
+
+def run_lamaml(original: Path, algo: str, stream: list) -> dict:
+    """La-MAML's GEM or A-GEM on its own MNIST MLP (``model.meta.learner``), in float64."""
+    sys.path.insert(0, str(original))
+    sys.modules.setdefault("ipdb", mock.MagicMock())  # imported by its net's modules, never called here
+    module = importlib.import_module(f"model.{algo}")
+    projections = []
+    project = module.project2cone2 if algo == "gem" else module.projectgrad
+    setattr(module, project.__name__, lambda *a, **k: (projections.append(1), project(*a, **k))[1])
+    args = SimpleNamespace(
+        **{"memory_strength": 0.0, **LAMAML_SETTINGS[algo]}, memories=10,
+        n_layers=2, n_hiddens=HIDDEN, dataset="mnist_rotations", arch="linear", xav_init=False, cuda=False,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = module.Net(N_INPUTS, N_OUTPUTS, N_TASKS, args)
+        model.memory_data = model.memory_data.double()  # allocated as float32: widen it
+        initial = [p.detach().clone() for p in model.net.parameters()]
+        after = []
+        with mock.patch("builtins.print"):  # A-GEM prints its cosine similarity every 100 steps
+            for x, t, y in stream:
+                model.observe(x, y, t)
+                after.append([p.detach().clone() for p in model.net.parameters()])
+    finally:
+        torch.set_default_dtype(previous)
+    return {"settings": LAMAML_SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
+
+
 # DER++ on a class-incremental stream: 2 classes per task, the reference's whole-head loss
 DERPP = {"lr": 0.1, "alpha": 0.7, "beta": 0.4, "buffer_size": 50, "minibatch_size": 4}
 CLASSES_PER_TASK = 2
@@ -144,11 +182,14 @@ def run_mammoth(mammoth: Path, stream: list) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mer", type=Path, help="a checkout of mattriemer/MER")
+    parser.add_argument("--lamaml", type=Path, help="a checkout of montrealrobotics/La-MAML")
     parser.add_argument("--mammoth", type=Path, help="a checkout of aimagelab/mammoth")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "fixtures")
     args = parser.parse_args()
-    if args.mer is None and args.mammoth is None:
-        parser.error("give --mer and/or --mammoth")
+    if args.mer is None and args.lamaml is None and args.mammoth is None:
+        parser.error("give one or more of --mer, --lamaml, --mammoth")
+    if args.lamaml is not None and not (args.lamaml / "model" / "agem.py").is_file():
+        parser.error(f"--lamaml={args.lamaml}: not a checkout of La-MAML's repository (model/agem.py)")
     if args.mer is not None and not (args.mer / "model" / "gem.py").is_file():
         parser.error(f"--mer={args.mer}: not a checkout of MER's repository (model/gem.py)")
     if args.mammoth is not None and not (args.mammoth / "models" / "derpp.py").is_file():
@@ -162,6 +203,12 @@ def main() -> None:
         torch.save({**fixture, "stream": stream, "methods": methods}, args.out_dir / "golden_mer.pt")
         for algo, result in methods.items():
             print(f"MER's {algo}: {len(result['after'])} updates, {result['projections']} projections")
+    if args.lamaml is not None:
+        methods = {algo: run_lamaml(args.lamaml.resolve(), algo, stream) for algo in LAMAML_SETTINGS}
+        fixture = {"source": "montrealrobotics/La-MAML model/{gem,agem}.py, float64", "sizes": sizes}
+        torch.save({**fixture, "stream": stream, "methods": methods}, args.out_dir / "golden_lamaml.pt")
+        for algo, result in methods.items():
+            print(f"La-MAML's {algo}: {len(result['after'])} updates, {result['projections']} projections")
     if args.mammoth is not None:
         result = run_mammoth(args.mammoth.resolve(), stream)
         sizes = {**sizes, "n_outputs": CLASSES_PER_TASK * N_TASKS, "classes_per_task": CLASSES_PER_TASK}

@@ -94,24 +94,25 @@ def test_gem_keeps_the_gradient_when_no_constraint_is_violated():
 
 def test_agem_projection_formula():
     g = torch.tensor([1.0, -2.0, 0.0], dtype=torch.float64)
-    ref = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)
+    past = torch.tensor([[0.0, 2.0, 0.0], [0.0, 0.0, 2.0]], dtype=torch.float64)  # their mean r = (0, 1, 1)
     # g·r = -2, r·r = 2: g - (-2/2) r = (1, -1, 1)
-    assert torch.allclose(project_agem(g, ref), torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64))
-    assert torch.equal(project_agem(-g, ref), -g)  # no conflict: unchanged
+    assert torch.allclose(project_agem(g, past), torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64))
+    assert torch.equal(project_agem(-g, past), -g)  # no conflict: unchanged
 
 
-def test_agem_projection_survives_a_reference_gradient_whose_square_underflows():
-    """A learned memory's gradient of norm ~1e-24: r . r is 0 in float32, g . r is not."""
+def test_agem_projects_in_float64_as_the_original():
+    """La-MAML's copy computes the projection in numpy's float64: a learned memory's gradient of
+    norm ~1e-24 (r . r is 0 in float32, g . r is not) still projects, and an ordinary one gives
+    the float64 result rounded once to float32."""
     g = torch.tensor([1.0, -2.0, 0.0])
-    ref = torch.tensor([0.0, 1e-24, 1e-24])
-    assert torch.dot(ref, ref) == 0 and torch.dot(g, ref) < 0  # the float32 formula would divide by 0
-    # g - (g·r / r·r) r = (1, -2, 0) - (-2e-24 / 2e-48) (0, 1e-24, 1e-24) = (1, -1, 1)
-    projected = project_agem(g, ref)
+    tiny = torch.tensor([[0.0, 1e-24, 1e-24]])
+    assert torch.dot(tiny[0], tiny[0]) == 0 and torch.dot(g, tiny[0]) < 0  # float32 would divide by 0
+    projected = project_agem(g, tiny)
     assert projected.dtype == torch.float32
     assert torch.allclose(projected, torch.tensor([1.0, -1.0, 1.0]))
-    # a reference of ordinary size keeps the original's float32 arithmetic, bit for bit
-    ref = torch.tensor([0.0, 0.3, 0.7])
-    assert torch.equal(project_agem(g, ref), g - (torch.dot(g, ref) / torch.dot(ref, ref)) * ref)
+    past = torch.tensor([[0.0, 0.3, 0.7], [0.1, 0.2, -0.4]])
+    g64, r64 = g.double(), past.double().mean(dim=0)
+    assert torch.equal(project_agem(g, past), (g64 - (g64 @ r64 / (r64 @ r64)) * r64).float())
 
 
 def gem_step_by_hand(memory_tasks, lr):

@@ -180,4 +180,4 @@ class AGEM(GEM):
         return -1 if self.register_task0 else 0  # Q4: starting at 0 never registers task 0
 
     def project(self, g: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
-        return project_agem(g, past.mean(dim=0))
+        return project_agem(g, past)

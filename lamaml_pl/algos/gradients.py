@@ -54,22 +54,14 @@ def project_gem(g: torch.Tensor, memories: torch.Tensor, margin: float, eps: flo
     return (gv + M.T @ torch.from_numpy(v).to(M.device)).to(g.dtype)
 
 
-def project_agem(g: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """A-GEM: if g . r < 0, remove from g its component along the reference gradient r.
-
-    Once the past tasks' memories are learned to a near-zero loss, r can be so small (norm
-    ~1e-22) that a float32 r . r underflows to 0 while g . r does not: the original's step is
-    then inf (seen on Split Fashion-MNIST, task-incremental). Only then is it computed in float64;
-    otherwise the original's float32 arithmetic, so its numbers stay."""
-    dot = torch.dot(g, reference)
+def project_agem(g: torch.Tensor, memories: torch.Tensor) -> torch.Tensor:
+    """A-GEM as La-MAML's copy projects (Q5): the reference r is the mean of the past tasks'
+    memory gradients ``[tasks, n_params]``; if g . r < 0, g - (g . r / r . r) r. In float64, as
+    the original's numpy (a float32 r . r underflows to 0 once the memories are learned to a
+    near-zero loss, while g . r does not); returned in g's dtype."""
+    r = memories.detach().to(torch.float64).mean(dim=0)
+    g64 = g.detach().to(torch.float64)
+    dot = torch.dot(g64, r)
     if dot >= 0:
         return g
-    norm2 = torch.dot(reference, reference)
-    if norm2 < torch.finfo(norm2.dtype).tiny:
-        g64, r64 = g.double(), reference.double()
-        return _without_component(g64, r64, torch.dot(g64, r64), torch.dot(r64, r64)).to(g.dtype)
-    return _without_component(g, reference, dot, norm2)
-
-
-def _without_component(g: torch.Tensor, r: torch.Tensor, dot: torch.Tensor, norm2: torch.Tensor) -> torch.Tensor:
-    return g - (dot / norm2) * r
+    return (g64 - (dot / torch.dot(r, r)) * r).to(g.dtype)
