@@ -4,8 +4,8 @@ inputs, saved as float64 fixtures that ``tests/test_golden_updates.py`` holds th
     python benchmarks/golden_updates.py --mer ../MER --mammoth ../mammoth --out-dir tests/fixtures
 
 ``--mer``: a checkout of MER's repository (``mattriemer/MER``), whose ``model/online.py``,
-``ewc.py`` and ``gem.py`` produced the MNIST baseline rows of La-MAML's Table 1 (fixture
-``golden_mer.pt``). ``--lamaml``: a checkout of La-MAML's repository (``montrealrobotics/La-MAML``),
+``ewc.py``, ``gem.py`` and ``meralg1.py`` produced the MNIST baseline rows of La-MAML's Table 1
+(fixture ``golden_mer.pt``). ``--lamaml``: a checkout of La-MAML's repository (``montrealrobotics/La-MAML``),
 whose copies of GEM (a ridge on the QP, clipped gradients, several glances) and A-GEM produced the
 CIFAR-100 / TinyImageNet rows (fixture ``golden_lamaml.pt``). ``--mammoth``: a checkout of DER++'s reference framework
 (``aimagelab/mammoth``, ``models/derpp.py``; fixture ``golden_mammoth_derpp.pt``, a
@@ -31,29 +31,39 @@ import torch
 N_INPUTS, HIDDEN, N_OUTPUTS, N_TASKS, BATCHES, BATCH = 8, 6, 4, 3, 3, 2
 # each method's values (the original's flags): large enough steps and memory strengths that the
 # regulariser and the projection change the weights visibly
+MER_MODELS = {"mer": "meralg1"}  # the project's name -> the file in MER's model/
 SETTINGS = {
     "online": {"lr": 0.1},
     "ewc": {"lr": 0.1, "n_memories": 3, "memory_strength": 10.0},
     "gem": {"lr": 0.1, "n_memories": 3, "memory_strength": 0.5},
+    "mer": {"lr": 0.1, "beta": 0.5, "gamma": 0.8, "memories": 50, "replay_batch_size": 3, "batches_per_example": 2},
 }
 
 
 def batches(seed: int = 0) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
-    """``BATCHES`` batches of ``BATCH`` samples for each of ``N_TASKS`` tasks, in order."""
+    """``BATCHES`` batches of ``BATCH`` samples for each of ``N_TASKS`` tasks, in order; float64
+    inputs whose values float32 holds exactly (MER casts its replayed inputs to float32)."""
     gen = torch.Generator().manual_seed(seed)
     stream = []
     for t in range(N_TASKS):
         shift = torch.randn(N_INPUTS, generator=gen, dtype=torch.float64)  # each task its own inputs
         for _ in range(BATCHES):
-            x = torch.randn(BATCH, N_INPUTS, generator=gen, dtype=torch.float64) + shift
+            x = (torch.randn(BATCH, N_INPUTS, generator=gen, dtype=torch.float64) + shift).float().double()
             stream.append((x, t, torch.randint(N_OUTPUTS, (BATCH,), generator=gen)))
     return stream
 
 
+def import_from(checkout: Path, name: str):
+    """Module ``name`` of a checkout (MER's and La-MAML's both call their package ``model``)."""
+    for cached in [m for m in sys.modules if m == "model" or m.startswith("model.")]:
+        del sys.modules[cached]
+    sys.path[:] = [str(checkout)] + [p for p in sys.path if p != str(checkout)]
+    return importlib.import_module(name)
+
+
 def run_mer(original: Path, algo: str, stream: list) -> dict:
-    sys.path.insert(0, str(original))
-    module = importlib.import_module(f"model.{algo}")
-    projections = []
+    module = import_from(original, f"model.{MER_MODELS.get(algo, algo)}")
+    projections, drawn = [], []
     if algo == "gem":  # count the projections, so that the fixture is known to exercise the QP
         project = module.project2cone2
         module.project2cone2 = lambda *a, **k: (projections.append(1), project(*a, **k))[1]
@@ -69,6 +79,8 @@ def run_mer(original: Path, algo: str, stream: list) -> dict:
         model = module.Net(N_INPUTS, N_OUTPUTS, N_TASKS, args)
         if algo == "gem":  # its episodic memory is allocated as float32: widen it
             model.memory_data = model.memory_data.double()
+        if algo == "mer":  # record the replayed memories; its float32 replay batches enter the net widened
+            record_mer_draws(module, model, drawn)
         initial = [p.detach().clone() for p in model.net.parameters()]
         after = []
         for x, t, y in stream:
@@ -76,7 +88,33 @@ def run_mer(original: Path, algo: str, stream: list) -> dict:
             after.append([p.detach().clone() for p in model.net.parameters()])
     finally:
         torch.set_default_dtype(previous)
-    return {"settings": SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
+    result = {"settings": SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
+    if algo == "mer":  # per example, its replay batches' memories in order (steps x replayed)
+        result["draws"] = [[torch.tensor(example, dtype=torch.long)] for example in drawn]
+    return result
+
+
+def record_mer_draws(module, model, drawn: list) -> None:
+    """MER's getBatch reshuffles the memory's indices before each pick and takes position j:
+    record the picks of every example's batches in order."""
+    shuffle, get_batch, forward = module.shuffle, model.getBatch, model.net.forward
+    picks = []
+
+    def recorded_shuffle(order):
+        shuffle(order)
+        picks.append(order[len(picks)])
+
+    def recorded_get_batch(x, y, t):
+        if len(drawn) < model.age:  # the example's first batch
+            drawn.append([])
+        picks.clear()
+        batch = get_batch(x, y, t)
+        drawn[-1].extend(picks)
+        return batch
+
+    module.shuffle = recorded_shuffle
+    model.getBatch = recorded_get_batch
+    model.net.forward = lambda x: forward(x.double())
 
 
 # La-MAML's copies: clipping small enough to act, two glances per batch, A-GEM's reservoir unused
@@ -88,9 +126,8 @@ LAMAML_SETTINGS = {
 
 def run_lamaml(original: Path, algo: str, stream: list) -> dict:
     """La-MAML's GEM or A-GEM on its own MNIST MLP (``model.meta.learner``), in float64."""
-    sys.path.insert(0, str(original))
     sys.modules.setdefault("ipdb", mock.MagicMock())  # imported by its net's modules, never called here
-    module = importlib.import_module(f"model.{algo}")
+    module = import_from(original, f"model.{algo}")
     projections = []
     project = module.project2cone2 if algo == "gem" else module.projectgrad
     setattr(module, project.__name__, lambda *a, **k: (projections.append(1), project(*a, **k))[1])
@@ -199,7 +236,7 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if args.mer is not None:
         methods = {algo: run_mer(args.mer.resolve(), algo, stream) for algo in SETTINGS}
-        fixture = {"source": "mattriemer/MER model/{online,ewc,gem}.py, float64", "sizes": sizes}
+        fixture = {"source": "mattriemer/MER model/{online,ewc,gem,meralg1}.py, float64", "sizes": sizes}
         torch.save({**fixture, "stream": stream, "methods": methods}, args.out_dir / "golden_mer.pt")
         for algo, result in methods.items():
             print(f"MER's {algo}: {len(result['after'])} updates, {result['projections']} projections")

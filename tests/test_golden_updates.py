@@ -3,8 +3,8 @@
 The fixtures hold what the original code computed in float64 from one initial MLP on three tasks
 of three batches: the weights after every update (``python benchmarks/golden_updates.py --mer
 <MER checkout> --mammoth <Mammoth checkout>``):
-- ``golden_mer.pt``: MER's repository (``model/online.py``, ``ewc.py``, ``gem.py``), the code behind
-  the MNIST baseline rows of La-MAML's Table 1;
+- ``golden_mer.pt``: MER's repository (``model/online.py``, ``ewc.py``, ``gem.py``, ``meralg1.py``
+  with the memories it replayed), the code behind the MNIST baseline rows of La-MAML's Table 1;
 - ``golden_lamaml.pt``: La-MAML's repository (``model/gem.py``, ``agem.py``: a ridge on GEM's
   quadratic program, clipped gradients, two glances, A-GEM's unregistered task 0), the code
   behind the CIFAR-100 / TinyImageNet rows;
@@ -42,7 +42,7 @@ class ReplayedDraws:
 
     def indices(self, high: int, k: int, device: torch.device) -> torch.Tensor:
         index = self.pending.pop(0)
-        assert len(index) == k and int(index.max()) < high
+        assert len(index) == k and (k == 0 or int(index.max()) < high)
         return index.to(device)
 
     def uniforms(self, n: int, device: torch.device) -> torch.Tensor:
@@ -51,7 +51,10 @@ class ReplayedDraws:
 
 # what each original code does beyond the fixture's settings, as the project names it (docs/quirks.md)
 QUIRKS = {
-    "golden_mer": {"gem": {"glances": 1, "grad_clip_norm": None, "qp_eps": 0.0}},  # GEM's own QP
+    "golden_mer": {
+        "gem": {"glances": 1, "grad_clip_norm": None, "qp_eps": 0.0},  # GEM's own QP
+        "mer": {"grad_clip_norm": None, "cuda_graph": False},  # MER's own: no clipping (Q18)
+    },
     "golden_lamaml": {"gem": {"qp_eps": 1e-3}, "agem": {"register_task0": False}},  # Q6, Q4
 }
 
@@ -76,6 +79,8 @@ def project_learner(fixture_name: str, algo: str):
     else:
         stream = StreamInfo(n_tasks, sizes["n_outputs"], (sizes["n_inputs"],), 1, test_sizes=[1] * n_tasks)
         learner = make_learner(algo, net, stream, **settings, **QUIRKS[fixture_name].get(algo, {}))
+        if "draws" in golden:
+            learner.draws = ReplayedDraws(golden["draws"])
     learner = learner.double()
     detach_from_trainer(learner)
     return learner
