@@ -6,9 +6,10 @@ inputs, saved as float64 fixtures that ``tests/test_golden_updates.py`` holds th
 ``--mer``: a checkout of MER's repository (``mattriemer/MER``), whose ``model/online.py``,
 ``ewc.py``, ``gem.py`` and ``meralg1.py`` produced the MNIST baseline rows of La-MAML's Table 1
 (fixture ``golden_mer.pt``). ``--lamaml``: a checkout of La-MAML's repository (``montrealrobotics/La-MAML``),
-whose copies of GEM (a ridge on the QP, clipped gradients, several glances) and A-GEM produced the
-CIFAR-100 / TinyImageNet rows (fixture ``golden_lamaml.pt``). ``--mammoth``: a checkout of DER++'s reference framework
-(``aimagelab/mammoth``, ``models/derpp.py``; fixture ``golden_mammoth_derpp.pt``, a
+whose copies of GEM (a ridge on the QP, clipped gradients, several glances), A-GEM and ER
+(``eralg4``) produced the CIFAR-100 / TinyImageNet rows (fixture ``golden_lamaml.pt``; ER on one
+task: its MNIST path slices the logits wrongly after task 0, quirk Q9). ``--mammoth``: a checkout
+of DER++'s reference framework (``aimagelab/mammoth``, ``models/derpp.py``; fixture ``golden_mammoth_derpp.pt``, a
 class-incremental stream with the whole head in the loss). Each method is built on a small MLP in
 float64 (its float32 buffers widened), then fed the same three tasks of three batches; a fixture
 keeps the initial weights, the batches, the weights after every update and, where the original
@@ -80,7 +81,7 @@ def run_mer(original: Path, algo: str, stream: list) -> dict:
         if algo == "gem":  # its episodic memory is allocated as float32: widen it
             model.memory_data = model.memory_data.double()
         if algo == "mer":  # record the replayed memories; its float32 replay batches enter the net widened
-            record_mer_draws(module, model, drawn)
+            record_replay_draws(module, model, drawn, per_example=True)
         initial = [p.detach().clone() for p in model.net.parameters()]
         after = []
         for x, t, y in stream:
@@ -94,9 +95,10 @@ def run_mer(original: Path, algo: str, stream: list) -> dict:
     return result
 
 
-def record_mer_draws(module, model, drawn: list) -> None:
-    """MER's getBatch reshuffles the memory's indices before each pick and takes position j:
-    record the picks of every example's batches in order."""
+def record_replay_draws(module, model, drawn: list, per_example: bool) -> None:
+    """MER's and La-MAML's ER's ``getBatch`` reshuffle the memory's indices before each pick and
+    take position j: record the picks, one list per example (MER: its batches' picks in order)
+    or per batch (ER: one list per glance; the caller opens each batch's list)."""
     shuffle, get_batch, forward = module.shuffle, model.getBatch, model.net.forward
     picks = []
 
@@ -105,51 +107,66 @@ def record_mer_draws(module, model, drawn: list) -> None:
         picks.append(order[len(picks)])
 
     def recorded_get_batch(x, y, t):
-        if len(drawn) < model.age:  # the example's first batch
+        if per_example and len(drawn) < model.age:  # the example's first batch
             drawn.append([])
         picks.clear()
         batch = get_batch(x, y, t)
-        drawn[-1].extend(picks)
+        if per_example:
+            drawn[-1].extend(picks)
+        else:
+            drawn[-1].append(list(picks))
         return batch
 
     module.shuffle = recorded_shuffle
     model.getBatch = recorded_get_batch
-    model.net.forward = lambda x: forward(x.double())
+    model.net.forward = lambda x, *args, **kwargs: forward(x.double(), *args, **kwargs)
 
 
 # La-MAML's copies: clipping small enough to act, two glances per batch, A-GEM's reservoir unused
 LAMAML_SETTINGS = {
     "gem": {"lr": 0.1, "n_memories": 3, "memory_strength": 0.5, "glances": 2, "grad_clip_norm": 0.5},
     "agem": {"lr": 0.1, "n_memories": 3, "glances": 2, "grad_clip_norm": 0.5},
+    "er": {"lr": 0.1, "memories": 50, "replay_batch_size": 3, "glances": 2, "grad_clip_norm": 0.5},
 }
+LAMAML_MODELS = {"er": "eralg4"}
 
 
 def run_lamaml(original: Path, algo: str, stream: list) -> dict:
-    """La-MAML's GEM or A-GEM on its own MNIST MLP (``model.meta.learner``), in float64."""
+    """La-MAML's GEM, A-GEM or ER on its own MNIST MLP (``model.meta.learner``), in float64."""
     sys.modules.setdefault("ipdb", mock.MagicMock())  # imported by its net's modules, never called here
-    module = import_from(original, f"model.{algo}")
-    projections = []
-    project = module.project2cone2 if algo == "gem" else module.projectgrad
-    setattr(module, project.__name__, lambda *a, **k: (projections.append(1), project(*a, **k))[1])
+    module = import_from(original, f"model.{LAMAML_MODELS.get(algo, algo)}")
+    projections, drawn = [], []
+    if algo in ("gem", "agem"):
+        project = module.project2cone2 if algo == "gem" else module.projectgrad
+        setattr(module, project.__name__, lambda *a, **k: (projections.append(1), project(*a, **k))[1])
     args = SimpleNamespace(
-        **{"memory_strength": 0.0, **LAMAML_SETTINGS[algo]}, memories=10,
+        **{"memory_strength": 0.0, "memories": 10, **LAMAML_SETTINGS[algo]}, learn_lr=False,
         n_layers=2, n_hiddens=HIDDEN, dataset="mnist_rotations", arch="linear", xav_init=False, cuda=False,
     )  # fmt: skip
+    if algo == "er":  # its MNIST path slices task t's logits at t * outputs (Q9): one task only
+        stream = [(x, 0, y) for x, _, y in stream]
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
         model = module.Net(N_INPUTS, N_OUTPUTS, N_TASKS, args)
-        model.memory_data = model.memory_data.double()  # allocated as float32: widen it
+        if algo == "er":  # record the replayed memories; its float32 replay batches enter the net widened
+            record_replay_draws(module, model, drawn, per_example=False)
+        else:
+            model.memory_data = model.memory_data.double()  # allocated as float32: widen it
         initial = [p.detach().clone() for p in model.net.parameters()]
         after = []
         with mock.patch("builtins.print"):  # A-GEM prints its cosine similarity every 100 steps
             for x, t, y in stream:
+                drawn.append([])
                 model.observe(x, y, t)
                 after.append([p.detach().clone() for p in model.net.parameters()])
     finally:
         torch.set_default_dtype(previous)
-    return {"settings": LAMAML_SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
+    result = {"settings": LAMAML_SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
+    if algo == "er":  # per batch, one draw of memories per glance
+        result.update(stream=stream, draws=[[torch.tensor(g, dtype=torch.long) for g in batch] for batch in drawn])
+    return result
 
 
 # DER++ on a class-incremental stream: 2 classes per task, the reference's whole-head loss
@@ -242,7 +259,7 @@ def main() -> None:
             print(f"MER's {algo}: {len(result['after'])} updates, {result['projections']} projections")
     if args.lamaml is not None:
         methods = {algo: run_lamaml(args.lamaml.resolve(), algo, stream) for algo in LAMAML_SETTINGS}
-        fixture = {"source": "montrealrobotics/La-MAML model/{gem,agem}.py, float64", "sizes": sizes}
+        fixture = {"source": "montrealrobotics/La-MAML model/{gem,agem,eralg4}.py, float64", "sizes": sizes}
         torch.save({**fixture, "stream": stream, "methods": methods}, args.out_dir / "golden_lamaml.pt")
         for algo, result in methods.items():
             print(f"La-MAML's {algo}: {len(result['after'])} updates, {result['projections']} projections")
