@@ -167,15 +167,21 @@ def table(runs: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--original", type=Path, required=True, help="a checkout of mattriemer/MER")
-    parser.add_argument("--algo", nargs="+", choices=sorted(ORIGINAL_MODELS), required=True)
-    parser.add_argument("--data", nargs="+", choices=DATA, required=True)
+    parser.add_argument("--original", type=Path, help="a checkout of mattriemer/MER")
+    parser.add_argument("--algo", nargs="+", choices=sorted(ORIGINAL_MODELS))
+    parser.add_argument("--data", nargs="+", choices=DATA)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each")
     parser.add_argument("--side", choices=("both", "original", "project"), default="both")
     parser.add_argument("--out", type=Path, help="JSON of every run (extended, not overwritten)")
+    parser.add_argument("--table", type=Path, help="only print the table of this JSON of earlier runs")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return
+    if args.original is None or not args.algo or not args.data:
+        parser.error("--original, --algo and --data are needed to run (or --table <json>)")
     if not (args.original / "main.py").is_file() or not (args.original / "model" / "meralg1.py").is_file():
         parser.error(f"--original={args.original}: not a checkout of MER's repository (main.py, model/meralg1.py)")
 
