@@ -6,9 +6,9 @@ inputs, saved as float64 fixtures that ``tests/test_golden_updates.py`` holds th
 ``--mer``: a checkout of MER's repository (``mattriemer/MER``), whose ``model/online.py``,
 ``ewc.py``, ``gem.py`` and ``meralg1.py`` produced the MNIST baseline rows of La-MAML's Table 1
 (fixture ``golden_mer.pt``). ``--lamaml``: a checkout of La-MAML's repository (``montrealrobotics/La-MAML``),
-whose copies of GEM (a ridge on the QP, clipped gradients, several glances), A-GEM and ER
-(``eralg4``) produced the CIFAR-100 / TinyImageNet rows (fixture ``golden_lamaml.pt``; ER on one
-task: its MNIST path slices the logits wrongly after task 0, quirk Q9). ``--mammoth``: a checkout
+whose copies of GEM (a ridge on the QP, clipped gradients, several glances), A-GEM, ER and La-ER
+(``eralg4``) produced the CIFAR-100 / TinyImageNet rows (fixture ``golden_lamaml.pt``; ER and La-ER
+on one task: their MNIST path slices the logits wrongly after task 0, quirk Q9). ``--mammoth``: a checkout
 of DER++'s reference framework (``aimagelab/mammoth``, ``models/derpp.py``; fixture ``golden_mammoth_derpp.pt``, a
 class-incremental stream with the whole head in the loss). Each method is built on a small MLP in
 float64 (its float32 buffers widened), then fed the same three tasks of three batches; a fixture
@@ -127,8 +127,12 @@ LAMAML_SETTINGS = {
     "gem": {"lr": 0.1, "n_memories": 3, "memory_strength": 0.5, "glances": 2, "grad_clip_norm": 0.5},
     "agem": {"lr": 0.1, "n_memories": 3, "glances": 2, "grad_clip_norm": 0.5},
     "er": {"lr": 0.1, "memories": 50, "replay_batch_size": 3, "glances": 2, "grad_clip_norm": 0.5},
-}
-LAMAML_MODELS = {"er": "eralg4"}
+    "la_er": {
+        "alpha_init": 0.1, "opt_lr": 0.3, "memories": 50, "replay_batch_size": 3, "glances": 2, "inner_chunks": 2,
+        "grad_clip_norm": 0.5, "second_order": False,
+    },
+}  # fmt: skip
+LAMAML_MODELS = {"er": "eralg4", "la_er": "eralg4"}
 
 
 def run_lamaml(original: Path, algo: str, stream: list) -> dict:
@@ -140,32 +144,46 @@ def run_lamaml(original: Path, algo: str, stream: list) -> dict:
         project = module.project2cone2 if algo == "gem" else module.projectgrad
         setattr(module, project.__name__, lambda *a, **k: (projections.append(1), project(*a, **k))[1])
     args = SimpleNamespace(
-        **{"memory_strength": 0.0, "memories": 10, **LAMAML_SETTINGS[algo]}, learn_lr=False,
+        **{"memory_strength": 0.0, "memories": 10, "lr": 0.1, **LAMAML_SETTINGS[algo]}, learn_lr=algo == "la_er",
         n_layers=2, n_hiddens=HIDDEN, dataset="mnist_rotations", arch="linear", xav_init=False, cuda=False,
     )  # fmt: skip
-    if algo == "er":  # its MNIST path slices task t's logits at t * outputs (Q9): one task only
+    args.cifar_batches = getattr(args, "inner_chunks", None)  # La-ER's inner chunks, by the original's name
+    orders = []
+    if algo in ("er", "la_er"):  # its MNIST path slices task t's logits at t * outputs (Q9): one task only
         stream = [(x, 0, y) for x, _, y in stream]
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
         model = module.Net(N_INPUTS, N_OUTPUTS, N_TASKS, args)
-        if algo == "er":  # record the replayed memories; its float32 replay batches enter the net widened
+        if algo in ("er", "la_er"):  # record the replayed memories; its float32 replays enter the net widened
             record_replay_draws(module, model, drawn, per_example=False)
         else:
             model.memory_data = model.memory_data.double()  # allocated as float32: widen it
-        initial = [p.detach().clone() for p in model.net.parameters()]
+
+        def state() -> list[torch.Tensor]:  # the weights (La-ER: then its learned rates α)
+            rates = list(model.net.alpha_lr) if algo == "la_er" else []
+            return [p.detach().clone() for p in [*model.net.parameters(), *rates]]
+
+        initial = state()
         after = []
-        with mock.patch("builtins.print"):  # A-GEM prints its cosine similarity every 100 steps
-            for x, t, y in stream:
+        randperm = torch.randperm
+
+        def recorded_randperm(*a, **k):  # La-ER's shuffle of the incoming batch, each glance
+            orders.append(randperm(*a, **k))
+            return orders[-1]
+
+        with mock.patch("builtins.print"), mock.patch.object(torch, "randperm", recorded_randperm):
+            for x, t, y in stream:  # (A-GEM prints its cosine similarity every 100 steps)
                 drawn.append([])
                 model.observe(x, y, t)
-                after.append([p.detach().clone() for p in model.net.parameters()])
+                after.append(state())
     finally:
         torch.set_default_dtype(previous)
     result = {"settings": LAMAML_SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
-    if algo == "er":  # per batch, one draw of memories per glance
+    if algo in ("er", "la_er"):  # per batch, one draw of memories per glance (La-ER: and the batch's order)
         result.update(stream=stream, draws=[[torch.tensor(g, dtype=torch.long) for g in batch] for batch in drawn])
+        result["orders"] = orders
     return result
 
 
@@ -259,7 +277,8 @@ def main() -> None:
             print(f"MER's {algo}: {len(result['after'])} updates, {result['projections']} projections")
     if args.lamaml is not None:
         methods = {algo: run_lamaml(args.lamaml.resolve(), algo, stream) for algo in LAMAML_SETTINGS}
-        fixture = {"source": "montrealrobotics/La-MAML model/{gem,agem,eralg4}.py, float64", "sizes": sizes}
+        fixture = {"source": "montrealrobotics/La-MAML model/{gem,agem,eralg4}.py (ER, La-ER), float64"}
+        fixture["sizes"] = sizes
         torch.save({**fixture, "stream": stream, "methods": methods}, args.out_dir / "golden_lamaml.pt")
         for algo, result in methods.items():
             print(f"La-MAML's {algo}: {len(result['after'])} updates, {result['projections']} projections")

@@ -7,7 +7,7 @@ of three batches: the weights after every update (``python benchmarks/golden_upd
   with the memories it replayed), the code behind the MNIST baseline rows of La-MAML's Table 1;
 - ``golden_lamaml.pt``: La-MAML's repository (``model/gem.py``, ``agem.py``, ``eralg4.py``: a ridge
   on GEM's quadratic program, clipped gradients, two glances, A-GEM's unregistered task 0, ER's
-  replayed memories), the code behind the CIFAR-100 / TinyImageNet rows;
+  replayed memories, La-ER's learned rates α), the code behind the CIFAR-100 / TinyImageNet rows;
 - ``golden_mammoth_derpp.pt``: DER++'s reference (Mammoth's ``models/derpp.py``) on a
   class-incremental stream, with the replayed samples it drew.
 The project's learner starts from the same weights, takes the same batches through its own
@@ -37,8 +37,14 @@ class ReplayedDraws:
     """The replay indices the original drew, in order (a reservoir that is not full fills its
     slots in arrival order in both, so an index names the same sample)."""
 
-    def __init__(self, steps: list[list[torch.Tensor]]):
+    def __init__(self, steps: list[list[torch.Tensor]], orders: list[torch.Tensor] | None = None):
         self.pending = [index for step in steps for index in step]
+        self.orders = list(orders or [])
+
+    def order(self, n: int, device: torch.device) -> torch.Tensor:
+        order = self.orders.pop(0)
+        assert len(order) == n
+        return order.to(device)
 
     def indices(self, high: int, k: int, device: torch.device) -> torch.Tensor:
         index = self.pending.pop(0)
@@ -55,7 +61,11 @@ QUIRKS = {
         "gem": {"glances": 1, "grad_clip_norm": None, "qp_eps": 0.0},  # GEM's own QP
         "mer": {"grad_clip_norm": None, "cuda_graph": False},  # MER's own: no clipping (Q18)
     },
-    "golden_lamaml": {"gem": {"qp_eps": 1e-3}, "agem": {"register_task0": False}},  # Q6, Q4
+    "golden_lamaml": {  # Q6, Q4, Q7
+        "gem": {"qp_eps": 1e-3},
+        "agem": {"register_task0": False},
+        "la_er": {"meta_loss": "last"},
+    },
 }
 
 
@@ -63,8 +73,8 @@ def project_learner(fixture_name: str, algo: str):
     fixture = FIXTURES[fixture_name]
     sizes, golden = fixture["sizes"], fixture["methods"][algo]
     net = MLP(sizes["n_inputs"], [sizes["hidden"]] * 2, sizes["n_outputs"], init="xavier_uniform").double()
-    with torch.no_grad():
-        for p, w in zip(net.parameters(), golden["initial"], strict=True):
+    with torch.no_grad():  # (La-ER: its learned rates α follow the weights)
+        for p, w in zip(net.parameters(), golden["initial"][: len(list(net.parameters()))], strict=True):
             p.copy_(w)
     n_tasks, settings = sizes["n_tasks"], golden["settings"]
     if algo == "derpp":  # Mammoth's DER++: one step per batch, the whole head in the loss
@@ -80,7 +90,7 @@ def project_learner(fixture_name: str, algo: str):
         stream = StreamInfo(n_tasks, sizes["n_outputs"], (sizes["n_inputs"],), 1, test_sizes=[1] * n_tasks)
         learner = make_learner(algo, net, stream, **settings, **QUIRKS[fixture_name].get(algo, {}))
         if "draws" in golden:
-            learner.draws = ReplayedDraws(golden["draws"])
+            learner.draws = ReplayedDraws(golden["draws"], golden.get("orders"))
     learner = learner.double()
     detach_from_trainer(learner)
     return learner
@@ -101,6 +111,7 @@ def test_every_update_lands_on_the_original_codes_weights(fixture_name, algo):
             learner.current_task = t
             learner.on_task_start(t)
         learner.observe(x, y, t)
-        for p, w in zip(learner.net.parameters(), expected, strict=True):
+        state = [*learner.net.parameters(), *(learner.alpha if algo == "la_er" else [])]  # La-ER: then α
+        for p, w in zip(state, expected, strict=True):
             relative = ((p.detach() - w).norm() / w.norm()).item()
             assert relative < TOLERANCE, f"{algo}, update {k} (task {t}): relative difference {relative:.3g}"

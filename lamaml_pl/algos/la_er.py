@@ -83,13 +83,14 @@ class LaER(LaMAML):
         self.meta_loss, self.insert_every_epoch = meta_loss, insert_every_epoch
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        shuffled_x, shuffled_y = x, y
         for _ in range(self.glances):
             order = self.draws.order(y.shape[-1], y.device)
-            x, y = take(x, order), take(y, order)
-            replay_x, replay_y, replay_t = self.replay_batch(x, y, t)
+            shuffled_x, shuffled_y = take(shuffled_x, order), take(shuffled_y, order)
+            replay_x, replay_y, replay_t = self.replay_batch(shuffled_x, shuffled_y, t)
             update = self.graphed_update if self.cuda_graph and x.is_cuda else self.update
-            loss = update(y, replay_x, replay_y, replay_t)
-        if self.insert_every_epoch or self.task_epoch == 0:
+            loss = update(shuffled_y, replay_x, replay_y, replay_t)
+        if self.insert_every_epoch or self.task_epoch == 0:  # the batch as it arrived, as the original
             self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
         return loss.detach()
 
