@@ -81,7 +81,7 @@ def run_mer(original: Path, algo: str, stream: list) -> dict:
         if algo == "gem":  # its episodic memory is allocated as float32: widen it
             model.memory_data = model.memory_data.double()
         if algo == "mer":  # record the replayed memories; its float32 replay batches enter the net widened
-            record_replay_draws(module, model, drawn, per_example=True)
+            record_replay_draws(model, drawn, per_example=True)
         initial = [p.detach().clone() for p in model.net.parameters()]
         after = []
         for x, t, y in stream:
@@ -95,11 +95,12 @@ def run_mer(original: Path, algo: str, stream: list) -> dict:
     return result
 
 
-def record_replay_draws(module, model, drawn: list, per_example: bool) -> None:
+def record_replay_draws(model, drawn: list, per_example: bool) -> None:
     """MER's and La-MAML's ER's ``getBatch`` reshuffle the memory's indices before each pick and
     take position j: record the picks, one list per example (MER: its batches' picks in order)
     or per batch (ER: one list per glance; the caller opens each batch's list)."""
-    shuffle, get_batch, forward = module.shuffle, model.getBatch, model.net.forward
+    owner = sys.modules[model.getBatch.__func__.__module__]  # where getBatch looks up shuffle
+    shuffle, get_batch, forward = owner.shuffle, model.getBatch, model.net.forward
     picks = []
 
     def recorded_shuffle(order):
@@ -117,7 +118,7 @@ def record_replay_draws(module, model, drawn: list, per_example: bool) -> None:
             drawn[-1].append(list(picks))
         return batch
 
-    module.shuffle = recorded_shuffle
+    owner.shuffle = recorded_shuffle
     model.getBatch = recorded_get_batch
     model.net.forward = lambda x, *args, **kwargs: forward(x.double(), *args, **kwargs)
 
@@ -132,11 +133,21 @@ LAMAML_SETTINGS = {
         "grad_clip_norm": 0.5, "second_order": False,
     },
 }  # fmt: skip
-LAMAML_MODELS = {"er": "eralg4", "la_er": "eralg4"}
+# the La-MAML family's MNIST variant (model/lamaml.py): its two switches, as the project's configs
+FAMILY = {"lamaml": (True, False), "cmaml": (False, True), "sync": (True, True)}  # learn_lr, sync_update
+for _name in FAMILY:
+    LAMAML_SETTINGS[_name] = {
+        "alpha_init": 0.1, "opt_lr": 0.3, "opt_wt": 0.1, "memories": 50, "replay_batch_size": 3, "glances": 2,
+        "grad_clip_norm": 0.5, "second_order": False,
+    }  # fmt: skip
+LAMAML_MODELS = {"er": "eralg4", "la_er": "eralg4", **dict.fromkeys(FAMILY, "lamaml")}
+REPLAYING = ("er", "la_er", *FAMILY)  # they draw memories (and the La-MAML family and La-ER shuffle batches)
+LEARNED_RATES = ("la_er", *FAMILY)
 
 
 def run_lamaml(original: Path, algo: str, stream: list) -> dict:
-    """La-MAML's GEM, A-GEM or ER on its own MNIST MLP (``model.meta.learner``), in float64."""
+    """La-MAML's GEM, A-GEM, ER, La-ER or La-MAML family on its own MNIST MLP (``model.meta.learner``),
+    in float64."""
     sys.modules.setdefault("ipdb", mock.MagicMock())  # imported by its net's modules, never called here
     module = import_from(original, f"model.{LAMAML_MODELS.get(algo, algo)}")
     projections, drawn = [], []
@@ -146,7 +157,10 @@ def run_lamaml(original: Path, algo: str, stream: list) -> dict:
     args = SimpleNamespace(
         **{"memory_strength": 0.0, "memories": 10, "lr": 0.1, **LAMAML_SETTINGS[algo]}, learn_lr=algo == "la_er",
         n_layers=2, n_hiddens=HIDDEN, dataset="mnist_rotations", arch="linear", xav_init=False, cuda=False,
+        use_old_task_memory=False,
     )  # fmt: skip
+    if algo in FAMILY:
+        args.learn_lr, args.sync_update = FAMILY[algo]
     args.cifar_batches = getattr(args, "inner_chunks", None)  # La-ER's inner chunks, by the original's name
     orders = []
     if algo in ("er", "la_er"):  # its MNIST path slices task t's logits at t * outputs (Q9): one task only
@@ -156,13 +170,13 @@ def run_lamaml(original: Path, algo: str, stream: list) -> dict:
     torch.set_default_dtype(torch.float64)
     try:
         model = module.Net(N_INPUTS, N_OUTPUTS, N_TASKS, args)
-        if algo in ("er", "la_er"):  # record the replayed memories; its float32 replays enter the net widened
-            record_replay_draws(module, model, drawn, per_example=False)
+        if algo in REPLAYING:  # record the replayed memories; its float32 replays enter the net widened
+            record_replay_draws(model, drawn, per_example=False)
         else:
             model.memory_data = model.memory_data.double()  # allocated as float32: widen it
 
         def state() -> list[torch.Tensor]:  # the weights (La-ER: then its learned rates α)
-            rates = list(model.net.alpha_lr) if algo == "la_er" else []
+            rates = list(model.net.alpha_lr) if algo in LEARNED_RATES else []
             return [p.detach().clone() for p in [*model.net.parameters(), *rates]]
 
         initial = state()
@@ -181,7 +195,7 @@ def run_lamaml(original: Path, algo: str, stream: list) -> dict:
     finally:
         torch.set_default_dtype(previous)
     result = {"settings": LAMAML_SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
-    if algo in ("er", "la_er"):  # per batch, one draw of memories per glance (La-ER: and the batch's order)
+    if algo in REPLAYING:  # per batch, one draw of memories per glance (and the batch's order)
         result.update(stream=stream, draws=[[torch.tensor(g, dtype=torch.long) for g in batch] for batch in drawn])
         result["orders"] = orders
     return result

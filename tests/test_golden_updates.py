@@ -5,9 +5,11 @@ of three batches: the weights after every update (``python benchmarks/golden_upd
 <MER checkout> --mammoth <Mammoth checkout>``):
 - ``golden_mer.pt``: MER's repository (``model/online.py``, ``ewc.py``, ``gem.py``, ``meralg1.py``
   with the memories it replayed), the code behind the MNIST baseline rows of La-MAML's Table 1;
-- ``golden_lamaml.pt``: La-MAML's repository (``model/gem.py``, ``agem.py``, ``eralg4.py``: a ridge
-  on GEM's quadratic program, clipped gradients, two glances, A-GEM's unregistered task 0, ER's
-  replayed memories, La-ER's learned rates α), the code behind the CIFAR-100 / TinyImageNet rows;
+- ``golden_lamaml.pt``: La-MAML's repository (``model/gem.py``, ``agem.py``, ``eralg4.py``,
+  ``lamaml.py``: a ridge on GEM's quadratic program, clipped gradients, two glances, A-GEM's
+  unregistered task 0, ER's replayed memories, La-ER's and the La-MAML family's learned rates α;
+  the family through both of its glances, hand-written and autograd), the code behind the
+  CIFAR-100 / TinyImageNet rows and La-MAML's MNIST rows;
 - ``golden_mammoth_derpp.pt``: DER++'s reference (Mammoth's ``models/derpp.py``) on a
   class-incremental stream, with the replayed samples it drew.
 The project's learner starts from the same weights, takes the same batches through its own
@@ -29,7 +31,13 @@ FIXTURES = {
     name: torch.load(Path(__file__).parent / "fixtures" / f"{name}.pt", weights_only=False)
     for name in ("golden_mer", "golden_lamaml", "golden_mammoth_derpp")
 }
-CASES = [(name, algo) for name, fixture in FIXTURES.items() for algo in sorted(fixture["methods"])]
+FAMILY = ("lamaml", "cmaml", "sync")  # La-MAML's MNIST variant: its two glances must both land
+CASES = [
+    (name, algo, {"fast_mlp": fast} if algo in FAMILY else {})
+    for name, fixture in FIXTURES.items()
+    for algo in sorted(fixture["methods"])
+    for fast in ((False, True) if algo in FAMILY else (None,))
+]
 TOLERANCE = 1e-10
 
 
@@ -65,11 +73,13 @@ QUIRKS = {
         "gem": {"qp_eps": 1e-3},
         "agem": {"register_task0": False},
         "la_er": {"meta_loss": "last"},
+        # its MNIST variant: relu(α) in the inner step (Q3), unclamped inner gradients (Q1)
+        **dict.fromkeys(FAMILY, {"inner_alpha_relu": True, "inner_clamp": False, "cuda_graph": False}),
     },
 }
 
 
-def project_learner(fixture_name: str, algo: str):
+def project_learner(fixture_name: str, algo: str, overrides: dict):
     fixture = FIXTURES[fixture_name]
     sizes, golden = fixture["sizes"], fixture["methods"][algo]
     net = MLP(sizes["n_inputs"], [sizes["hidden"]] * 2, sizes["n_outputs"], init="xavier_uniform").double()
@@ -88,7 +98,7 @@ def project_learner(fixture_name: str, algo: str):
         learner.draws = ReplayedDraws(golden["draws"])
     else:
         stream = StreamInfo(n_tasks, sizes["n_outputs"], (sizes["n_inputs"],), 1, test_sizes=[1] * n_tasks)
-        learner = make_learner(algo, net, stream, **settings, **QUIRKS[fixture_name].get(algo, {}))
+        learner = make_learner(algo, net, stream, **settings, **QUIRKS[fixture_name].get(algo, {}), **overrides)
         if "draws" in golden:
             learner.draws = ReplayedDraws(golden["draws"], golden.get("orders"))
     learner = learner.double()
@@ -96,11 +106,11 @@ def project_learner(fixture_name: str, algo: str):
     return learner
 
 
-@pytest.mark.parametrize("fixture_name, algo", CASES)
-def test_every_update_lands_on_the_original_codes_weights(fixture_name, algo):
+@pytest.mark.parametrize("fixture_name, algo, overrides", CASES)
+def test_every_update_lands_on_the_original_codes_weights(fixture_name, algo, overrides):
     fixture = FIXTURES[fixture_name]
     golden = fixture["methods"][algo]
-    learner = project_learner(fixture_name, algo)
+    learner = project_learner(fixture_name, algo, overrides)
     if algo in ("gem", "agem"):
         assert golden["projections"] > 0  # the fixture exercises the projection
     stream = golden.get("stream", fixture["stream"])  # La-MAML's ER: one task (Q9)
@@ -111,7 +121,8 @@ def test_every_update_lands_on_the_original_codes_weights(fixture_name, algo):
             learner.current_task = t
             learner.on_task_start(t)
         learner.observe(x, y, t)
-        state = [*learner.net.parameters(), *(learner.alpha if algo == "la_er" else [])]  # La-ER: then α
+        rates = learner.alpha if algo in ("la_er", *FAMILY) else []
+        state = [*learner.net.parameters(), *rates]  # the weights, then the learned rates α
         for p, w in zip(state, expected, strict=True):
             relative = ((p.detach() - w).norm() / w.norm()).item()
             assert relative < TOLERANCE, f"{algo}, update {k} (task {t}): relative difference {relative:.3g}"
