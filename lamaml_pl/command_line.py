@@ -11,7 +11,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from lamaml_pl.errors import ConfigError
 from lamaml_pl.paths import CONF_DIR
@@ -48,9 +48,11 @@ def check_keys(args: list[str]) -> None:
         if key in groups or "/" in key or key.split(".")[0] in OPEN_GROUPS or o.is_delete():
             continue  # group choices (hydra/launcher=joblib too) and keys a user may add
         try:
-            default = OmegaConf.select(cfg, key, default=_ABSENT)
+            default = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
         except InterpolationResolutionError:
             continue  # a key that Hydra fills in at run time (paths.output_dir): there, of no fixed kind
+        except MissingMandatoryValue:
+            continue  # a required key (``???``: data=imagefolder's data.root): any value of the user's
         if default is _ABSENT:
             raise ConfigError(unknown_key_message(cfg, key, o.is_add()))
         for value in o.sweep_iterator() if o.is_sweep_override() else [o.value()]:

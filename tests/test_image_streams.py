@@ -1,6 +1,10 @@
 """Class-split streams beyond the paper's: Split MNIST / Fashion-MNIST / CIFAR-10 and a folder
 of images, read from their real on-disk formats; the class-incremental scenario; bad input."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +13,7 @@ from hydra.utils import instantiate
 from lamaml_pl.data import image_sources
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.run import build_learner, train
-from tests.conftest import CLASS_IL_ALGOS, algo_config, compose_config, tiny_table2_overrides
+from tests.conftest import CLASS_IL_ALGOS, ROOT, algo_config, compose_config, tiny_table2_overrides
 from tests.helpers.data_files import (
     write_image_folder,
     write_tiny_cifar10,
@@ -85,6 +89,22 @@ def test_samples_per_task_draws_a_seeded_subset(tmp_path):
 # ---- a folder of your own images -------------------------------------------------------------
 def folder_overrides(root, *extra):
     return ["data=imagefolder", f"data.root={root}", *extra]
+
+
+def test_the_readmes_own_images_command_runs_through_train_py(tmp_path):
+    """``data.root`` is a required (``???``) key of data=imagefolder: the command line's key check
+    takes it as a setting like any other, and the run trains every task of the folder."""
+    root = write_image_folder(tmp_path / "images", n_classes=4, per_class=10, size=16)
+    out = tmp_path / "run"
+    command = [sys.executable, "train.py", "data=imagefolder", f"data.root={root}", "data.increment=2", "algo=er"]
+    quiet = ["logger=none", "trainer.enable_progress_bar=false", f"hydra.run.dir={out}"]
+    result = subprocess.run([*command, *quiet], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "completed" and len(results["acc_matrix"]) == 2
+    missing = subprocess.run([*command[:2], "data=imagefolder"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2
+    assert "error: data.root is required: give it on the command line, data.root=<value>" in missing.stderr
 
 
 def test_an_image_folder_becomes_tasks_of_its_classes_with_a_fixed_test_split(tmp_path):
