@@ -6,9 +6,11 @@ inputs, saved as float64 fixtures that ``tests/test_golden_updates.py`` holds th
 ``--mer``: a checkout of MER's repository (``mattriemer/MER``), whose ``model/online.py``,
 ``ewc.py``, ``gem.py`` and ``meralg1.py`` produced the MNIST baseline rows of La-MAML's Table 1
 (fixture ``golden_mer.pt``). ``--lamaml``: a checkout of La-MAML's repository (``montrealrobotics/La-MAML``),
-whose copies of GEM (a ridge on the QP, clipped gradients, several glances), A-GEM, ER and La-ER
-(``eralg4``) produced the CIFAR-100 / TinyImageNet rows (fixture ``golden_lamaml.pt``; ER and La-ER
-on one task: their MNIST path slices the logits wrongly after task 0, quirk Q9). ``--mammoth``: a checkout
+whose copies of GEM (a ridge on the QP, clipped gradients, several glances), A-GEM, ER, La-ER
+(``eralg4``), MER (clipped) and the La-MAML family run on its MNIST path (fixture
+``golden_lamaml.pt``; ER and La-ER on one task: that path slices the logits wrongly after task 0,
+quirk Q9) and, with iCaRL and Meta-BGD, on its CIFAR-100 path, which produced the CIFAR-100 /
+TinyImageNet rows (``golden_lamaml_cifar.pt``: masked heads, on a small copy of its conv net). ``--mammoth``: a checkout
 of DER++'s reference framework (``aimagelab/mammoth``, ``models/derpp.py``; fixture ``golden_mammoth_derpp.pt``, a
 class-incremental stream with the whole head in the loss). Each method is built on a small MLP in
 float64 (its float32 buffers widened), then fed the same three tasks of three batches; a fixture
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import random
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -52,6 +55,24 @@ def batches(seed: int = 0) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
             x = (torch.randn(BATCH, N_INPUTS, generator=gen, dtype=torch.float64) + shift).float().double()
             stream.append((x, t, torch.randint(N_OUTPUTS, (BATCH,), generator=gen)))
     return stream
+
+
+def images(seed: int, batch: int) -> list:
+    """``BATCHES`` batches of ``batch`` images ``IMAGE`` for each of ``N_TASKS`` tasks, as
+    ``(pixels, t, y)``: uint8 pixels (each task brighter than the last), read as ``to_input``."""
+    gen = torch.Generator().manual_seed(seed)
+    stream = []
+    for t in range(N_TASKS):
+        for _ in range(BATCHES):
+            pixels = torch.randint(64 * t, 64 * t + 128, (batch, *IMAGE), generator=gen, dtype=torch.uint8)
+            stream.append((pixels, t, torch.randint(N_OUTPUTS, (batch,), generator=gen)))
+    return stream
+
+
+def to_input(pixels: torch.Tensor) -> torch.Tensor:
+    """float64 inputs in [0, 1] whose values float32 holds exactly (the originals cast their
+    replayed inputs to float32)."""
+    return (pixels.double() / 255).float().double()
 
 
 def import_from(checkout: Path, name: str):
@@ -132,6 +153,7 @@ LAMAML_SETTINGS = {
         "alpha_init": 0.1, "opt_lr": 0.3, "memories": 50, "replay_batch_size": 3, "glances": 2, "inner_chunks": 2,
         "grad_clip_norm": 0.5, "second_order": False,
     },
+    "mer": {**SETTINGS["mer"], "grad_clip_norm": 0.5},  # MER with every per-sample gradient clipped (Q18)
 }  # fmt: skip
 # the La-MAML family's MNIST variant (model/lamaml.py): its two switches, as the project's configs
 FAMILY = {"lamaml": (True, False), "cmaml": (False, True), "sync": (True, True)}  # learn_lr, sync_update
@@ -140,64 +162,138 @@ for _name in FAMILY:
         "alpha_init": 0.1, "opt_lr": 0.3, "opt_wt": 0.1, "memories": 50, "replay_batch_size": 3, "glances": 2,
         "grad_clip_norm": 0.5, "second_order": False,
     }  # fmt: skip
-LAMAML_MODELS = {"er": "eralg4", "la_er": "eralg4", **dict.fromkeys(FAMILY, "lamaml")}
-REPLAYING = ("er", "la_er", *FAMILY)  # they draw memories (and the La-MAML family and La-ER shuffle batches)
-LEARNED_RATES = ("la_er", *FAMILY)
+LAMAML_MODELS = {"er": "eralg4", "la_er": "eralg4", "mer": "meralg1", **dict.fromkeys(FAMILY, "lamaml")}
+
+# Its CIFAR-100 path: every task's own outputs (a masked multi-head), the family's chunked,
+# second-order glance (model/lamaml_cifar.py), iCaRL and Meta-BGD, on a small copy of its conv
+# net ("pc_cnn": three 3x3 stride-2 convolutions, here of 2 channels instead of 160, then hidden
+# layers of 6 instead of 320) and batches of 5 (inner chunks of 3 and 2 samples).
+IMAGE, CONV_CHANNELS, CIFAR_BATCH = (3, 32, 32), 2, 5
+CIFAR_SETTINGS = {
+    **{name: LAMAML_SETTINGS[name] for name in ("gem", "agem", "er", "mer")},
+    "la_er": {**LAMAML_SETTINGS["la_er"], "second_order": True},
+    **{name: {**LAMAML_SETTINGS[name], "inner_chunks": 2, "second_order": True} for name in FAMILY},
+    "icarl": {"lr": 0.1, "n_memories": 6, "memory_strength": 1.0, "glances": 2, "grad_clip_norm": 0.5},
+    "meta_bgd": {
+        "alpha_init": 0.1, "memories": 50, "replay_batch_size": 3, "glances": 2, "inner_chunks": 2, "std_init": 0.02,
+        "mean_eta": 50.0, "mc_iters": 2, "grad_clip_norm": 0.5,
+    },
+}  # fmt: skip
+CIFAR_MODELS = {**LAMAML_MODELS, **dict.fromkeys(FAMILY, "lamaml_cifar"), "meta_bgd": "meta-bgd"}
+REPLAYING = ("er", "la_er", "mer", "meta_bgd", *FAMILY)  # they draw memories (most shuffle batches too)
+LEARNED_RATES = ("la_er", "meta_bgd", *FAMILY)
 
 
-def run_lamaml(original: Path, algo: str, stream: list) -> dict:
-    """La-MAML's GEM, A-GEM, ER, La-ER or La-MAML family on its own MNIST MLP (``model.meta.learner``),
-    in float64."""
+def small_conv_net(modelfactory) -> None:
+    """Make the original's model factory build the small pc_cnn for ``cifar100``."""
+
+    def config(model_type, sizes, dataset="mnist", args=None):
+        channels, hidden = CONV_CHANNELS, sizes[1]
+        convs = [("conv2d", [channels, c, 3, 3, 2, 1], "") for c in (IMAGE[0], channels, channels)]
+        layers = [layer for conv in convs for layer in (conv, ("relu", [True], ""))]
+        layers += [("flatten", [], ""), ("rep", [], ""), ("linear", [hidden, 16 * channels], ""), ("relu", [True], "")]
+        return layers + [("linear", [hidden, hidden], ""), ("relu", [True], ""), ("linear", [sizes[-1], hidden], "")]
+
+    modelfactory.ModelFactory.get_model = staticmethod(config)
+
+
+def record_weight_samples(bgd, normals: list) -> None:
+    """Meta-BGD's standard normals ε of every weight sample θ = μ + σε, in order. (Its BGD also
+    draws after each step to leave the weights at μ, ε unused: the project draws nothing there.)"""
+    randomize = bgd.randomize_weights
+
+    def recorded_randomize(force_std=-1):
+        randomize(force_std)
+        if force_std < 0:
+            normals.extend(group["eps"] for group in bgd.param_groups)
+
+    bgd.randomize_weights = recorded_randomize
+
+
+def run_lamaml(original: Path, algo: str, stream: list, multihead: bool = False) -> dict:
+    """La-MAML's GEM, A-GEM, ER, La-ER, MER, La-MAML family (and, ``multihead``: iCaRL,
+    Meta-BGD) on its own MNIST MLP (``model.meta.learner``) or, ``multihead``, through its
+    CIFAR-100 code on the small conv net, in float64."""
     sys.modules.setdefault("ipdb", mock.MagicMock())  # imported by its net's modules, never called here
-    module = import_from(original, f"model.{LAMAML_MODELS.get(algo, algo)}")
-    projections, drawn = [], []
+    settings = (CIFAR_SETTINGS if multihead else LAMAML_SETTINGS)[algo]
+    module = import_from(original, f"model.{(CIFAR_MODELS if multihead else LAMAML_MODELS).get(algo, algo)}")
+    if multihead:
+        small_conv_net(sys.modules["model.meta.modelfactory"])
+    projections, drawn, orders, integers, normals = [], [], [], [], []
     if algo in ("gem", "agem"):
         project = module.project2cone2 if algo == "gem" else module.projectgrad
         setattr(module, project.__name__, lambda *a, **k: (projections.append(1), project(*a, **k))[1])
+    batch = len(stream[0][2])
     args = SimpleNamespace(
-        **{"memory_strength": 0.0, "memories": 10, "lr": 0.1, **LAMAML_SETTINGS[algo]}, learn_lr=algo == "la_er",
-        n_layers=2, n_hiddens=HIDDEN, dataset="mnist_rotations", arch="linear", xav_init=False, cuda=False,
-        use_old_task_memory=False,
+        **{"memory_strength": 0.0, "memories": 10, "lr": 0.1, **settings}, learn_lr=algo == "la_er",
+        n_layers=2, n_hiddens=HIDDEN, dataset="cifar100" if multihead else "mnist_rotations",
+        arch="pc_cnn" if multihead else "linear", xav_init=False, cuda=False, use_old_task_memory=False,
+        samples_per_task=BATCHES * batch, validation=0.0, n_epochs=1,  # iCaRL's end of a task
+        bgd_optimizer="bgd", optimizer_params=["{}"], train_mc_iters=settings.get("mc_iters"),  # Meta-BGD's
     )  # fmt: skip
     if algo in FAMILY:
         args.learn_lr, args.sync_update = FAMILY[algo]
-    args.cifar_batches = getattr(args, "inner_chunks", None)  # La-ER's inner chunks, by the original's name
-    orders = []
-    if algo in ("er", "la_er"):  # its MNIST path slices task t's logits at t * outputs (Q9): one task only
+    args.cifar_batches = getattr(args, "inner_chunks", None)  # inner chunks, by the original's name
+    if algo in ("er", "la_er") and not multihead:  # its MNIST path slices task t's logits at t * outputs (Q9)
         stream = [(x, 0, y) for x, _, y in stream]
+    n_inputs = stream[0][0][0].numel()
+    n_outputs = CLASSES_PER_TASK * N_TASKS if multihead else N_OUTPUTS
+    randperm, normal, randint = torch.randperm, torch.normal, random.randint
+
+    def recorded(draw, into):
+        return lambda *a, **k: (into.append(draw(*a, **k)), into[-1])[1]
+
     torch.manual_seed(0)
+    random.seed(0)  # its replay draws (recorded all the same)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
-    try:
-        model = module.Net(N_INPUTS, N_OUTPUTS, N_TASKS, args)
-        if algo in REPLAYING:  # record the replayed memories; its float32 replays enter the net widened
-            record_replay_draws(model, drawn, per_example=False)
-        else:
-            model.memory_data = model.memory_data.double()  # allocated as float32: widen it
+    # its .cuda() calls (iCaRL's labels, BGD's accumulators) stay on the CPU
+    with mock.patch.object(torch.Tensor, "cuda", lambda self, *a, **k: self):
+        try:
+            model = module.Net(n_inputs, n_outputs, N_TASKS, args)
+            if algo in REPLAYING:  # record the replayed memories; its float32 replays enter the net widened
+                record_replay_draws(model, drawn, per_example=algo == "mer")
+                if algo == "mer":
+                    model.netforward = model.net.forward  # its copy bound the unwidened forward
+            elif algo in ("gem", "agem"):
+                model.memory_data = model.memory_data.double()  # allocated as float32: widen it
+            if algo == "meta_bgd":
+                record_weight_samples(model.optimizer, normals)
 
-        def state() -> list[torch.Tensor]:  # the weights (La-ER: then its learned rates α)
-            rates = list(model.net.alpha_lr) if algo in LEARNED_RATES else []
-            return [p.detach().clone() for p in [*model.net.parameters(), *rates]]
+            def state() -> list[torch.Tensor]:  # the weights (learned rates α: then α)
+                rates = list(model.net.alpha_lr) if algo in LEARNED_RATES else []
+                return [p.detach().clone() for p in [*model.net.parameters(), *rates]]
 
-        initial = state()
-        after = []
-        randperm = torch.randperm
-
-        def recorded_randperm(*a, **k):  # La-ER's shuffle of the incoming batch, each glance
-            orders.append(randperm(*a, **k))
-            return orders[-1]
-
-        with mock.patch("builtins.print"), mock.patch.object(torch, "randperm", recorded_randperm):
-            for x, t, y in stream:  # (A-GEM prints its cosine similarity every 100 steps)
-                drawn.append([])
-                model.observe(x, y, t)
-                after.append(state())
-    finally:
-        torch.set_default_dtype(previous)
-    result = {"settings": LAMAML_SETTINGS[algo], "initial": initial, "after": after, "projections": len(projections)}
-    if algo in REPLAYING:  # per batch, one draw of memories per glance (and the batch's order)
-        result.update(stream=stream, draws=[[torch.tensor(g, dtype=torch.long) for g in batch] for batch in drawn])
+            initial = state()
+            after = []  # each update's state, flattened into one row
+            with (
+                mock.patch("builtins.print"),  # (A-GEM prints its cosine similarity every 100 steps)
+                mock.patch.object(torch, "randperm", recorded(randperm, orders)),  # batch shuffles
+                # Meta-BGD's weight samples, rounded to float32 values (a small fixture, exact)
+                mock.patch.object(torch, "normal", lambda *a, **k: normal(*a, **k).float().double()),
+                mock.patch.object(random, "randint", recorded(randint, integers)),  # iCaRL's exemplar picks
+            ):
+                for x, t, y in stream:
+                    if algo in REPLAYING and algo != "mer":
+                        drawn.append([])
+                    model.observe(x, y, t)
+                    after.append(torch.cat([w.flatten() for w in state()]))
+                predictions = [model.forward(x, t).argmax(1) for x, t, _ in stream] if algo == "icarl" else None
+        finally:
+            torch.set_default_dtype(previous)
+    result = {"settings": settings, "initial": initial, "after": torch.stack(after), "projections": len(projections)}
+    if not multihead and algo in ("er", "la_er"):
+        result["stream"] = stream
+    if algo == "mer":  # per example, its replay batches' memories in order
+        result["draws"] = [[torch.tensor(example, dtype=torch.long)] for example in drawn]
+    elif algo in REPLAYING:  # per batch, one draw of memories per glance (and the batch's order)
+        result["draws"] = [[torch.tensor(g, dtype=torch.long) for g in step] for step in drawn]
+    if orders:
         result["orders"] = orders
+    if algo == "meta_bgd":  # its weight samples' standard normals, in order, as one row
+        result["normals"] = torch.cat([n.flatten() for n in normals]).float()  # float32 values (see below)
+    if algo == "icarl":  # its exemplar draws, and its nearest-mean predictions after the last task
+        result.update(integers=integers, predictions=predictions)
     return result
 
 
@@ -291,11 +387,22 @@ def main() -> None:
             print(f"MER's {algo}: {len(result['after'])} updates, {result['projections']} projections")
     if args.lamaml is not None:
         methods = {algo: run_lamaml(args.lamaml.resolve(), algo, stream) for algo in LAMAML_SETTINGS}
-        fixture = {"source": "montrealrobotics/La-MAML model/{gem,agem,eralg4}.py (ER, La-ER), float64"}
+        fixture = {"source": "montrealrobotics/La-MAML model/{gem,agem,eralg4,meralg1,lamaml}.py, float64"}
         fixture["sizes"] = sizes
         torch.save({**fixture, "stream": stream, "methods": methods}, args.out_dir / "golden_lamaml.pt")
-        for algo, result in methods.items():
-            print(f"La-MAML's {algo}: {len(result['after'])} updates, {result['projections']} projections")
+        pixels = class_incremental(images(0, CIFAR_BATCH))
+        inputs = [(to_input(x), t, y) for x, t, y in pixels]
+        cifar = {algo: run_lamaml(args.lamaml.resolve(), algo, inputs, multihead=True) for algo in CIFAR_SETTINGS}
+        fixture = {"source": "montrealrobotics/La-MAML, CIFAR-100 path (lamaml_cifar, icarl, meta-bgd, ...), float64"}
+        fixture["sizes"] = {
+            "image": IMAGE, "channels": CONV_CHANNELS, "hidden": HIDDEN, "n_tasks": N_TASKS,
+            "n_outputs": CLASSES_PER_TASK * N_TASKS, "classes_per_task": CLASSES_PER_TASK,
+        }  # fmt: skip
+        fixture["inputs"] = "uint8 pixels p, inputs float64(float32(p / 255))"
+        torch.save({**fixture, "stream": pixels, "methods": cifar}, args.out_dir / "golden_lamaml_cifar.pt")
+        for name, results in (("MNIST", methods), ("CIFAR-100", cifar)):
+            for algo, result in results.items():
+                print(f"La-MAML's {algo} ({name}): {len(result['after'])} updates, {result['projections']} projections")
     if args.mammoth is not None:
         result = run_mammoth(args.mammoth.resolve(), stream)
         sizes = {**sizes, "n_outputs": CLASSES_PER_TASK * N_TASKS, "classes_per_task": CLASSES_PER_TASK}
