@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -52,6 +53,7 @@ from lamaml_pl.population.grid import (
 )
 from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
 from lamaml_pl.preemption import interrupt_behind, stop_on_sigusr1
+from lamaml_pl.presets import job_preset
 from lamaml_pl.quiet import quiet_third_party
 from lamaml_pl.resume import AlreadyCompleted, prepare_resume
 from lamaml_pl.run_lock import hold
@@ -225,6 +227,7 @@ def train_population(cfg: DictConfig) -> list[dict]:
 def run(cfg: DictConfig) -> list[dict]:
     quiet_third_party()
     check_run_settings(cfg)
+    preset = job_preset(cfg.algo.name)
     set_threads(cfg.trainer)
     set_float32_math(cfg.trainer)
     axes = population_axes(cfg)
@@ -233,12 +236,14 @@ def run(cfg: DictConfig) -> list[dict]:
     out_dir = Path(cfg.paths.output_dir)
     cfg, checkpoint = prepare_resume(cfg, out_dir)  # a resumed run is the run in its folder
     with hold(out_dir):  # one writer per run folder
-        return train_into(out_dir, cfg, checkpoint)
+        return train_into(out_dir, cfg, checkpoint, preset)
 
 
-def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None) -> list[dict]:
-    """Train ``cfg`` (from ``checkpoint`` when resuming) and write its outputs into ``out_dir``."""
+def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None, preset: str | None = None) -> list[dict]:
+    """Train ``cfg`` (from ``checkpoint`` when resuming) and write its outputs into ``out_dir``;
+    ``preset``: the one its command applied (recorded)."""
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    print(opening_line(cfg, preset), flush=True)
     members = build_members(cfg)
     learner, datamodule = members.learner, members.datamodule
     loggers = False if members.population else build_loggers(cfg)
@@ -284,6 +289,8 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None) -> list[
             task_il_log=None if learner.task_il_accuracy_logs is None else learner.task_il_accuracy_logs[k],
             class_il_loss=learner.class_il_loss,
         )
+        if HydraConfig.initialized():  # the command's preset (a config composed through the API has no record)
+            member_results["preset"] = preset
         if diverged is not None:
             member_results["error"] = diverged
         results.append(member_results)
@@ -301,6 +308,14 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None) -> list[
     if stopped:
         raise stopped
     return results
+
+
+def opening_line(cfg: DictConfig, preset: str | None) -> str:
+    """What runs, said before it starts: the algorithm, the data, the seed, and the preset."""
+    values = f"preset {preset}" if preset else f"no preset: conf/algo/{cfg.algo.name}.yaml's values"
+    if not HydraConfig.initialized():
+        values = "composed config"
+    return f"{cfg.algo.name} on {cfg.data.name}, seed {cfg.seed} ({values})"
 
 
 def run_one_by_one(cfg: DictConfig, axes: dict[str, list]) -> list[dict]:

@@ -60,11 +60,20 @@ def test_split_mnist_and_fashion_mnist_are_greyscale_streams_with_a_sized_conv_n
 
 def test_fashion_mnist_missing_everywhere_names_the_places_looked_in(tmp_path, monkeypatch):
     monkeypatch.setattr(image_sources, "DEBIAN_FASHION", tmp_path / "no-package")
+    given = ["data=split_fashion_mnist", f"data.root={tmp_path}", "data.download=false"]
+    with pytest.raises(ConfigError, match=r"no Fashion-MNIST in \S*FashionMNIST/raw \(looked for"):
+        datamodule(given)  # a root the user gave: read there or nowhere
     with pytest.raises(
         ConfigError, match="no Fashion-MNIST in .*FashionMNIST/raw or .*no-package.*dataset-fashion-mnist"
     ):
-        datamodule(["data=split_fashion_mnist", f"data.root={tmp_path}", "data.download=false"])
+        datamodule([*given, "data.use_package=true"])  # as for the default root
     assert not (tmp_path / "FashionMNIST").exists()  # nothing created where no data are
+
+
+def test_fashion_mnist_reads_debians_package_only_for_the_default_root(tmp_path):
+    cfg = compose_config(["data=split_fashion_mnist"])
+    assert cfg.data.use_package is True
+    assert compose_config(["data=split_fashion_mnist", f"data.root={tmp_path}"]).data.use_package is False
 
 
 def test_a_truncated_gzipped_idx_file_is_named(tmp_path, monkeypatch):

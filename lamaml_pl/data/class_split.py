@@ -38,7 +38,7 @@ SOURCES = {
     "cifar10": lambda dm: load_cifar("cifar10", dm.root, dm.download),
     "tinyimagenet": lambda dm: load_tinyimagenet(dm.root, cache_dir=dm.cache_dir),
     "mnist": lambda dm: load_mnist_images(dm.root, download=dm.download),
-    "fashion_mnist": lambda dm: load_fashion_mnist(dm.root, download=dm.download),
+    "fashion_mnist": lambda dm: load_fashion_mnist(dm.root, download=dm.download, use_package=dm.use_package),
     "imagefolder": lambda dm: load_image_folder(dm.root, dm.image_size, dm.test_fraction, dm.cache_dir),
 }
 SCENARIOS = ("task_il", "class_il")
@@ -59,14 +59,16 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         samples_per_task: a seeded subset of every task's training images (null: all of them).
         validation: fraction of each class's training images held out (0.1 in every paper run).
         class_order: ``random`` (shuffled with ``seed``, as the paper) or ``fixed`` (0, 1, 2, ...).
-        augment: ImageAugment arguments (mean, std, crop_padding, flip, brightness).
+        augment: ImageAugment arguments (mean, std, crop_padding, flip, brightness); ``mean``/``std``
+            null take the training images' own per-channel values.
         tasks_per_batch, batches_per_epoch: the IID oracle's task-balanced sampler (joint mode
             only; null = plain shuffled batches over all tasks).
         cache_dir: where decoded image files are kept (null: decode every run).
         image_size, test_fraction: a folder of images only — the size every image is resized
             to (null: their own) and the share of every class held out as the test set when the
             folder has no ``test/``.
-        augment: ``mean``/``std`` null take the training images' own per-channel values.
+        use_package: Fashion-MNIST only: read Debian's package when ``root`` holds no copy
+            (its config: while ``root`` is left at its default).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         eval_tasks: str,
         image_size: int | None = None,
         test_fraction: float | None = None,
+        use_package: bool = False,
     ):
         super().__init__(
             name,
@@ -127,7 +130,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
                     f"and be at most data.n_tasks={n_tasks}"
                 )
         self.source_name, self.scenario, self.root, self.increment = source, scenario, root, int(increment)
-        self.image_size, self.test_fraction = image_size, test_fraction
+        self.image_size, self.test_fraction, self.use_package = image_size, test_fraction, use_package
         self.samples_per_task = samples_per_task
         self.validation, self.class_order = float(validation), class_order
         self.download, self.cache_dir = download, cache_dir

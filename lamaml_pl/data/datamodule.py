@@ -62,7 +62,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
                 f"which has {benchmark_tasks} tasks: use 1..{benchmark_tasks}"
             )
         self.name = name
-        self.n_tasks = n_tasks
+        self.n_tasks = benchmark_tasks if n_tasks is None else n_tasks  # null: all of the benchmark's
         self.benchmark_tasks = benchmark_tasks
         self.epochs_per_task = epochs_per_task
         self.batch_size = batch_size

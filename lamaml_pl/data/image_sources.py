@@ -149,18 +149,20 @@ def load_mnist_images(root: str | os.PathLike, download: bool = True) -> ImageSp
     )
 
 
-def load_fashion_mnist(root: str | os.PathLike, download: bool = True) -> ImageSplits:
+def load_fashion_mnist(root: str | os.PathLike, download: bool = True, use_package: bool = False) -> ImageSplits:
+    """From ``<root>/FashionMNIST/raw``, then (``use_package``: data.root left at its default)
+    Debian's package, then a download into ``root``: a root the user gave is read or fails."""
     root = project_path(root)
-    places = [root / FASHION_FOLDER, DEBIAN_FASHION]
+    places = [root / FASHION_FOLDER, *([DEBIAN_FASHION] if use_package else [])]
     folder = next((p for p in places if all(_idx_path(p, name) for name in RAW_FILES)), None)
     source = f"fashion_mnist:{folder.resolve() if folder else ''}"
     if folder is None:
         if not download:
             raise ConfigError(
-                f"data.root={str(root)!r}: no Fashion-MNIST in {places[0]} or {places[1]} (looked for "
-                f"{', '.join(RAW_FILES)}, plain or .gz). Install Debian's package dataset-fashion-mnist, "
-                "set data.download=true on a machine with internet, or point data.root at a folder holding "
-                "FashionMNIST/raw"
+                f"data.root={str(root)!r}: no Fashion-MNIST in {' or '.join(map(str, places))} (looked for "
+                f"{', '.join(RAW_FILES)}, plain or .gz). Install Debian's package dataset-fashion-mnist "
+                "(read while data.root is left at its default), set data.download=true on a machine with "
+                "internet, or point data.root at a folder holding FashionMNIST/raw"
             )
         _download_fashion_mnist(root, places)
         folder, source = places[0], f"download:{places[0].resolve()}"
@@ -182,9 +184,10 @@ def _download_fashion_mnist(root: Path, places: list[Path]) -> None:
         download_into(root, lambda folder: FashionMNIST(folder, train=True, download=True))
     except Exception as err:
         raise ConfigError(
-            f"data.root={str(root)!r}: no Fashion-MNIST in {places[0]} or {places[1]} and the download failed "
-            f"({one_line(err)}). Install Debian's package dataset-fashion-mnist "
-            "(apt-get install dataset-fashion-mnist) or put torchvision's FashionMNIST/raw files there"
+            f"data.root={str(root)!r}: no Fashion-MNIST in {' or '.join(map(str, places))} and the download failed "
+            f"({one_line(err)}). Install Debian's package dataset-fashion-mnist (apt-get install "
+            "dataset-fashion-mnist; read while data.root is left at its default) or put torchvision's "
+            "FashionMNIST/raw files there"
         ) from err
 
 
