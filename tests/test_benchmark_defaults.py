@@ -12,21 +12,11 @@ import pytest
 
 from lamaml_pl.paths import CONF_DIR
 from tests.conftest import ROOT
+from tests.helpers.commands import run_many
 from tests.helpers.data_files import write_image_folder, write_tiny_cifar10, write_tiny_fashion_mnist
 
 BENCHMARKS = sorted(path.stem for path in (CONF_DIR / "data").glob("*.yaml"))
 PAPER = ("mnist_rot", "mnist_perm", "mnist_many", "cifar100", "tinyimagenet")
-
-
-def run_many(invocations: list[list[str]], tmp_path) -> list[dict]:
-    """``python train.py <args>`` for each list, in one process (tests/helpers/cli_runner.py)."""
-    listing = tmp_path / "invocations.json"
-    listing.write_text(json.dumps(invocations))
-    runner = subprocess.run(
-        [sys.executable, "tests/helpers/cli_runner.py", str(listing)], cwd=ROOT, capture_output=True, text=True
-    )
-    assert runner.returncode == 0, runner.stderr[-3000:]
-    return [json.loads(line) for line in runner.stdout.splitlines() if line.startswith("{")]
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +86,35 @@ def test_the_opening_line_names_the_preset(tiny_mnist_root, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "gem on mnist_rot, seed 0 (preset gem/mnist_rot/single)" in result.stdout.splitlines()[0:8]
+
+
+def test_n_tasks_null_runs_all_of_the_benchmarks_tasks(tiny_mnist_root, tmp_path):
+    args = ["algo=online", "data=mnist_perm", "data.n_tasks=null", "data.samples_per_task=5", "logger=none"]
+    args += [f"data.root={tiny_mnist_root}", "data.download=false", "trainer.enable_progress_bar=false"]
+    (outcome,) = run_many([[*args, f"hydra.run.dir={tmp_path / 'run'}"]], tmp_path)
+    assert outcome["code"] == 0 and not outcome["traceback"], outcome
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert len(results["acc_matrix"]) == 20 and results["data_info"]["n_tasks"] == 20
+
+
+def test_own_images_keep_every_class_and_record_their_names(tmp_path):
+    images = write_image_folder(tmp_path / "images", n_classes=4, per_class=12)
+    args = ["data=imagefolder", f"data.root={images}", "algo=er", "data.samples_per_task=10", "logger=none"]
+    args += ["trainer.enable_progress_bar=false", "presets_from=none"]
+    runs = [tmp_path / name for name in ("by3", "by3_first", "by2")]
+    outcomes = run_many(
+        [
+            [*args, "data.increment=3", f"hydra.run.dir={runs[0]}"],  # 4 classes: one would be dropped
+            [*args, "data.increment=3", "data.n_tasks=1", f"hydra.run.dir={runs[1]}"],  # asked for: one task
+            [*args, "data.increment=2", f"hydra.run.dir={runs[2]}"],
+        ],
+        tmp_path,
+    )
+    assert outcomes[0]["code"] == 2 and outcomes[0]["error_lines"] == [
+        f"error: data.increment=3 does not divide the 4 classes of imagefolder:{images.resolve()}: 1 would be "
+        "left out. Use an increment of 1, 2, 4, or data.n_tasks=<k> to run the first k tasks of 3 classes"
+    ]
+    assert outcomes[1]["code"] == 0 and outcomes[2]["code"] == 0
+    info = json.loads((runs[2] / "results.json").read_text())["data_info"]
+    assert sorted(info["class_names"]) == [f"class_{k}" for k in range(4)]
+    assert info["class_names"] == [f"class_{k}" for k in info["class_order"]]  # in task order

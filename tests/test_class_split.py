@@ -126,6 +126,18 @@ def test_missing_tinyimagenet_names_the_layout_and_the_fetch_command(tmp_path):
         datamodule(tiny_overrides(tmp_path, tmp_path / "cache"))
 
 
+def test_fetching_tinyimagenet_offline_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    from lamaml_pl.data import fetch_tinyimagenet
+
+    monkeypatch.setattr(fetch_tinyimagenet, "URL", "http://127.0.0.1:9/tiny-imagenet-200.zip")  # nothing listens
+    with pytest.raises(SystemExit) as exit_:
+        fetch_tinyimagenet.main(["--root", str(tmp_path / "data")])  # as `python -m lamaml_pl.data.fetch_tinyimagenet`
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: could not download TinyImageNet-200 from http://127.0.0.1:9")
+    assert not (tmp_path / "data").exists()
+
+
 def test_training_batches_are_augmented_and_evaluation_batches_only_normalised(tiny_cifar_root):
     dm = datamodule(cifar_overrides(tiny_cifar_root))
     x, _, _ = dm.eval_dataset(dm.n_tasks)[0]

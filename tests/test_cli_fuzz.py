@@ -3,12 +3,9 @@ type, sign or range; typos of real keys; unknown group options), run one after a
 shell would. Each ends with exit code 0 (it trained), 2 (one ``error:`` line naming the key) or 3
 (the run diverged: one ``error:`` line saying so, its rows kept); no traceback reaches the user."""
 
-import json
 import random
-import subprocess
-import sys
 
-from tests.conftest import ROOT
+from tests.helpers.commands import run_many
 
 # the keys of the README's configuration table that a run on MNIST reads
 KEYS = [
@@ -96,18 +93,7 @@ def test_every_generated_command_line_ends_cleanly(tiny_mnist_root, tmp_path):
         key = override.split("=", 1)[0]
         kept = [b for b in base if b.split("=", 1)[0] != key]
         argv.append([*kept, override, f"hydra.run.dir={tmp_path / str(k)}"])
-    listing = tmp_path / "invocations.json"
-    listing.write_text(json.dumps(argv))
-    runner = subprocess.run(
-        [sys.executable, "tests/helpers/cli_runner.py", str(listing)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert runner.returncode == 0, runner.stderr[-3000:]
-    outcomes = [json.loads(line) for line in runner.stdout.splitlines() if line.startswith("{")]
-    assert len(outcomes) == len(cases)
+    outcomes = run_many(argv, tmp_path)
     problems = []
     for (override, name), outcome in zip(cases, outcomes):
         lines = outcome["error_lines"]

@@ -144,6 +144,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         self.augment = ImageAugment(**channel_statistics(self.augment_settings, images.train_x))
         self.source = images.source
         self.order = class_order(images.n_classes, self.class_order, self.seed)
+        self.class_names = [images.class_names[k] for k in self.order] if images.class_names else None
         remap = torch.empty(images.n_classes, dtype=torch.long)
         remap[torch.tensor(self.order)] = torch.arange(images.n_classes)
         train_y, test_y = remap[images.train_y], remap[images.test_y]
@@ -194,6 +195,14 @@ class ClassSplitDataModule(TaskSequentialDataModule):
             if self.benchmark_tasks == 0:
                 raise ConfigError(
                     f"data.increment={self.increment} is more than the {images.n_classes} classes of {images.source}"
+                )
+            left = images.n_classes % self.increment
+            if left and self.n_tasks is None:  # every class was asked for: none may be dropped
+                fits = [k for k in range(1, images.n_classes + 1) if images.n_classes % k == 0]
+                raise ConfigError(
+                    f"data.increment={self.increment} does not divide the {images.n_classes} classes of "
+                    f"{images.source}: {left} would be left out. Use an increment of {', '.join(map(str, fits))}, "
+                    f"or data.n_tasks=<k> to run the first k tasks of {self.increment} classes"
                 )
         if self.n_tasks is None:
             self.n_tasks = self.benchmark_tasks
@@ -248,6 +257,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
             "n_tasks": self.n_tasks,
             "classes_per_task": self.increment,
             "class_order": self.order,
+            **({"class_names": self.class_names} if self.class_names else {}),  # in task order
             "samples_per_task": self.samples_per_task,
             "train_per_task": [len(y) for _, y in self.train_sets],
             "val_per_task": [len(y) for _, y in self.val_sets],

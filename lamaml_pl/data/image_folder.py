@@ -50,7 +50,7 @@ def load_image_folder(
     train_x, test_x = decoded_images(root, train_files, test_files, size, channels, cache_dir, "imagefolder")
     train_y = torch.tensor([k for _, k in train_files], dtype=torch.long)
     test_y = torch.tensor([k for _, k in test_files], dtype=torch.long)
-    return ImageSplits(train_x, train_y, test_x, test_y, len(classes), f"imagefolder:{root.resolve()}")
+    return ImageSplits(train_x, train_y, test_x, test_y, len(classes), f"imagefolder:{root.resolve()}", tuple(classes))
 
 
 def class_files(folder: Path, known: list[str] | None = None) -> tuple[list[str], list[tuple[Path, int]]]:

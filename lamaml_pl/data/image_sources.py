@@ -48,7 +48,8 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's package d
 
 @dataclass(frozen=True)
 class ImageSplits:
-    """uint8 images ``[N, C, H, W]`` and int64 labels of the train pool and the test set."""
+    """uint8 images ``[N, C, H, W]`` and int64 labels of the train pool and the test set, and the
+    classes' names where the source has them (a folder of images: its class folders)."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -56,6 +57,7 @@ class ImageSplits:
     test_y: torch.Tensor
     n_classes: int
     source: str
+    class_names: tuple[str, ...] = ()
 
 
 # ---- CIFAR-100 and CIFAR-10 -------------------------------------------------------------------
@@ -209,7 +211,7 @@ def load_tinyimagenet(root: str | os.PathLike, cache_dir: str | os.PathLike | No
     train_x, test_x = decoded_images(folder, train_files, test_files, TINY_SIZE, 3, cache_dir, "tinyimagenet")
     train_y = torch.tensor([k for _, k in train_files], dtype=torch.long)
     test_y = torch.tensor([k for _, k in test_files], dtype=torch.long)
-    return ImageSplits(train_x, train_y, test_x, test_y, len(wnids), f"tinyimagenet:{folder.resolve()}")
+    return ImageSplits(train_x, train_y, test_x, test_y, len(wnids), f"tinyimagenet:{folder.resolve()}", tuple(wnids))
 
 
 def _tiny_val_files(val_dir: Path, class_of: dict[str, int]) -> list[tuple[Path, int]]:
