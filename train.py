@@ -48,8 +48,13 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli(args: list[str]) -> None:
-    """``python train.py <args>``: the keys checked, then Hydra composes and runs."""
-    sys.argv = [sys.argv[0], *population_lists(args)]
+    """``python train.py <args>``: the keys checked, then Hydra composes and runs. A resume leaves
+    Hydra's record (.hydra/) of the run it continues as it is: a refused one touches nothing."""
+    args = population_lists(args)
+    resuming = any(a.startswith("resume=") and a != "resume=null" for a in args)
+    if resuming and not any(a.startswith("hydra.output_subdir=") for a in args):
+        args.append("hydra.output_subdir=null")
+    sys.argv = [sys.argv[0], *args]
     try:
         check_keys(sys.argv[1:])
     except ConfigError as err:

@@ -18,6 +18,7 @@ from lamaml_pl.resume import AlreadyCompleted, ResumeError, resume_checkpoint
 from lamaml_pl.run import train
 from lamaml_pl.run_lock import FolderHeld
 from tests.conftest import DOMAIN_IL_ALGOS, ROOT, compose_config, tiny_run_overrides
+from tests.helpers.commands import run_many
 
 
 def command(algo, root, run_dir, *extra):
@@ -355,3 +356,18 @@ def test_a_preempted_submitit_job_requeues_itself_and_ends_as_if_uninterrupted(t
     want = json.loads((reference / "results.json").read_text())
     got = json.loads((sweep / "0" / "results.json").read_text())
     assert got["status"] == "completed" and got["acc_matrix"] == want["acc_matrix"]
+
+
+def test_a_refused_resume_from_the_command_line_touches_nothing(tiny_mnist_root, tmp_path):
+    folder = tmp_path / "run"
+    args = tiny_run_overrides("online", "mnist_perm", tiny_mnist_root, folder)
+    args = [a for a in args if not a.startswith("paths.output_dir")] + [f"hydra.run.dir={folder}"]
+    (first,) = run_many([args], tmp_path)
+    assert first["code"] == 0 and (folder / ".hydra" / "config.yaml").is_file()
+    before = folder_state(folder)
+    refused = run_many(
+        [[*args, "resume=auto"], [*args, "resume=auto", "seed=7"], [*args, f"resume={folder}"]], tmp_path
+    )
+    for outcome in refused:
+        assert outcome["code"] == 2 and "already completed" in outcome["error_lines"][0], outcome
+    assert folder_state(folder) == before  # .hydra/config.yaml still says seed 0
