@@ -106,9 +106,12 @@ def collect_results(
     }
     if val_log is not None and val_log.rows:
         results["validation"] = {**rounded_metrics(val_log), "acc_matrix": percent_rows(val_log.matrix())}
-    if task_il_log is not None and task_il_log.rows:
+    if task_il_log is not None and task_il_log.rows:  # class-incremental
         results["task_il"] = {**rounded_metrics(task_il_log), "acc_matrix": percent_rows(task_il_log.matrix())}
         results["class_il_loss"] = class_il_loss
+        # FWT is undefined: a later task's classes cannot be predicted before they are trained
+        for metrics in (results, results.get("validation", {})):
+            metrics["fwt"] = None
     return results
 
 
@@ -170,7 +173,8 @@ def format_summary(results: dict, out_dir: Path) -> str:
     R = results["acc_matrix"]
     lines = [f"\n{results['algo']} on {results['data']}, seed {results['seed']} ({results['data_source']})"]
     if results["status"] != "completed":
-        lines.append(f"{results['status'].upper()}: {results.get('error', '')}")
+        reason = results.get("error") or "stopped (Ctrl-C or a signal) before its last task"
+        lines.append(f"{results['status'].upper()}: {reason}")
     if not R:
         lines.append("no task finished")
     elif len(R) <= PRINT_MATRIX_UP_TO:
@@ -185,6 +189,10 @@ def format_summary(results: dict, out_dir: Path) -> str:
     lines.append(
         f"{metrics}   ({results['wall_time_s']:.0f} s, peak RSS {results['peak_rss_mb']:.0f} MB, {results['device']})"
     )
+    if "ra_trained" in results:
+        trained, total = results["tasks_trained"], len(results["acc_matrix"][0])
+        mean = results["ra_trained"]
+        lines.append(f"after task {trained} of {total}: mean accuracy over the {trained} tasks trained {mean:.2f}")
     if "task_il" in results:
         lines.append(
             f"task-IL view (each task's classes only): {metrics_line(results['task_il'], ('ra', 'bti', 'la'))}   "

@@ -36,6 +36,24 @@ def test_log_keeps_last_row_per_task_and_first_row_as_baseline():
     assert log.metrics()["fwt"] == pytest.approx(100 * 0.1 / 3)
 
 
+def test_a_log_stopped_early_averages_only_over_the_tasks_trained():
+    log = AccuracyLog(4)
+    log.append([0.1, 0.1, 0.1, 0.1], INIT_TAG)
+    assert log.metrics() == {"ra": None, "bti": None, "la": None, "fwt": None}
+    log.append([0.9, 0.2, 0.1, 0.3], 0)
+    log.append([0.8, 0.7, 0.1, 0.3], 1)
+    m = log.metrics()
+    assert (m["ra"], m["bti"], m["la"], m["fwt"], m["tasks_trained"]) == (None, None, None, None, 2)
+    assert m["ra_trained"] == pytest.approx(75.0)  # (80 + 70) / 2, not (80 + 70 + 10 + 30) / 4 = 47.5
+
+
+def test_the_joint_oracles_single_row_after_every_task_gives_ra():
+    log = AccuracyLog(3)
+    log.append([0.1, 0.1, 0.1], INIT_TAG)
+    log.append([0.9, 0.6, 0.3], 2)  # one joint pass over all three tasks, tagged with the last
+    assert log.metrics() == pytest.approx({"ra": 60.0, "bti": None, "la": None, "fwt": None})
+
+
 def test_log_rejects_rows_of_the_wrong_length():
     with pytest.raises(ValueError, match="3 entries"):
         AccuracyLog(3).append([0.1, 0.2], 0)

@@ -125,6 +125,9 @@ def test_an_exit_while_a_task_loader_starts_ends_the_run_as_interrupted(tiny_mni
     assert stop.value.code == JOB_EXIT  # the job's own code: submitit requeues on it
     interrupted = json.loads((tmp_path / "stopped" / "results.json").read_text())
     assert interrupted["status"] == "interrupted" and len(interrupted["acc_matrix"]) == 1
+    # the metrics of all tasks are undefined; the mean over the one task trained is recorded as such
+    assert interrupted["ra"] is None and interrupted["tasks_trained"] == 1
+    assert interrupted["ra_trained"] == pytest.approx(interrupted["acc_matrix"][0][0], abs=1e-3)
     resumed = train(compose_config([*stopping, "resume=auto"]))
     assert resumed["acc_matrix"] == reference["acc_matrix"]
 

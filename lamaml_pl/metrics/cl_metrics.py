@@ -77,12 +77,17 @@ class AccuracyLog:
     def complete(self) -> bool:
         return self.matrix().shape[0] == self.n_tasks
 
-    def metrics(self) -> dict[str, float | None]:
-        """All four once every task has its row; before that (or for the joint IID oracle,
-        which has one row) only RA, the mean over all tasks of the last row; none before the
-        first task ends."""
+    def metrics(self) -> dict[str, float | int | None]:
+        """All four once every task has its row. The joint IID oracle (one row, after all tasks):
+        RA alone. A run stopped early: none of the four (they average over all T tasks), but
+        ``tasks_trained`` and ``ra_trained``, the last row's mean over the tasks trained so far."""
         R = self.matrix()
         if self.complete():
             return cl_metrics(R, self.baseline())
-        ra = 100 * retained_accuracy(R) if len(R) else None
-        return {"ra": ra, "bti": None, "la": None, "fwt": None}
+        empty: dict[str, float | int | None] = {"ra": None, "bti": None, "la": None, "fwt": None}
+        trained = max(self.tags) + 1 if len(R) else 0
+        if trained == self.n_tasks:
+            return {**empty, "ra": 100 * retained_accuracy(R)}
+        if trained == 0:
+            return empty
+        return {**empty, "tasks_trained": trained, "ra_trained": 100 * R[-1, :trained].mean().item()}
