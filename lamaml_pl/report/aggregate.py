@@ -17,6 +17,7 @@ class Group:
     data: str
     varying: dict  # the settings that tell this group from others of the same algo and data
     runs: list[Run] = field(default_factory=list)
+    duplicates: list[Run] = field(default_factory=list)  # runs of a seed this group holds already
 
     @property
     def completed(self) -> list[Run]:
@@ -30,7 +31,7 @@ class Group:
     def stat(self, key: str) -> tuple[float | None, float | None]:
         """Mean and sample standard deviation (ddof = 1; None with fewer than 2 runs) of a
         results.json entry; ``task_il.ra``: of an entry of one of its blocks."""
-        values = [v for v in (lookup(r.results, key) for r in self.completed) if v is not None]
+        values = [v for v in (member_value(r.results, key) for r in self.completed) if v is not None]
         if not values:
             return None, None
         return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
@@ -66,7 +67,41 @@ def group_runs(runs: list[Run]) -> list[Group]:
             key = tuple(repr(varying[k]) for k in varying_keys)
             by_setting.setdefault(key, Group(algo, data, varying)).runs.append(run)
         groups += [by_setting[k] for k in sorted(by_setting)]
+    for group in groups:
+        keep_one_run_per_seed(group)
     return groups
+
+
+def keep_one_run_per_seed(group: Group) -> None:
+    """Runs of the same settings and seed are one seed (a rerun, or a seed given twice): the
+    newest completed one stays (the newest of all where none completed), the others move to
+    ``duplicates``."""
+    by_seed: dict = {}
+    for run in group.runs:
+        by_seed.setdefault(run.results.get("seed"), []).append(run)
+    kept = []
+    for seed, runs in by_seed.items():
+        if seed is None or len(runs) == 1:  # a job that died before it wrote its seed
+            kept += runs
+            continue
+        newest = max(runs, key=lambda r: (not r.failed, written_at(r)))
+        kept.append(newest)
+        group.duplicates += [r for r in runs if r is not newest]
+    group.runs = [r for r in group.runs if any(r is k for k in kept)]
+
+
+def written_at(run: Run) -> float:
+    results = run.folder / "results.json"
+    return (results if results.is_file() else run.folder).stat().st_mtime
+
+
+def member_value(results: dict, key: str):
+    """:func:`lookup`, with a population member's wall time its share of the population's."""
+    value = lookup(results, key)
+    population = results.get("population")
+    if key == "wall_time_s" and value is not None and population:
+        return value / population["members"]
+    return value
 
 
 def lookup(results: dict, key: str):

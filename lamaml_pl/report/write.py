@@ -16,10 +16,13 @@ import torch
 from lamaml_pl.metrics import AccuracyLog
 from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves
 from lamaml_pl.report.aggregate import Group
+from lamaml_pl.report.collect import Run
 
 STD_NOTE = "± is the sample standard deviation (ddof = 1) over seeds; paper values are mean ± std as published."
 COLUMNS = [
     "benchmark",
+    "tasks",
+    "source",
     "method",
     "n",
     "failed",
@@ -49,10 +52,13 @@ def table_rows(groups: list[Group]) -> list[dict]:
             g.stat(k) for k in ("ra", "bti", "la", "task_il.ra", "task_il.bti", "wall_time_s")
         )
         paper = g.paper
+        info = g.runs[0].results.get("data_info") or {}
         rows.append(
             {
                 "benchmark": g.data,
                 "method": g.label,
+                "tasks": info.get("n_tasks"),
+                "source": str(g.runs[0].results.get("data_source", "?")).split(":", 1)[0],
                 "n": len(g.completed),
                 "failed": len(g.runs) - len(g.completed),
                 "ra_mean": ra,
@@ -90,7 +96,9 @@ def _num(value, signed=False) -> str:
     return "—" if value is None else (f"{value:+.2f}" if signed else f"{value:.2f}")
 
 
-def markdown(groups: list[Group]) -> str:
+def markdown(groups: list[Group], refused: list[Run] | None = None) -> str:
+    """The table, then the runs left out of it and why (``refused``: runs that failed before
+    training, a setting refused: no row of their own)."""
     rows = table_rows(groups)
     # class-incremental runs: their task-IL view (each task's classes only) beside the class-IL numbers
     task_il = any(row["task_il_ra_mean"] is not None for row in rows)
@@ -99,8 +107,9 @@ def markdown(groups: list[Group]) -> str:
         f"RA, BTI, LA in percent. {STD_NOTE}"
         + (" Task-IL: a class-incremental run's test sets scored among each task's classes only." if task_il else ""),
         "",
-        f"| benchmark | method | n | RA | paper RA | Δ RA | BTI | paper BTI | Δ BTI | LA |{extra_head} wall (s) |",
-        f"|---|---|---|---|---|---|---|---|---|---|{extra_rule}---|",
+        f"| benchmark | tasks | data | method | n | RA | paper RA | Δ RA | BTI | paper BTI | Δ BTI | LA |{extra_head}"
+        " wall (s) |",
+        f"|---|---|---|---|---|---|---|---|---|---|---|---|{extra_rule}---|",
     ]
     for row, g in zip(rows, groups):
         paper = g.paper
@@ -111,16 +120,26 @@ def markdown(groups: list[Group]) -> str:
         )
         extra = f" {til_ra} | {til_bti} |" if task_il else ""
         lines.append(
-            f"| {row['benchmark']} | {row['method']} | {n} | {_pm(row['ra_mean'], row['ra_std'])} "
+            f"| {row['benchmark']} | {row['tasks'] or '?'} | {row['source']} | {row['method']} | {n} "
+            f"| {_pm(row['ra_mean'], row['ra_std'])} "
             f"| {_pm(paper[0], paper[1]) if paper else '—'} | {_num(row['delta_ra'], True)} "
             f"| {_pm(row['bti_mean'], row['bti_std'])} | {_pm(paper[2], paper[3]) if paper else '—'} "
             f"| {_num(row['delta_bti'], True)} | {_pm(row['la_mean'], row['la_std'])} |{extra}"
             f" {_pm(row['wall_s_mean'], row['wall_s_std'])} |"
         )
+    if any("population" in r.results for g in groups for r in g.runs):
+        lines += ["", "A population member's wall time is the population's divided among its members."]
+    duplicates = [r for g in groups for r in g.duplicates]
+    if duplicates:
+        lines += ["", "Runs left out as duplicates (the same settings and seed as a run kept, the newest completed):"]
+        lines += ["", *(f"- `{r.folder}`" for r in duplicates)]
     failed = [r for g in groups for r in g.runs if r.failed]
     if failed:
         lines += ["", "Runs left out of the means (failed, diverged or interrupted):", ""]
         lines += [f"- `{r.folder}`: {r.why_not_completed}" for r in failed]
+    if refused:
+        lines += ["", f"{len(refused)} runs failed before training (a setting refused), no row of their own:", ""]
+        lines += [f"- `{r.folder}`: {r.why_not_completed}" for r in refused]
     return "\n".join(lines) + "\n"
 
 
