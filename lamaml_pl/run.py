@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ def build_callbacks(cfg: DictConfig, population: bool) -> list[pl.Callback]:
     """Task checkpoints, the task progress bar (or, without it, a line per task) and the ``callbacks`` group
     (single runs: its callbacks read one net)."""
     callbacks: list[pl.Callback] = [TaskCheckpoint(OmegaConf.to_yaml(cfg))]
-    callbacks.append(TaskProgressBar() if cfg.trainer.get("enable_progress_bar", True) else TaskSummary())
+    callbacks.append(TaskProgressBar() if progress_bar(cfg.trainer) else TaskSummary())
     extra = cfg.get("callbacks") or {}
     if extra and population:
         raise ConfigError(f"callbacks={', '.join(extra)}: populations run without extra callbacks (use callbacks=none)")
@@ -139,11 +140,18 @@ def set_float32_math(trainer: DictConfig) -> None:
         torch.backends.cudnn.conv.fp32_precision = mode
 
 
+def progress_bar(trainer: DictConfig) -> bool:
+    """The bar on a terminal; where stderr is a file (a batch job's log), a line per task
+    instead of a bar's carriage-return frames."""
+    return bool(trainer.get("enable_progress_bar", True)) and sys.stderr.isatty()
+
+
 def lightning_trainer(trainer: DictConfig) -> dict:
-    """The ``trainer`` group, resolved, without its own key, for ``pl.Trainer``."""
+    """The ``trainer`` group, resolved, without its own keys, for ``pl.Trainer``."""
     settings = OmegaConf.to_container(trainer, resolve=True)
     for key in ("num_threads", "tf32"):  # set by set_threads / set_float32_math
         settings.pop(key, None)
+    settings["enable_progress_bar"] = progress_bar(trainer)
     return settings
 
 

@@ -208,11 +208,13 @@ def test_a_resume_that_changes_the_config_is_refused_and_nothing_is_written(cras
     assert folder_state(folder) == before
 
 
-def test_a_resume_takes_the_run_folders_config_and_sums_the_wall_time(crashed_run, tiny_mnist_root, tmp_path):
+def test_a_resume_takes_the_run_folders_config_and_sums_the_wall_time(crashed_run, tiny_mnist_root, tmp_path, capsys):
     overrides, folder = crashed_run
     first_segment = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["lamaml_pl"]["wall_time_s"]
     # only where to write and what to print may differ; a new folder continues the crashed run
+    capsys.readouterr()
     resumed = train(compose_config([*overrides, f"resume={folder}", f"paths.output_dir={tmp_path / 'next'}"]))
+    assert "resuming after task 1/2: " in capsys.readouterr().out  # where it goes on, said first
     assert resumed["status"] == "completed" and resumed["wall_time_s"] > first_segment > 0
     reference = train(compose_config(tiny_run_overrides("lamaml", "mnist_perm", tiny_mnist_root, tmp_path / "ref")))
     assert resumed["acc_matrix"] == reference["acc_matrix"]

@@ -333,15 +333,16 @@ class ContinualLearner(pl.LightningModule):
         tag = self.current_task if fitting else INIT_TAG
         row = self._append_rows(self.task_accuracy, self.accuracy_logs, tag)
         seen = row[: tag + 1] if tag >= 0 else row
-        metrics = {f"val/acc_task{j:03d}": acc.item() for j, acc in enumerate(row)}
-        metrics["val/acc_seen_mean"] = seen.mean().item()
+        # logged in percent, as results.json and every printed number
+        metrics = {f"val/acc_task{j:03d}": 100 * acc.item() for j, acc in enumerate(row)}
+        metrics["val/acc_seen_mean"] = 100 * seen.mean().item()
         metrics["task"] = float(tag)
         if self.val_task_accuracy is not None:
             held_out = self._append_rows(self.val_task_accuracy, self.val_accuracy_logs, tag)
-            metrics["valsplit/acc_seen_mean"] = (held_out[: tag + 1] if tag >= 0 else held_out).mean().item()
+            metrics["valsplit/acc_seen_mean"] = 100 * (held_out[: tag + 1] if tag >= 0 else held_out).mean().item()
         if self.task_il_accuracy is not None:
             within = self._append_rows(self.task_il_accuracy, self.task_il_accuracy_logs, tag)
-            metrics["task_il/acc_seen_mean"] = (within[: tag + 1] if tag >= 0 else within).mean().item()
+            metrics["task_il/acc_seen_mean"] = 100 * (within[: tag + 1] if tag >= 0 else within).mean().item()
         self.log_dict(metrics, on_step=False, on_epoch=True, add_dataloader_idx=False)
 
     def _append_rows(self, metric: TaskAccuracy, logs: list[AccuracyLog], tag: int) -> torch.Tensor:

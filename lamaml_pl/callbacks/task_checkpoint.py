@@ -55,6 +55,11 @@ class TaskCheckpoint(Callback):
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         self.pending_members = checkpoint["member_random_states"]
         self.earlier_wall_time = checkpoint[RUN_RECORD]["wall_time_s"]
+        cursor, data = checkpoint["continual"], trainer.datamodule
+        done = f"task {cursor['current_task'] + 1}/{data.n_tasks}"
+        if data.epochs_per_task > 1:
+            done += f" (pass {cursor['task_epoch'] + 1}/{data.epochs_per_task})"
+        print(f"resuming after {done}: {self.earlier_wall_time:.0f} s trained so far", flush=True)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking:

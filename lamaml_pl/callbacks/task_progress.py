@@ -1,19 +1,13 @@
-"""A progress bar that names the task being learned instead of Lightning's epoch."""
+"""A progress bar that names the task being learned instead of Lightning's epoch (on a terminal:
+a log file gets :class:`~lamaml_pl.callbacks.task_summary.TaskSummary`'s line per task)."""
 
 from __future__ import annotations
 
-import sys
-
 from pytorch_lightning.callbacks import TQDMProgressBar
-
-NON_TTY_REFRESH = 50  # batches between redraws when stderr is a log file, not a terminal
 
 
 class TaskProgressBar(TQDMProgressBar):
     """Shows ``Task t/T (pass e/E)`` for the task-sequential loop."""
-
-    def __init__(self) -> None:
-        super().__init__(refresh_rate=1 if sys.stderr.isatty() else NON_TTY_REFRESH)
 
     def on_train_epoch_start(self, trainer, *args) -> None:
         super().on_train_epoch_start(trainer, *args)
