@@ -1,6 +1,7 @@
 """Entry point: ``python train.py algo=lamaml data=mnist_rot`` (see README.md)."""
 
 import contextlib
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from omegaconf import DictConfig
 
 from lamaml_pl.command_line import check_keys
 from lamaml_pl.errors import ConfigError, DivergenceError, config_error_in
+from lamaml_pl.paths import PROJECT_ROOT
 from lamaml_pl.population.cli import population_lists
 
 
@@ -36,15 +38,27 @@ def main(cfg: DictConfig) -> float | None:
     except Exception as err:
         # the job's results.json records the failure (a diverged run has already written its
         # partial results; a refused resume or a folder in use is left as it was); in a sweep Hydra
-        # runs the other jobs on and reports the failure at the end
-        if not isinstance(err, (DivergenceError, ResumeError, FolderHeld)):
-            with contextlib.suppress(OSError):  # a folder that cannot be written cannot take the record either
-                write_failure(Path(cfg.paths.output_dir), err)
+        # runs the other jobs on and reports the failure at the end. A single run refused for a
+        # value before it trained leaves no folder behind: the error line is all there is to keep.
         clean = err if isinstance(err, DivergenceError) else config_error_in(err) or resource_error(err, cfg)
+        out_dir = Path(cfg.paths.output_dir)
+        if isinstance(clean, ConfigError) and not multirun and untrained(out_dir):
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if out_dir.parent.parent == PROJECT_ROOT / "outputs":
+                with contextlib.suppress(OSError):  # outputs/<date>/ when this was its only run
+                    out_dir.parent.rmdir()
+        elif not isinstance(err, (DivergenceError, ResumeError, FolderHeld)):
+            with contextlib.suppress(OSError):  # a folder that cannot be written cannot take the record either
+                write_failure(out_dir, err)
         if clean is None or multirun:
             raise
         print(f"error: {clean}", file=sys.stderr)
         sys.exit(3 if isinstance(err, DivergenceError) else 2)
+
+
+def untrained(out_dir: Path) -> bool:
+    """A run folder holding only what a run writes before it trains (Hydra's record, the config)."""
+    return out_dir.is_dir() and {p.name for p in out_dir.iterdir()} <= {".hydra", "config.yaml"}
 
 
 def cli(args: list[str]) -> None:

@@ -126,6 +126,8 @@ def test_a_key_that_hydra_fills_in_at_run_time_may_be_set(tmp_path):
     [
         ("data.n_tasks=25", "data.n_tasks=25 is larger than the mnist_rot benchmark, which has 20 tasks"),
         ("algo.memories=0", "algo.memories=0 is not allowed: it must be a positive number"),
+        ("seed=-1", "seed=-1 is not allowed: use an integer >= 0"),
+        ("trainer.devices=3", "trainer.devices=3: a run trains on one device"),
     ],
 )
 def test_impossible_values_end_with_one_clear_message(override, message, tiny_mnist_root, tmp_path):
@@ -134,11 +136,12 @@ def test_impossible_values_end_with_one_clear_message(override, message, tiny_mn
         f"data.root={tiny_mnist_root}",
         "data.download=false",
         "data.samples_per_task=10",
-        f"hydra.run.dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert result.returncode == 2
     assert f"error: {message}" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # a refused run leaves no folder (nor a failed results.json)
 
 
 @pytest.mark.parametrize(
