@@ -16,7 +16,7 @@ import torch
 
 from lamaml_pl import __version__
 from lamaml_pl.metrics import AccuracyLog
-from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves
+from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves, scenario_words
 
 PRINT_MATRIX_UP_TO = 20  # tasks; larger matrices are only written to accuracy_matrix.csv
 
@@ -139,9 +139,8 @@ def write_outputs(out_dir: Path, results: dict, log: AccuracyLog, plots: bool = 
     write_atomically(out_dir / MATRIX_FILE, table.getvalue())
     if not plots:
         return
-    title = f"{results['algo']} on {results['data']}, seed {results['seed']}: {metrics_line(results)}\n" + (
-        f"data: {results['data_source']}"
-    )
+    on = f"{results['algo']} on {results['data']}{scenario_words(results.get('data_info'))}"
+    title = f"{on}, seed {results['seed']}: {metrics_line(results)}\ndata: {results['data_source']}"
     if len(R):
         plot_accuracy_matrix(R, out_dir / HEATMAP_FILE, title)
     plot_task_curves(log, out_dir / CURVES_FILE, title)

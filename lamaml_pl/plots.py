@@ -16,18 +16,26 @@ from lamaml_pl.metrics import INIT_TAG, AccuracyLog
 
 ANNOTATE_UP_TO = 20  # tasks; larger matrices are drawn without numbers
 LABEL_TASKS_UP_TO = 10  # tasks; more curves get a colour bar instead of a legend entry each
-TITLE_WIDTH = 90  # characters per title line
+CHARACTERS_PER_INCH = 11  # of a 9-point title
+MIN_WIDTH = 6.5  # inches: a heatmap of few tasks still has room for its title
 
 
 def set_title(ax, title: str) -> None:
-    """A title of several lines (names, metrics, data source), each wrapped to fit the figure."""
-    ax.set_title("\n".join(textwrap.fill(line, TITLE_WIDTH) for line in title.splitlines()), fontsize=9)
+    """A title of several lines (names, metrics, data source), each wrapped to the figure's width."""
+    width = int(ax.figure.get_figwidth() * CHARACTERS_PER_INCH)
+    ax.set_title("\n".join(textwrap.fill(line, width) for line in title.splitlines()), fontsize=9)
+
+
+def scenario_words(info: dict | None) -> str:
+    """``task-IL`` / ``class-IL`` for a class-split run's titles; nothing for a domain stream."""
+    scenario = (info or {}).get("scenario")
+    return {"task_il": " (task-IL)", "class_il": " (class-IL)"}.get(scenario, "")
 
 
 def plot_accuracy_matrix(R: torch.Tensor, path: Path, title: str) -> None:
     """Heatmap of R[i, j] (percent): rows = after training task i, columns = evaluated task j."""
     T = R.shape[1]
-    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * T, 16), min(1.6 + 0.4 * R.shape[0], 14)))
+    fig, ax = plt.subplots(figsize=(min(max(2 + 0.45 * T, MIN_WIDTH), 16), min(2 + 0.4 * R.shape[0], 14)))
     # a mesh of cells, not imshow: Agg resamples an image to the figure's pixels in float64
     # (~100 MB for a 100-task matrix: the highest point before exit); NaN cells (not evaluated) stay blank
     rows, columns = torch.arange(R.shape[0] + 1) - 0.5, torch.arange(T + 1) - 0.5
@@ -78,6 +86,8 @@ def plot_task_curves(log: AccuracyLog, path: Path, title: str) -> None:
             rows[trained, j].numpy(),
             color=colours[j],
             lw=1.2 if n_tasks <= LABEL_TASKS_UP_TO else 0.8,
+            marker="o" if len(trained) == 1 else None,  # the last task's: one evaluation, a dot
+            markersize=3,
             label=f"task {j}" if n_tasks <= LABEL_TASKS_UP_TO else None,
         )
     seen = seen_task_mean(log)
@@ -85,7 +95,8 @@ def plot_task_curves(log: AccuracyLog, path: Path, title: str) -> None:
         ax.plot(*zip(*seen), color="black", lw=2.2, ls="--", label="mean over the tasks seen")
     if n_tasks > LABEL_TASKS_UP_TO:  # a colour bar says which curve is which task
         scale = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, n_tasks - 1))
-        fig.colorbar(scale, ax=ax, label="task")
+        bar = fig.colorbar(scale, ax=ax, label="task")
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     step = max(1, len(labels) // 20)
     ax.set_xticks(range(0, len(labels), step), labels[::step])
     ax.set_xlabel("evaluation after training task")

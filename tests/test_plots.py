@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog
-from lamaml_pl.plots import plot_task_curves, seen_task_mean
-from lamaml_pl.report.write import SLUG_LENGTH, slug
+from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves, seen_task_mean
+from lamaml_pl.report.aggregate import group_runs
+from lamaml_pl.report.collect import Run
+from lamaml_pl.report.write import SLUG_LENGTH, plot_methods, slug
 
 
 def test_the_learning_curve_averages_the_tasks_seen_only():
@@ -44,7 +46,42 @@ def test_long_streams_get_a_colour_bar_and_short_ones_a_legend(n_tasks, tmp_path
     assert len(legend) == (n_tasks + 1 if n_tasks <= 10 else 1)
     shown = axes[0].get_title()
     assert "RA 60.00" in shown and "data: idx:/data/" in shown
-    assert max(len(line) for line in shown.splitlines()) <= 90  # wrapped, not cut off
+    assert max(len(line) for line in shown.splitlines()) <= 9 * 11  # wrapped to the figure, not cut off
+    last = [line for line in axes[0].get_lines() if len(line.get_xdata()) == 1]
+    assert len(last) == 1 and last[0].get_marker() == "o"  # the last task's one evaluation: a dot
+    if n_tasks > 10:
+        assert all(tick == int(tick) for tick in axes[1].get_yticks())  # whole task numbers on the bar
+
+
+def test_a_small_matrix_has_room_for_its_title(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    title = "lamaml on split_mnist (task-IL), seed 0: RA 97.12  BTI -0.40\ndata: mnist:/data/" + "x" * 80
+    plot_accuracy_matrix(torch.rand(2, 2), tmp_path / "matrix.png", title)
+    figure = figures[0]
+    assert figure.get_figwidth() >= 6.5
+    assert max(len(line) for line in figure.axes[0].get_title().splitlines()) <= figure.get_figwidth() * 11
+
+
+def test_the_methods_figure_puts_each_methods_ra_and_learning_curve_side_by_side(tmp_path, monkeypatch):
+    def run(name, seed, ra, matrix):
+        results = {"status": "completed", "algo": name, "data": "split_mnist", "seed": seed, "ra": ra}
+        results["acc_matrix"] = matrix
+        results["data_info"] = {"scenario": "class_il"}
+        return Run(tmp_path / f"{name}{seed}", results, {"algo.name": name})
+
+    er = [run("er", 0, 60.0, [[90, 0], [50, 70]]), run("er", 1, 64.0, [[80, 0], [60, 68]])]
+    icarl = [run("icarl", 0, 55.0, [[70, 0], [40, 70]])]
+    groups = group_runs([*er, *icarl])
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    (path,) = plot_methods(groups, tmp_path)
+    assert path.name == "methods_split_mnist_class-IL.png" and path.stat().st_size > 0
+    bars, curves = figures[0].axes
+    assert [bar.get_height() for bar in bars.patches] == pytest.approx([62.0, 55.0])
+    lines = {line.get_label(): list(line.get_ydata()) for line in curves.get_lines()}
+    # er's mean matrix [[85, 0], [55, 69]]: after task 1, 85; after task 2, (55 + 69) / 2
+    assert lines == {"er": pytest.approx([85.0, 62.0]), "icarl": pytest.approx([70.0, 55.0])}
 
 
 def test_report_file_names_stay_short_and_apart():

@@ -2,8 +2,9 @@
 
 Reads every run below the folders (results.json + composed config), groups runs that differ only
 in their seed, and writes report.md / report.csv (mean ± sample std beside the paper's numbers)
-and figures: per-group accuracy matrix and per-task curves, wall time per method and, when the
-runs sweep ``algo.alpha_init``, the learning-rate robustness curve.
+and figures: the methods of each benchmark side by side (RA bars, learning curves), per-group
+accuracy matrix and per-task curves, wall time per method and, when the runs sweep
+``algo.alpha_init``, the learning-rate robustness curve.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from pathlib import Path
 
 from lamaml_pl.report.aggregate import group_runs
 from lamaml_pl.report.collect import load_runs
-from lamaml_pl.report.write import markdown, plot_group_matrices, plot_lr_robustness, plot_wall_time, write_csv
+from lamaml_pl.report.write import (
+    markdown,
+    plot_group_matrices,
+    plot_lr_robustness,
+    plot_methods,
+    plot_wall_time,
+    write_csv,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "report.md").write_text(table)
     write_csv(groups, out / "report.csv")
     plot_group_matrices(groups, out)
+    plot_methods(groups, out)
     plot_wall_time(groups, out / "wall_time.png")
     plot_lr_robustness(groups, out / "lr_robustness.png")
     print(table)

@@ -12,9 +12,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from lamaml_pl.metrics import AccuracyLog
-from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves
+from lamaml_pl.plots import plot_accuracy_matrix, plot_task_curves, scenario_words, seen_task_mean
 from lamaml_pl.report.aggregate import Group
 from lamaml_pl.report.collect import Run
 
@@ -171,8 +172,8 @@ def plot_group_matrices(groups: list[Group], out_dir: Path) -> None:
         name = slug(f"{g.data}_{g.label}")
         ra, bti = (g.stat(key) for key in ("ra", "bti"))
         title = (
-            f"{g.label} on {g.data}, mean of {len(done)}: RA {_pm(*ra)}, BTI {_pm(*bti)}\n"
-            f"data: {done[0].results.get('data_source', 'unknown')}"
+            f"{g.label} on {g.data}{scenario_words(done[0].results.get('data_info'))}, mean of {len(done)}: "
+            f"RA {_pm(*ra)}, BTI {_pm(*bti)}\ndata: {done[0].results.get('data_source', 'unknown')}"
         )
         R = as_tensor([r.results["acc_matrix"] for r in done]).mean(0) / 100
         plot_accuracy_matrix(R, out_dir / f"matrix_{name}.png", title)
@@ -181,6 +182,48 @@ def plot_group_matrices(groups: list[Group], out_dir: Path) -> None:
         for row, tag in zip(rows, done[0].results["eval_rows"]["tags"]):
             log.append(row, tag)
         plot_task_curves(log, out_dir / f"tasks_{name}.png", title)
+
+
+def plot_methods(groups: list[Group], out_dir: Path) -> list[Path]:
+    """Per benchmark (and scenario), the methods side by side: RA as mean ± sample std over
+    seeds, and the mean accuracy over the tasks seen so far after each task (each group's mean
+    matrix). Returns the figures written (``methods_<benchmark>.png``)."""
+    by_benchmark: dict[str, list[Group]] = {}
+    for g in groups:
+        if g.stat("ra")[0] is not None:
+            info = next((r.results.get("data_info") for r in g.completed), None)
+            by_benchmark.setdefault(f"{g.data}{scenario_words(info)}", []).append(g)
+    written = []
+    for benchmark, members in sorted(by_benchmark.items()):
+        fig, (bars, curves) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1, 1.3]})
+        means, stds = zip(*(g.stat("ra") for g in members))
+        colours = plt.cm.tab10(range(len(members)))
+        bars.bar(range(len(members)), means, yerr=[s or 0 for s in stds], capsize=3, color=colours)
+        bars.set_xticks(range(len(members)), [g.label for g in members], rotation=40, ha="right", fontsize=7)
+        bars.set_ylabel("RA (%)")
+        bars.set_title("retained accuracy (mean ± sample std over seeds)", fontsize=9)
+        for g, colour in zip(members, colours):
+            matrices = [r.results["acc_matrix"] for r in g.completed if r.results.get("acc_matrix")]
+            if not matrices or len(matrices[0]) < 2:  # the joint IID oracle has one row: a bar only
+                continue
+            log = AccuracyLog(len(matrices[0][0]))
+            for k, row in enumerate(as_tensor(matrices).nanmean(0) / 100):
+                log.append(row, k)
+            seen = [mean for _, mean in seen_task_mean(log)]
+            curves.plot(range(1, len(seen) + 1), seen, marker="o", markersize=3, color=colour, label=g.label)
+        curves.set_xlabel("after training task")
+        curves.set_ylabel("mean accuracy over the tasks seen (%)")
+        curves.xaxis.set_major_locator(MaxNLocator(integer=True))
+        curves.set_title("learning curve (mean matrix of the seeds)", fontsize=9)
+        if curves.get_legend_handles_labels()[0]:
+            curves.legend(fontsize=7)
+        fig.suptitle(benchmark, fontsize=10)
+        fig.tight_layout()
+        path = out_dir / f"methods_{slug(benchmark)}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
 
 
 def plot_wall_time(groups: list[Group], path: Path) -> None:
