@@ -9,7 +9,7 @@ inputs, saved as float64 fixtures that ``tests/test_golden_updates.py`` holds th
 whose copies of GEM (a ridge on the QP, clipped gradients, several glances), A-GEM, ER, La-ER
 (``eralg4``), MER (clipped) and the La-MAML family run on its MNIST path (fixture
 ``golden_lamaml.pt``; ER and La-ER on one task: that path slices the logits wrongly after task 0,
-quirk Q9) and, with iCaRL and Meta-BGD, on its CIFAR-100 path, which produced the CIFAR-100 /
+quirk Q9) and, with iCaRL, Meta-BGD and the IID oracle (``iid2``), on its CIFAR-100 path, which produced the CIFAR-100 /
 TinyImageNet rows (``golden_lamaml_cifar.pt``: masked heads, on a small copy of its conv net). ``--mammoth``: a checkout
 of DER++'s reference framework (``aimagelab/mammoth``, ``models/derpp.py``; fixture ``golden_mammoth_derpp.pt``, a
 class-incremental stream with the whole head in the loss). Each method is built on a small MLP in
@@ -178,8 +178,9 @@ CIFAR_SETTINGS = {
         "alpha_init": 0.1, "memories": 50, "replay_batch_size": 3, "glances": 2, "inner_chunks": 2, "std_init": 0.02,
         "mean_eta": 50.0, "mc_iters": 2, "grad_clip_norm": 0.5,
     },
+    "iid": {"lr": 0.1},  # the multi-task oracle (iid2.py): every task's samples mixed in each batch
 }  # fmt: skip
-CIFAR_MODELS = {**LAMAML_MODELS, **dict.fromkeys(FAMILY, "lamaml_cifar"), "meta_bgd": "meta-bgd"}
+CIFAR_MODELS = {**LAMAML_MODELS, **dict.fromkeys(FAMILY, "lamaml_cifar"), "meta_bgd": "meta-bgd", "iid": "iid2"}
 REPLAYING = ("er", "la_er", "mer", "meta_bgd", *FAMILY)  # they draw memories (most shuffle batches too)
 LEARNED_RATES = ("la_er", "meta_bgd", *FAMILY)
 
@@ -195,6 +196,23 @@ def small_conv_net(modelfactory) -> None:
         return layers + [("linear", [hidden, hidden], ""), ("relu", [True], ""), ("linear", [sizes[-1], hidden], "")]
 
     modelfactory.ModelFactory.get_model = staticmethod(config)
+
+
+def joint_order(stream: list, seed: int = 0) -> torch.Tensor:
+    """A fixed order of all the stream's samples (task after task, batch after batch, flattened):
+    the IID oracle's mixed batches are consecutive slices of it."""
+    total = sum(len(y) for _, _, y in stream)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+
+
+def mixed_batches(stream: list, order: torch.Tensor) -> list:
+    """The stream's samples in ``order``, cut into batches of its batch size, each sample with its
+    own task: ``(x, tasks, y)``."""
+    x = torch.cat([x for x, _, _ in stream])
+    y = torch.cat([y for _, _, y in stream])
+    tasks = torch.cat([torch.full_like(y, t) for _, t, y in stream])
+    size = len(stream[0][2])
+    return [(x[i], tasks[i], y[i]) for i in order.split(size)]
 
 
 def record_weight_samples(bgd, normals: list) -> None:
@@ -236,6 +254,9 @@ def run_lamaml(original: Path, algo: str, stream: list, multihead: bool = False)
     args.cifar_batches = getattr(args, "inner_chunks", None)  # inner chunks, by the original's name
     if algo in ("er", "la_er") and not multihead:  # its MNIST path slices task t's logits at t * outputs (Q9)
         stream = [(x, 0, y) for x, _, y in stream]
+    order = joint_order(stream) if algo == "iid" else None
+    if order is not None:
+        stream = mixed_batches(stream, order)
     n_inputs = stream[0][0][0].numel()
     n_outputs = CLASSES_PER_TASK * N_TASKS if multihead else N_OUTPUTS
     randperm, normal, randint = torch.randperm, torch.normal, random.randint
@@ -284,6 +305,8 @@ def run_lamaml(original: Path, algo: str, stream: list, multihead: bool = False)
     result = {"settings": settings, "initial": initial, "after": torch.stack(after), "projections": len(projections)}
     if not multihead and algo in ("er", "la_er"):
         result["stream"] = stream
+    if order is not None:  # the oracle's batches: the fixture's stream in this order
+        result["joint_order"] = order
     if algo == "mer":  # per example, its replay batches' memories in order
         result["draws"] = [[torch.tensor(example, dtype=torch.long)] for example in drawn]
     elif algo in REPLAYING:  # per batch, one draw of memories per glance (and the batch's order)

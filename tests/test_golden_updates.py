@@ -13,8 +13,8 @@ of three batches: the weights after every update (``python benchmarks/golden_upd
 - ``golden_lamaml_cifar.pt``: the same repository's CIFAR-100 path, behind the CIFAR-100 /
   TinyImageNet rows, on a small copy of its conv net: every task's outputs masked, the family's
   chunked second-order glance (``model/lamaml_cifar.py``), GEM, A-GEM, ER, La-ER, MER, iCaRL
-  (its exemplar draws replayed, its nearest-mean predictions after the last task) and Meta-BGD
-  (its weight samples replayed);
+  (its exemplar draws replayed, its nearest-mean predictions after the last task), Meta-BGD
+  (its weight samples replayed) and the IID oracle (``iid2.py``: every task's samples mixed);
 - ``golden_mammoth_derpp.pt``: DER++'s reference (Mammoth's ``models/derpp.py``) on a
   class-incremental stream, with the replayed samples it drew.
 The project's learner starts from the same weights, takes the same batches through its own
@@ -117,6 +117,14 @@ QUIRKS = {
 }  # fmt: skip
 
 
+def mixed_batches(stream: list, order: torch.Tensor) -> list:
+    """The stream's samples in ``order`` (flattened task after task), in batches of its batch size,
+    each sample with its own task: ``(x, tasks, y)``."""
+    x, y = torch.cat([x for x, _, _ in stream]), torch.cat([y for _, _, y in stream])
+    tasks = torch.cat([torch.full_like(y, t) for _, t, y in stream])
+    return [(x[i], tasks[i], y[i]) for i in order.split(len(stream[0][2]))]
+
+
 def inputs(x: torch.Tensor) -> torch.Tensor:
     """A fixture's inputs: float64, or uint8 pixels read as float64(float32(p / 255))."""
     return (x.double() / 255).float().double() if x.dtype == torch.uint8 else x
@@ -145,7 +153,10 @@ def project_learner(fixture_name: str, algo: str, overrides: dict):
         learner.draws = ReplayedDraws(golden["draws"])
     else:
         shape, classes = tuple(sizes.get("image", (sizes.get("n_inputs"),))), sizes.get("classes_per_task")
-        stream = StreamInfo(n_tasks, sizes["n_outputs"], shape, 1, test_sizes=[1] * n_tasks, classes_per_task=classes)
+        stream = StreamInfo(
+            n_tasks, sizes["n_outputs"], shape, 1, test_sizes=[1] * n_tasks, classes_per_task=classes,
+            joint="joint_order" in golden,
+        )  # fmt: skip
         learner = make_learner(algo, net, stream, **settings, **QUIRKS[fixture_name].get(algo, {}), **overrides)
         learner.draws = ReplayedIntegersAndNormals(golden)
     learner = learner.double()
@@ -161,8 +172,10 @@ def test_every_update_lands_on_the_original_codes_weights(fixture_name, algo, ov
     if algo in ("gem", "agem"):
         assert golden["projections"] > 0  # the fixture exercises the projection
     stream = [(inputs(x), t, y) for x, t, y in golden.get("stream", fixture["stream"])]  # La-MAML's ER: one task (Q9)
+    if "joint_order" in golden:  # the IID oracle: every task's samples mixed, each batch in the fixture's order
+        stream = mixed_batches(stream, golden["joint_order"])
     for k, ((x, t, y), expected) in enumerate(zip(stream, golden["after"], strict=True)):
-        if t != learner.current_task:  # the task hooks, as the trainer calls them
+        if not isinstance(t, torch.Tensor) and t != learner.current_task:  # the task hooks (a joint batch: none)
             if learner.current_task >= 0:
                 learner.on_task_end(learner.current_task)
             learner.current_task = t
