@@ -6,8 +6,9 @@ import sys
 import pytest
 import wandb
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-from tests.conftest import DATASETS, DOMAIN_IL_ALGOS, ROOT, compose_config
+from tests.conftest import CONF_DIR, DATASETS, DOMAIN_IL_ALGOS, ROOT, compose_config
 
 PAPER = {  # the paper's MNIST runs: (memories, glances, alpha_init, opt_lr, opt_wt, learn_lr, sync)
     ("cmaml", "mnist_rot"): (200, 5, 0.1, 0.1, 0.1, False, True),
@@ -178,3 +179,26 @@ def test_ready_made_sweeps(sweep, params):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"sweep={sweep}"], return_hydra_config=True)
     assert dict(cfg.hydra.sweeper.params) == params
+
+
+def leaves(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if key != "defaults":
+            out.update(leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def test_a_preset_holds_only_what_differs_from_the_algo_and_data_configs():
+    """One place per value: a preset that restated a conf/algo/ value would keep a change there
+    from reaching its benchmark."""
+    restated = []
+    for path in sorted((CONF_DIR / "preset").glob("*/*/*.yaml")):
+        algo, benchmark, pass_ = path.parts[-3:-1] + (path.stem,)
+        if benchmark == "conv":  # pointers at the CIFAR-100 presets
+            continue
+        plain = compose_config([f"algo={algo}", f"data={benchmark}", f"pass={pass_}", "presets_from=none"])
+        for key, value in leaves(OmegaConf.to_container(OmegaConf.load(path))).items():
+            if OmegaConf.select(plain, key) == value:
+                restated.append(f"{path.relative_to(CONF_DIR)}: {key}={value}")
+    assert not restated, "\n".join(restated)
