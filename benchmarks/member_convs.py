@@ -50,7 +50,15 @@ class Im2colConv(nn.Conv2d):
 
 
 def conv_net(impl: str) -> nn.Module:
-    net = ConvNet(image_size=32, n_convs=3, channels=160, hidden_sizes=[320, 320], n_outputs=100)
+    net = ConvNet(
+        image_size=32,
+        n_convs=3,
+        channels=160,
+        hidden_sizes=[320, 320],
+        n_outputs=100,
+        in_channels=3,
+        init="kaiming_normal",
+    )
     if impl == "im2col":
         for i, layer in enumerate(net):
             if isinstance(layer, nn.Conv2d):

@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from lamaml_pl.errors import ConfigError
-from lamaml_pl.population.grid import population_axes
+from lamaml_pl.population.grid import requested_axes
 
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
 
@@ -17,7 +17,7 @@ WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ERO
 def resource_error(err: BaseException, cfg: DictConfig) -> ConfigError | None:
     """The one-line error for ``err`` when it is a resource the user can change, else None."""
     if isinstance(err, torch.cuda.OutOfMemoryError):
-        members = math.prod(len(values) for values in population_axes(cfg).values())
+        members = math.prod(len(values) for values in requested_axes(cfg).values())
         first = str(err).split(".")[0]
         return ConfigError(
             f"out of GPU memory ({first}) training {members} member{'s' * (members != 1)} with "

@@ -50,7 +50,7 @@ from lamaml_pl.population.grid import (
     member_config,
     member_folder,
     member_settings,
-    population_axes,
+    requested_axes,
 )
 from lamaml_pl.population.member_rng import MemberDraws, MemberRNG
 from lamaml_pl.preemption import interrupt_behind, stop_on_sigusr1
@@ -197,7 +197,7 @@ def net_sizes(model: DictConfig, stream: StreamInfo) -> dict:
 
 def build_members(cfg: DictConfig) -> Members:
     """One learner for ``cfg``, or the population of its ``population.*`` axes."""
-    axes = population_axes(cfg)
+    axes = requested_axes(cfg)
     if not axes:
         pl.seed_everything(cfg.seed, workers=True)
         data = instantiate(cfg.data)
@@ -238,7 +238,7 @@ def run(cfg: DictConfig) -> list[dict]:
     preset = job_preset(cfg.algo.name)
     set_threads(cfg.trainer)
     set_float32_math(cfg.trainer)
-    axes = population_axes(cfg)
+    axes = requested_axes(cfg)
     if axes and not batched(get_class(cfg.algo._target_), cfg):
         return run_one_by_one(cfg, axes)
     out_dir = Path(cfg.paths.output_dir)

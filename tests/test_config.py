@@ -8,7 +8,7 @@ import wandb
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR, DATASETS, DOMAIN_IL_ALGOS, ROOT, compose_config
+from tests.conftest import ALGOS, CONF_DIR, DATASETS, DOMAIN_IL_ALGOS, ROOT, algo_class, compose_config
 
 PAPER = {  # the paper's MNIST runs: (memories, glances, alpha_init, opt_lr, opt_wt, learn_lr, sync)
     ("cmaml", "mnist_rot"): (200, 5, 0.1, 0.1, 0.1, False, True),
@@ -202,3 +202,12 @@ def test_a_preset_holds_only_what_differs_from_the_algo_and_data_configs():
             if OmegaConf.select(plain, key) == value:
                 restated.append(f"{path.relative_to(CONF_DIR)}: {key}={value}")
     assert not restated, "\n".join(restated)
+
+
+def test_the_population_block_names_exactly_the_axes_the_algorithms_declare():
+    """The axes are declared on each algorithm class; conf/train.yaml's population block is where a
+    command line sets them, so it holds the seed and every declared axis, no other."""
+    from lamaml_pl.population.grid import SEED_AXIS
+
+    declared = {axis for algo in ALGOS for axis in algo_class(algo).population_axes}
+    assert set(compose_config([]).population) == {SEED_AXIS, *declared}

@@ -135,7 +135,8 @@ def project_learner(fixture_name: str, algo: str, overrides: dict):
     sizes, golden = fixture["sizes"], fixture["methods"][algo]
     if "image" in sizes:  # the pc_cnn, small
         image = sizes["image"]
-        net = ConvNet(image[-1], 3, sizes["channels"], [sizes["hidden"]] * 2, sizes["n_outputs"], image[0]).double()
+        hidden = [sizes["hidden"]] * 2
+        net = ConvNet(image[-1], 3, sizes["channels"], hidden, sizes["n_outputs"], image[0], "kaiming_normal").double()
     else:
         net = MLP(sizes["n_inputs"], [sizes["hidden"]] * 2, sizes["n_outputs"], init="xavier_uniform").double()
     with torch.no_grad():  # (La-ER: its learned rates α follow the weights)

@@ -26,7 +26,7 @@ from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.outputs import MEMBERS_DIR
 from lamaml_pl.outputs import POPULATION_MANIFEST as MANIFEST
 from lamaml_pl.population.cli import population_lists
-from lamaml_pl.population.grid import member_config, member_folder, member_settings, population_axes
+from lamaml_pl.population.grid import member_config, member_folder, member_settings, requested_axes
 from lamaml_pl.report.collect import run_folders
 from lamaml_pl.run import train, train_population
 from tests.conftest import ROOT, SHARED_DATA, compose_config, requires_shared_mnist, tiny_run_overrides
@@ -101,7 +101,7 @@ def check_members_equal_their_single_runs(
     identical. Returns the number of updates compared."""
     single_steps, population_steps = record_steps(monkeypatch)
     members = train_population(compose_config(base + grid + [f"paths.output_dir={tmp_path / 'population'}"]))
-    settings = member_settings(population_axes(compose_config(base + grid)))
+    settings = member_settings(requested_axes(compose_config(base + grid)))
     assert len(members) == len(settings) >= 2
     for k, values in enumerate(settings):
         single_steps.clear()
@@ -275,7 +275,7 @@ def test_population_from_the_command_line_and_its_report(tiny_mnist_root, tmp_pa
 
 def test_grid_is_the_product_of_the_axes():
     cfg = compose_config(["population.seed=[0,1,2]", "population.alpha_init=[0.1,0.3]", "population.opt_lr=0.2"])
-    settings = member_settings(population_axes(cfg))
+    settings = member_settings(requested_axes(cfg))
     assert len(settings) == 6
     assert settings[0] == {"seed": 0, "alpha_init": 0.1, "opt_lr": 0.2}
     assert settings[-1] == {"seed": 2, "alpha_init": 0.3, "opt_lr": 0.2}

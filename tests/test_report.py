@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lamaml_pl.errors import ConfigError
-from lamaml_pl.population.grid import population_axes
+from lamaml_pl.population.grid import requested_axes
 from lamaml_pl.report.__main__ import main as report_main
 from lamaml_pl.report.aggregate import Group
 from lamaml_pl.report.collect import Run
@@ -295,4 +295,4 @@ def test_a_rerun_of_one_seed_counts_once_and_a_population_grid_refuses_a_repeate
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "left out as duplicates" in markdown and f"`{tmp_path / 'first'}`" in markdown
     with pytest.raises(ConfigError, match=r"population.seed=0,0,1 gives 0 more than once: each value once"):
-        population_axes(compose_config(["population.seed=[0,0,1]"]))
+        requested_axes(compose_config(["population.seed=[0,0,1]"]))

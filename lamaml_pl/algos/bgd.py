@@ -23,7 +23,7 @@ from lamaml_pl.errors import require_positive
 
 
 class BGD(torch.optim.Optimizer):
-    def __init__(self, params: Iterable[torch.Tensor], std_init: float, mean_eta: float = 1.0, mc_iters: int = 2):
+    def __init__(self, params: Iterable[torch.Tensor], std_init: float, mean_eta: float, mc_iters: int):
         require_positive("algo", std_init=std_init, mean_eta=mean_eta, mc_iters=mc_iters)
         super().__init__(params, {"std_init": std_init, "mean_eta": mean_eta, "mc_iters": int(mc_iters)})
         for group in self.param_groups:

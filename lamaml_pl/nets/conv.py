@@ -34,8 +34,8 @@ class ConvNet(nn.Sequential):
         channels: int,
         hidden_sizes: Sequence[int],
         n_outputs: int,
-        in_channels: int = 3,
-        init: str = "kaiming_normal",
+        in_channels: int,
+        init: str,
     ):
         if init not in INITS:
             raise ConfigError(f"model.init={init!r} is unknown: use one of {', '.join(INITS)}")

@@ -17,7 +17,7 @@ from lamaml_pl.errors import ConfigError
 SEED_AXIS = "seed"
 
 
-def population_axes(cfg: DictConfig) -> dict[str, list]:
+def requested_axes(cfg: DictConfig) -> dict[str, list]:
     """The axes given (non-null entries of ``cfg.population``), each as a list of values."""
     axes = {}
     for key, values in (cfg.get("population") or {}).items():
