@@ -1,6 +1,7 @@
 """Continual-learning algorithms, each a LightningModule with a single ``observe``."""
 
 from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.derpp import DERPP
 from lamaml_pl.algos.er import ER
 from lamaml_pl.algos.ewc import EWC
 from lamaml_pl.algos.gem import AGEM, GEM
@@ -15,6 +16,7 @@ from lamaml_pl.algos.replay import ReservoirBuffer
 __all__ = [
     "AGEM",
     "ContinualLearner",
+    "DERPP",
     "ER",
     "EWC",
     "GEM",

@@ -61,9 +61,8 @@ class ER(ContinualLearner):
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         weights, axis = self.member_weights(), self.sample_axis
         for _ in range(self.glances):
-            mem_x, mem_y, mem_t = self.memory.sample(self.replay_batch_size, self.draws)
-            batch_t = torch.cat([mem_t, torch.full_like(y, t)], dim=axis)
-            loss = self.loss(self.net_logits(torch.cat([mem_x, x], dim=axis)), torch.cat([mem_y, y], dim=axis), batch_t)
+            batch_x, batch_y, batch_t = self.memory.before(x, y, t, self.replay_batch_size, self.draws, axis)
+            loss = self.loss(self.net_logits(batch_x), batch_y, batch_t)
             grads = list(torch.autograd.grad(loss.sum(), weights))
             with torch.no_grad():
                 clip_norm_(grads, self.grad_clip_norm)

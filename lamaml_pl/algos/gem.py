@@ -27,7 +27,7 @@ from torch.func import functional_call, grad, vmap
 
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.episodic import TaskRingMemory
-from lamaml_pl.algos.gradients import clip_norm_, per_member, project_agem, project_gem, sgd_
+from lamaml_pl.algos.gradients import clip_factor, clip_norm_, per_member, project_agem, project_gem, sgd_
 from lamaml_pl.errors import ConfigError, require_non_negative, require_positive
 from lamaml_pl.stream import StreamInfo
 
@@ -127,7 +127,7 @@ class GEM(ContinualLearner):
             norms = torch.linalg.vector_norm(flat, dim=-1, keepdim=True)
             clip = self.grad_clip_norm
             clip = per_member(clip, norms) if isinstance(clip, torch.Tensor) else clip
-            flat = flat * (clip / (norms + 1e-6)).clamp(max=1.0)
+            flat = flat * clip_factor(norms, clip)
         return flat
 
     def projected(self, grads: list[torch.Tensor], past: torch.Tensor) -> list[torch.Tensor]:

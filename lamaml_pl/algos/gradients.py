@@ -12,6 +12,11 @@ def per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.to(like.dtype).view(-1, *[1] * (like.dim() - 1))
 
 
+def clip_factor(norms: torch.Tensor, max_norm: float | torch.Tensor) -> torch.Tensor:
+    """``clip_grad_norm_``'s scale of a gradient of norm ``norms``: min(1, max_norm / (norm + 1e-6))."""
+    return (max_norm / (norms + 1e-6)).clamp(max=1.0)
+
+
 def clip_norm_(grads: list[torch.Tensor], max_norm: float | torch.Tensor) -> None:
     """``nn.utils.clip_grad_norm_`` on gradient tensors rather than parameters (same operations:
     scale by min(1, max_norm / (total norm + 1e-6))); no host sync, so it can run in a CUDA graph.
@@ -20,11 +25,11 @@ def clip_norm_(grads: list[torch.Tensor], max_norm: float | torch.Tensor) -> Non
     (``max_norm`` one value per member), each member's tensors are clipped by their own norm."""
     if isinstance(max_norm, torch.Tensor):
         norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads], dim=1).norm(dim=1)
-        scale = (max_norm.to(norms.dtype) / (norms + 1e-6)).clamp(max=1.0)
+        scale = clip_factor(norms, max_norm.to(norms.dtype))
         torch._foreach_mul_(grads, [per_member(scale, g) for g in grads])
         return
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    torch._foreach_mul_(grads, clip_factor(total, max_norm))
 
 
 def sgd_(params: list[torch.Tensor], grads: list[torch.Tensor], lr: float | torch.Tensor) -> None:

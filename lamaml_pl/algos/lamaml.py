@@ -223,13 +223,7 @@ class LaMAML(ContinualLearner):
         source = self.memory
         if self.use_old_task_memory and t > 0 and self.old_task_memory is not None:
             source = self.old_task_memory
-        mem_x, mem_y, mem_t = source.sample(self.replay_batch_size, self.draws)
-        axis = self.sample_axis
-        return (
-            torch.cat([mem_x, x], dim=axis),
-            torch.cat([mem_y, y], dim=axis),
-            torch.cat([mem_t, torch.full_like(y, t)], dim=axis),
-        )
+        return source.before(x, y, t, self.replay_batch_size, self.draws, self.sample_axis)
 
     def loss_at(self, fast: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.loss(self.logits_at(fast, x), y, t)

@@ -108,6 +108,16 @@ class ReservoirBuffer(nn.Module):
             return drawn
         return tuple(d.unflatten(idx.dim() - 1, (batches, k)) for d in drawn)
 
+    def before(self, x: torch.Tensor, y: torch.Tensor, t: int, k: int, draws, axis: int) -> tuple[torch.Tensor, ...]:
+        """A replay batch: ``k`` entries drawn (:meth:`sample`), then the incoming batch of task
+        ``t`` (``axis``: the samples' axis), as x, y and task ids."""
+        mem_x, mem_y, mem_t = self.sample(k, draws)[:3]
+        return (
+            torch.cat([mem_x, x], dim=axis),
+            torch.cat([mem_y, y], dim=axis),
+            torch.cat([mem_t, torch.full_like(y, t)], dim=axis),
+        )
+
     def get_extra_state(self) -> dict:
         return {"age": self.age}
 
