@@ -32,6 +32,7 @@ def data_roots(tmp_path_factory, tiny_mnist_root, tiny_cifar_root, tiny_imagenet
     }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_every_benchmark_trains_with_its_defaults(data_roots, tmp_path):
     assert set(BENCHMARKS) == set(data_roots)  # a new benchmark is added here with its tiny files
     runs = {name: tmp_path / name for name in BENCHMARKS}

@@ -184,6 +184,7 @@ def test_icarl_refuses_a_domain_incremental_stream(tiny_mnist_root):
     assert "algo=icarl does not run domain_il streams: it supports task_il" in str(config_error_in(raised.value))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", TASK_IL_ALGOS)
 def test_every_table2_algorithm_runs_on_tiny_cifar100(algo, tiny_cifar_root, tmp_path):
     results = train(
@@ -192,6 +193,7 @@ def test_every_table2_algorithm_runs_on_tiny_cifar100(algo, tiny_cifar_root, tmp
     check_task_incremental_results(tmp_path, results, algo)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", TASK_IL_ALGOS)
 def test_every_table2_algorithm_runs_on_tiny_tinyimagenet(algo, tiny_imagenet_root, tmp_path):
     overrides = tiny_overrides(tiny_imagenet_root, tmp_path / "cache", *tiny_table2_overrides(algo, tmp_path))

@@ -5,7 +5,11 @@ shell would. Each ends with exit code 0 (it trained), 2 (one ``error:`` line nam
 
 import random
 
+import pytest
+
 from tests.helpers.commands import run_many
+
+pytestmark = pytest.mark.slow  # 240 command lines run one after another: the full tier (pytest -m slow)
 
 # the keys of the README's configuration table that a run on MNIST reads
 KEYS = [

@@ -100,6 +100,7 @@ def folder_overrides(root, *extra):
     return ["data=imagefolder", f"data.root={root}", *extra]
 
 
+@pytest.mark.slow
 def test_the_readmes_own_images_command_runs_through_train_py(tmp_path):
     """``data.root`` is a required (``???``) key of data=imagefolder: the command line's key check
     takes it as a setting like any other, and the run trains every task of the folder."""

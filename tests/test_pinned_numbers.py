@@ -15,6 +15,8 @@ import pytest
 from lamaml_pl.run import train
 from tests.conftest import SHARED_DATA, compose_config, requires_shared_mnist
 
+pytestmark = pytest.mark.slow  # pinned numbers of whole runs: the full tier (pytest -m slow)
+
 LAMAML_ROT = [[12.49, 12.13, 11.25], [42.78, 40.98, 37.49], [63.1, 61.19, 56.72], [75.11, 74.42, 70.76]]
 SYNC_PERM = [[8.17, 9.63, 8.29], [40.89, 9.35, 6.33], [49.64, 36.13, 10.76], [58.85, 47.85, 35.19]]
 PINNED = {

@@ -31,6 +31,8 @@ from lamaml_pl.report.collect import run_folders
 from lamaml_pl.run import train, train_population
 from tests.conftest import ROOT, SHARED_DATA, compose_config, requires_shared_mnist, tiny_run_overrides
 
+pytestmark = pytest.mark.slow  # populations against their members' single runs: the full tier (pytest -m slow)
+
 SHORT_RUN = [
     f"data.root={SHARED_DATA}",
     "data.download=false",

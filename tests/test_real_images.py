@@ -14,10 +14,13 @@ from lamaml_pl.data.image_sources import DEBIAN_FASHION
 from lamaml_pl.run import train
 from tests.conftest import compose_config
 
-pytestmark = pytest.mark.skipif(
-    not (DEBIAN_FASHION / "t10k-images-idx3-ubyte.gz").is_file(),
-    reason=f"Fashion-MNIST not installed at {DEBIAN_FASHION} (apt-get install dataset-fashion-mnist)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (DEBIAN_FASHION / "t10k-images-idx3-ubyte.gz").is_file(),
+        reason=f"Fashion-MNIST not installed at {DEBIAN_FASHION} (apt-get install dataset-fashion-mnist)",
+    ),
+]
 
 TABLE2 = compose_config(["pass=single"])["pass"].table2_methods.split(",")
 # 5 looks per batch for La-ER (its preset: 1; 10 batches per task are few), Meta-BGD's costly

@@ -20,6 +20,8 @@ from lamaml_pl.run_lock import FolderHeld
 from tests.conftest import DOMAIN_IL_ALGOS, ROOT, compose_config, tiny_run_overrides
 from tests.helpers.commands import run_many
 
+pytestmark = pytest.mark.slow  # interrupted and resumed runs: the full tier (pytest -m slow)
+
 
 def command(algo, root, run_dir, *extra):
     return [

@@ -12,6 +12,8 @@ from lamaml_pl.metrics import cl_metrics
 from lamaml_pl.run import train
 from tests.conftest import DATASETS, DOMAIN_IL_ALGOS, ROOT, compose_config, requires_cuda, tiny_run_overrides
 
+pytestmark = pytest.mark.slow  # end-to-end runs: the full tier (pytest -m slow)
+
 OUTPUT_FILES = ["results.json", "accuracy_matrix.csv", "accuracy_matrix.png", "task_accuracy.png", "config.yaml"]
 
 
