@@ -4,7 +4,7 @@ CIFAR-100 presets) on 200 training images per task and a narrower conv net, so t
 file takes about two minutes on a 2-core CPU. The full 2,000 test images of every task are scored.
 
 Thresholds come from measured runs with margin (seed 0, this machine): chance is 50% on a task
-of two classes; README "Results on real images" has the 5-seed table at larger size."""
+of two classes; docs/results.md has the 5-seed table at larger size."""
 
 import functools
 

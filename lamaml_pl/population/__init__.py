@@ -1,1 +1,1 @@
-"""Populations: many configs of one learner trained as one batched model (README "Populations")."""
+"""Populations: many configs of one learner trained as one batched model (docs/sweeps.md, "Populations")."""
