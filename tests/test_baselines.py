@@ -3,42 +3,18 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from lamaml_pl.algos.gradients import project_agem, project_gem
 from lamaml_pl.errors import ConfigError
-from lamaml_pl.stream import StreamInfo
 from tests.conftest import make_learner, requires_cuda
 from tests.helpers.learners import detach_from_trainer
-from tests.reference import ce_grad
-
-W0 = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])
-B0 = np.array([0.05, -0.1, 0.0])
-X = np.array([[1.0, 2.0], [-1.5, 0.5], [0.3, -0.7]])
-Y = np.array([0, 2, 1])
-STREAM = StreamInfo(3, 3, (2,), 1, test_sizes=[1, 1, 1])
-
-
-def linear_net():
-    net = nn.Linear(2, 3).double()
-    with torch.no_grad():
-        net.weight.copy_(torch.from_numpy(W0))
-        net.bias.copy_(torch.from_numpy(B0))
-    return net
+from tests.helpers.reference import B0, STREAM, W0, X, Y, ce_grad, linear_net, t, weights
 
 
 def learner(name, **kwargs):
     algo = make_learner(name, linear_net(), STREAM, **kwargs).double()
     detach_from_trainer(algo)
     return algo
-
-
-def weights(algo):
-    return [p.detach().numpy().copy() for p in algo.net.parameters()]
-
-
-def t(a):
-    return torch.from_numpy(np.asarray(a))
 
 
 # ---- Online ------------------------------------------------------------------------------

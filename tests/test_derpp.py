@@ -7,8 +7,7 @@ import torch
 from lamaml_pl.stream import StreamInfo
 from tests.conftest import make_learner
 from tests.helpers.learners import detach_from_trainer
-from tests.reference import ce_grad
-from tests.test_baselines import B0, STREAM, W0, X, Y, linear_net, t, weights
+from tests.helpers.reference import B0, STREAM, W0, X, Y, ce_grad, linear_net, t, weights
 
 
 def test_one_step_is_sgd_on_batch_ce_plus_logit_mse_plus_replayed_ce():

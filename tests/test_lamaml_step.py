@@ -17,7 +17,7 @@ from lamaml_pl.nets import MLP
 from lamaml_pl.stream import StreamInfo
 from tests.conftest import make_learner
 from tests.helpers.learners import detach_from_trainer
-from tests.reference import ce_grad, ce_loss
+from tests.helpers.reference import ce_grad, ce_loss
 
 W0 = np.array([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]])
 B0 = np.array([0.05, -0.1, 0.0])
