@@ -239,3 +239,30 @@ def test_gradient_cosine_against_hand_computed_gradients():
     expected = ga @ gb / np.linalg.norm(ga) / np.linalg.norm(gb)
     assert gradient_cosine(net, (t(a[0]), t(a[1])), (t(b[0]), t(b[1]))) == pytest.approx(expected)
     assert gradient_cosine(net, (t(a[0]), t(a[1])), (t(a[0]), t(a[1]))) == pytest.approx(1.0)
+
+
+# ---- ER-ACE --------------------------------------------------------------------------------
+def masked_ce_grad(W, b, x, y, present):
+    """ce_grad over the ``present`` classes only (the others' logits at -inf: no gradient)."""
+    z = x @ W.T + b
+    z = np.where(present, z, -np.inf)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    p /= len(y)
+    return p.T @ x, p.sum(0)
+
+
+def test_er_ace_masks_the_incoming_batch_to_its_classes_and_replays_in_full():
+    algo = learner("er_ace", lr=0.2, memories=5, replay_batch_size=3, glances=1, grad_clip_norm=100.0)
+    algo.memory.add(t(X[2:]), t(Y[2:]), 0)  # one stored sample: replay is deterministic
+    algo.observe(t(X[:2]), t(Y[:2]), 1)  # labels 0 and 2: class 1 is masked for this batch
+    gW_new, gb_new = masked_ce_grad(W0, B0, X[:2], Y[:2], np.array([True, False, True]))
+    gW_old, gb_old = ce_grad(W0, B0, X[2:], Y[2:])
+    W, b = W0 - 0.2 * (gW_new + gW_old), B0 - 0.2 * (gb_new + gb_old)
+    assert np.allclose(weights(algo)[0], W) and np.allclose(weights(algo)[1], b)
+    assert algo.memory.age == 3
+    # with an empty buffer: the masked term alone
+    first = learner("er_ace", lr=0.2, memories=5, replay_batch_size=3, glances=1, grad_clip_norm=100.0)
+    first.observe(t(X[:2]), t(Y[:2]), 0)
+    assert np.allclose(weights(first)[0], W0 - 0.2 * gW_new) and np.allclose(weights(first)[1], B0 - 0.2 * gb_new)

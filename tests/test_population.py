@@ -20,7 +20,7 @@ import sys
 import pytest
 import torch
 
-from lamaml_pl.algos import ER, GEM, MER, ICaRL, LaER, LaMAML, MetaBGD, Online, ReservoirBuffer
+from lamaml_pl.algos import ReservoirBuffer
 from lamaml_pl.algos.draws import take
 from lamaml_pl.errors import ConfigError, config_error_in
 from lamaml_pl.outputs import MEMBERS_DIR
@@ -29,7 +29,15 @@ from lamaml_pl.population.cli import population_lists
 from lamaml_pl.population.grid import member_config, member_folder, member_settings, requested_axes
 from lamaml_pl.report.collect import run_folders
 from lamaml_pl.run import train, train_population
-from tests.conftest import ROOT, SHARED_DATA, compose_config, requires_shared_mnist, tiny_run_overrides
+from tests.conftest import (
+    ALGOS,
+    ROOT,
+    SHARED_DATA,
+    algo_class,
+    compose_config,
+    requires_shared_mnist,
+    tiny_run_overrides,
+)
 
 pytestmark = pytest.mark.slow  # populations against their members' single runs: the full tier (pytest -m slow)
 
@@ -48,7 +56,8 @@ def record_steps(monkeypatch) -> tuple[list, list]:
     """Weights after every observe: of a single run, and of every member of a population (the
     same ``observe``, with a member axis)."""
     single, population = [], []
-    for learner_class in (LaMAML, LaER, ER, Online, MER, GEM, MetaBGD, ICaRL):  # A-GEM's observe is GEM's
+    classes = {algo_class(name) for name in ALGOS}
+    for learner_class in [c for c in classes if "observe" in vars(c)]:  # (A-GEM's observe is GEM's)
 
         def observe(self, *args, _original=learner_class.observe):
             loss = _original(self, *args)
@@ -67,6 +76,7 @@ GRIDS = [  # (algo, settings shared by the population and the single runs, the a
     ("sync", [], ["population.opt_wt=[0.05,0.2]"]),
     ("cmaml", [], ["population.seed=[2]", "population.grad_clip_norm=[0.5,2.0]"]),
     ("er", [], ["population.lr=[0.01,0.05]", "population.seed=[0,3]"]),
+    ("er_ace", [], ["population.lr=[0.01,0.05]", "population.seed=[0,3]"]),  # each member masks its own batch
     ("online", [], ["population.lr=[0.001,0.01]"]),
     ("lamaml", MULTI_PASS, ["population.alpha_init=[0.03,0.1]"]),  # several passes per task: the
     ("er", MULTI_PASS, ["population.lr=[0.01,0.05]"]),  # loop's draws between passes, Q11 re-insertion
@@ -90,7 +100,7 @@ GRIDS = [  # (algo, settings shared by the population and the single runs, the a
     ),
 ]
 GRID_IDS = [
-    *("lamaml", "sync", "cmaml", "er", "online", "lamaml-multipass", "er-multipass", "mer", "mer-clipped"),
+    *("lamaml", "sync", "cmaml", "er", "er_ace", "online", "lamaml-multipass", "er-multipass", "mer", "mer-clipped"),
     *("gem", "agem-clipped"),
 ]
 

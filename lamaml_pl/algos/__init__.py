@@ -3,6 +3,7 @@
 from lamaml_pl.algos.base import ContinualLearner
 from lamaml_pl.algos.derpp import DERPP
 from lamaml_pl.algos.er import ER
+from lamaml_pl.algos.er_ace import ERACE
 from lamaml_pl.algos.ewc import EWC
 from lamaml_pl.algos.gem import AGEM, GEM
 from lamaml_pl.algos.icarl import ICaRL
@@ -18,6 +19,7 @@ __all__ = [
     "ContinualLearner",
     "DERPP",
     "ER",
+    "ERACE",
     "EWC",
     "GEM",
     "ICaRL",
