@@ -59,10 +59,9 @@ class ER(ContinualLearner):
         return []  # the SGD step is written out in observe (one value of lr per member)
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        weights, axis = self.member_weights(), self.sample_axis
+        weights = self.member_weights()
         for _ in range(self.glances):
-            batch_x, batch_y, batch_t = self.memory.before(x, y, t, self.replay_batch_size, self.draws, axis)
-            loss = self.loss(self.net_logits(batch_x), batch_y, batch_t)
+            loss = self.glance_loss(x, y, t)
             grads = list(torch.autograd.grad(loss.sum(), weights))
             with torch.no_grad():
                 clip_norm_(grads, self.grad_clip_norm)
@@ -70,3 +69,8 @@ class ER(ContinualLearner):
         if self.insert_every_epoch or self.task_epoch == 0:
             self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
         return loss.detach()
+
+    def glance_loss(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        """One glance's loss (per member): the mean cross-entropy of [replayed] + [incoming]."""
+        batch_x, batch_y, batch_t = self.memory.before(x, y, t, self.replay_batch_size, self.draws, self.sample_axis)
+        return self.loss(self.net_logits(batch_x), batch_y, batch_t)

@@ -10,7 +10,8 @@ CE_present is the cross-entropy of the incoming batch B over the classes present
 other outputs are masked, so the new classes' gradient does not push down the old classes' logits
 (the abrupt change of the old classes' representation that plain ER suffers when a new task
 starts). The replayed samples' loss is the usual one (``class_il_loss`` on class-incremental
-streams). Everything else is ER's: its values, the clip, the reservoir, populations.
+streams). Everything else is ER's (it overrides ER's ``glance_loss`` only): its values, the
+clip, the reservoir, populations.
 """
 
 from __future__ import annotations
@@ -18,24 +19,15 @@ from __future__ import annotations
 import torch
 
 from lamaml_pl.algos.er import ER
-from lamaml_pl.algos.gradients import clip_norm_, sgd_
 
 
 class ERACE(ER):
-    def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        weights = self.member_weights()
-        for _ in range(self.glances):
-            past_x, past_y, past_t = self.memory.sample(self.replay_batch_size, self.draws)
-            loss = self.loss(present_classes_only(self.net_logits(x), y), y, t)
-            if past_y.shape[-1]:
-                loss = loss + self.loss(self.net_logits(past_x), past_y, past_t)
-            grads = list(torch.autograd.grad(loss.sum(), weights))
-            with torch.no_grad():
-                clip_norm_(grads, self.grad_clip_norm)
-                sgd_(weights, grads, self.lr)
-        if self.insert_every_epoch or self.task_epoch == 0:
-            self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
-        return loss.detach()
+    def glance_loss(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        past_x, past_y, past_t = self.memory.sample(self.replay_batch_size, self.draws)
+        loss = self.loss(present_classes_only(self.net_logits(x), y), y, t)
+        if past_y.shape[-1]:  # (none while the reservoir is empty)
+            loss = loss + self.loss(self.net_logits(past_x), past_y, past_t)
+        return loss
 
 
 def present_classes_only(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
