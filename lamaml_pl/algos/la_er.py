@@ -25,7 +25,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lamaml_pl.algos.draws import take
 from lamaml_pl.algos.lamaml import META_LOSSES, LaMAML, summed
 from lamaml_pl.errors import ConfigError
 from lamaml_pl.stream import StreamInfo
@@ -85,18 +84,15 @@ class LaER(LaMAML):
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         shuffled_x, shuffled_y = x, y
         for _ in range(self.glances):
-            order = self.draws.order(y.shape[-1], y.device)
-            shuffled_x, shuffled_y = take(shuffled_x, order), take(shuffled_y, order)
-            replay_x, replay_y, replay_t = self.replay_batch(shuffled_x, shuffled_y, t)
-            update = self.graphed_update if self.cuda_graph and x.is_cuda else self.update
-            loss = update(shuffled_y, replay_x, replay_y, replay_t)
+            shuffled_x, shuffled_y, loss = self.glance(shuffled_x, shuffled_y, t)
         if self.insert_every_epoch or self.task_epoch == 0:  # the batch as it arrived, as the original
             self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
         return loss.detach()
 
-    def update(self, y, replay_x, replay_y, replay_t) -> torch.Tensor:
+    def update(self, y, replay_x, replay_y, replay_t, with_loss: bool = True) -> torch.Tensor:
         """The glance's α gradient, the ER gradient of θ on the replay batch, then La-MAML's meta
-        step (both clipped; α first, θ with the new α). Returns the ER loss (per member)."""
+        step (both clipped; α first, θ with the new α). Returns the ER loss (per member; it is
+        computed for the step whatever ``with_loss`` says)."""
         _, grad_rate = self.autograd_glance(y.shape[-1], replay_x, replay_y, replay_t, theta_grads=False)
         weights = self.member_weights()
         with torch.enable_grad():

@@ -172,17 +172,23 @@ class LaMAML(ContinualLearner):
 
     # ---- the update ------------------------------------------------------------------------
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        # only the last glance's loss is reported: the hand-written glance skips the others'
         for glance in range(self.glances):
-            order = self.draws.order(y.shape[-1], y.device)
-            x, y = take(x, order), take(y, order)
-            replay_x, replay_y, replay_t = self.replay_batch(x, y, t)
-            if self.cuda_graph and x.is_cuda:
-                meta_loss = self.graphed_update(y, replay_x, replay_y, replay_t)
-            else:  # only the last glance's loss is reported: the hand-written one skips the others'
-                meta_loss = self.update(y, replay_x, replay_y, replay_t, with_loss=glance == self.glances - 1)
+            x, y, meta_loss = self.glance(x, y, t, with_loss=glance == self.glances - 1)
             if glance == 0 and self.task_epoch == 0:
                 self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
         return meta_loss.detach()
+
+    def glance(self, x: torch.Tensor, y: torch.Tensor, t: int, with_loss: bool = True) -> tuple:
+        """One glance at the incoming batch, as the family (La-ER, Meta-BGD too) takes it: shuffle
+        it, draw its replay batch, take :meth:`update` (on a GPU replayed as a CUDA graph); returns
+        the shuffled batch and the update's loss."""
+        order = self.draws.order(y.shape[-1], y.device)
+        x, y = take(x, order), take(y, order)
+        replay = self.replay_batch(x, y, t)
+        if self.cuda_graph and x.is_cuda:
+            return x, y, self.graphed_update(y, *replay)
+        return x, y, self.update(y, *replay, with_loss=with_loss)
 
     def update(self, y, replay_x, replay_y, replay_t, with_loss: bool = True) -> torch.Tensor | None:
         """One glance at the incoming batch and its meta step: the hand-written glance or the

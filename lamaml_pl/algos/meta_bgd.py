@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from lamaml_pl.algos.bgd import BGD
-from lamaml_pl.algos.draws import take
 from lamaml_pl.algos.gradients import clip_norm_
 from lamaml_pl.algos.lamaml import LaMAML
 from lamaml_pl.errors import require_positive
@@ -85,19 +84,16 @@ class MetaBGD(LaMAML):
         for glance in range(self.glances):
             for sample in range(self.mc_iters):
                 bgd.randomize_weights(self.draws)
-                order = self.draws.order(y.shape[-1], y.device)
-                x, y = take(x, order), take(y, order)
-                replay = self.replay_batch(x, y, t)
-                update = self.graphed_update if self.cuda_graph and x.is_cuda else self.update
-                meta_loss = update(y, *replay)
+                x, y, meta_loss = self.glance(x, y, t)
                 if glance == 0 and sample == 0:
                     self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
             bgd.step()
         return meta_loss.detach()
 
-    def update(self, y, replay_x, replay_y, replay_t) -> torch.Tensor:
+    def update(self, y, replay_x, replay_y, replay_t, with_loss: bool = True) -> torch.Tensor:
         """One weight sample's glance (raw α, clamped, second order), its θ gradients norm-clipped
-        (α's not: Q17), added to BGD's sums. No host sync: on a GPU, one CUDA graph."""
+        (α's not: Q17), added to BGD's sums; returns the meta-loss (whatever ``with_loss`` says).
+        No host sync: on a GPU, one CUDA graph."""
         meta_loss, grads = self.autograd_glance(y.shape[-1], replay_x, replay_y, replay_t)
         clip_norm_(grads[: len(self.alpha)], self.grad_clip_norm)
         self.optimizers().optimizer.aggregate_grads(grads, y.shape[-1])
