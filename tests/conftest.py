@@ -79,18 +79,16 @@ LAMAML_FAMILY = [name for name in ALGOS if issubclass(algo_class(name), LaMAML)]
 
 
 def tiny_run_overrides(algo: str, data: str, root: Path, out_dir: Path) -> list[str]:
-    """A two-task stream of 40 samples per task on tiny data: seconds on a CPU."""
+    """``debug=tiny`` (two tasks of 40 samples) on tiny data: seconds on a CPU."""
     return [
         f"algo={algo}",
         f"data={data}",
+        "debug=tiny",
         f"data.root={root}",
         "data.download=false",
-        "data.n_tasks=2",
-        "data.samples_per_task=40",
         # the paper's baseline lrs (down to 3e-4) barely move in 40 steps: a common lr for the smoke test
         *(["algo.lr=0.05"] if "lr" in algo_config(algo) else ["algo.glances=2"]),
         "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false",
         "logger=csv",
         f"paths.output_dir={out_dir}",
     ]
