@@ -63,7 +63,7 @@ def learner(seed: int) -> LaMAML:
     torch.manual_seed(seed)
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         algo = compose(config_name="train", overrides=["algo=lamaml", "data=mnist_rot"]).algo
-    return instantiate(algo, net=MLP(784, [100, 100], 10), stream=STREAM)
+    return instantiate(algo, net=MLP(784, [100, 100], 10, "kaiming_normal"), stream=STREAM)
 
 
 def main() -> None:

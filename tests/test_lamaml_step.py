@@ -183,7 +183,7 @@ def test_old_task_memory_is_a_no_op_unless_the_buffer_is_copied(snapshot, only_o
 def test_hand_written_glance_equals_autograd_on_the_mnist_mlp(inner_alpha_relu, sync_update):
     """784-100-100-10, four batches: the two paths end at the same weights and rates."""
     torch.manual_seed(0)
-    net = MLP(784, [100, 100], 10).double()
+    net = MLP(784, [100, 100], 10, "kaiming_normal").double()
     x, y = torch.randn(40, 784, dtype=torch.float64), torch.randint(0, 10, (40,))
     learners = []
     for fast_mlp in (True, False):
@@ -299,7 +299,8 @@ def test_members_glance_as_each_alone(hidden):
 def test_a_glance_without_its_loss_makes_the_same_update():
     """Only the last glance of a batch computes the (reported) meta-loss: skipping it changes nothing else."""
     torch.manual_seed(0)
-    learners = [make_learner("lamaml", MLP(784, [20], 10), StreamInfo(2, 10, (784,), 1)) for _ in range(2)]
+    stream = StreamInfo(2, 10, (784,), 1)
+    learners = [make_learner("lamaml", MLP(784, [20], 10, "kaiming_normal"), stream) for _ in range(2)]
     learners[1].load_state_dict(learners[0].state_dict())
     before = [p.clone() for p in learners[0].parameters()]
     x, y = torch.rand(4, 784) * (torch.rand(4, 784) > 0.7), torch.randint(0, 10, (4,))

@@ -30,7 +30,7 @@ class MLP(nn.Sequential):
             ``xavier_uniform`` (MER/GEM baselines, zero biases).
     """
 
-    def __init__(self, n_inputs: int, hidden_sizes: Sequence[int], n_outputs: int, init: str = "kaiming_normal"):
+    def __init__(self, n_inputs: int, hidden_sizes: Sequence[int], n_outputs: int, init: str):
         if init not in INITS:
             raise ConfigError(f"model.init={init!r} is unknown: use one of {', '.join(INITS)}")
         require_sizes("model", hidden_sizes=hidden_sizes)
