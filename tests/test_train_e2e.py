@@ -96,10 +96,7 @@ def test_wandb_offline_run_gets_config_matrix_and_plots(tiny_mnist_root, tmp_pat
 
 
 def test_single_task_stream(tiny_mnist_root, tmp_path):
-    overrides = [
-        o.replace("data.n_tasks=2", "data.n_tasks=1")
-        for o in tiny_run_overrides("mer", "mnist_rot", tiny_mnist_root, tmp_path)
-    ]
+    overrides = [*tiny_run_overrides("mer", "mnist_rot", tiny_mnist_root, tmp_path), "data.n_tasks=1"]
     results = train(compose_config(overrides))
     check_run_folder(tmp_path, n_tasks=1)
     assert results["bti"] == 0.0 and results["ra"] == results["la"]
@@ -141,10 +138,7 @@ def test_tiny_run_on_the_gpu(tiny_mnist_root, tmp_path):
 
 
 def test_gradient_alignment_callback(tiny_mnist_root, tmp_path):
-    overrides = [
-        o.replace("data.n_tasks=2", "data.n_tasks=3")
-        for o in tiny_run_overrides("er", "mnist_rot", tiny_mnist_root, tmp_path)
-    ]
+    overrides = [*tiny_run_overrides("er", "mnist_rot", tiny_mnist_root, tmp_path), "data.n_tasks=3"]
     train(
         compose_config(overrides + ["callbacks=gradient_alignment", "callbacks.gradient_alignment.every_n_batches=2"])
     )
