@@ -320,9 +320,10 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None, preset: 
 
 def opening_line(cfg: DictConfig, preset: str | None) -> str:
     """What runs, said before it starts: the algorithm, the data, the seed, and the preset."""
-    values = f"preset {preset}" if preset else f"no preset: conf/algo/{cfg.algo.name}.yaml's values"
     if not HydraConfig.initialized():
         values = "composed config"
+    else:
+        values = f"preset {preset}" if preset else f"no preset: conf/algo/{cfg.algo.name}.yaml's values"
     return f"{cfg.algo.name} on {cfg.data.name}, seed {cfg.seed} ({values})"
 
 
