@@ -80,7 +80,7 @@ def keep_one_run_per_seed(group: Group) -> None:
     for run in group.runs:
         by_seed.setdefault(run.results.get("seed"), []).append(run)
     for seed, runs in by_seed.items():
-        if seed is not None:  # (a job that died before it wrote its seed is a run of its own)
+        if seed is not None and len(runs) > 1:  # (a job that died before its seed: a run of its own)
             newest = max(runs, key=lambda r: (not r.failed, written_at(r)))
             group.duplicates += [r for r in runs if r is not newest]
     group.runs = [r for r in group.runs if all(r is not d for d in group.duplicates)]
