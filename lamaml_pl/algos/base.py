@@ -59,7 +59,7 @@ class ContinualLearner(pl.LightningModule):
     joint_stream: ClassVar[bool] = False
     population_axes: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, name: str, net: nn.Module, stream: StreamInfo, class_il_loss: str | None = None):
+    def __init__(self, name: str, net: nn.Module, stream: StreamInfo, class_il_loss: str | None):
         super().__init__()
         if stream.scenario not in self.scenarios:
             raise ConfigError(

@@ -88,7 +88,7 @@ class LaMAML(ContinualLearner):
         inner_chunks: int | None,
         fast_mlp: bool,
         cuda_graph: bool,
-        class_il_loss: str | None = None,  # La-ER's: the family's own glance is task-IL only
+        class_il_loss: str | None,  # None: the family's own glance is task-IL only; La-ER's gives one
     ):
         super().__init__(name, net, stream, class_il_loss)
         if inner_chunks is not None:

@@ -70,6 +70,7 @@ class MetaBGD(LaMAML):
             memory_snapshot="alias",
             fast_mlp=False,  # second order: the autograd glance
             cuda_graph=cuda_graph,
+            class_il_loss=None,  # task-IL only, as the family's glance
         )
         self.std_init, self.mean_eta, self.mc_iters = std_init, mean_eta, int(mc_iters)
 
