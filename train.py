@@ -24,9 +24,13 @@ def main(cfg: DictConfig) -> float | None:
     from lamaml_pl.resume import AlreadyCompleted, ResumeError
     from lamaml_pl.run import run
     from lamaml_pl.run_lock import FolderHeld
+    from lamaml_pl.tune import tune
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        if cfg.tune.run:  # sweep=tune: its stages are populations in this run's folder, no single score
+            tune(cfg)
+            return None
         results = run(cfg)  # one per member of a population
         return results[0]["ra"] if len(results) == 1 else None  # a population has no single score
     except AlreadyCompleted as done:

@@ -45,8 +45,8 @@ def check_keys(args: list[str]) -> None:
         key = o.key_or_group
         if key in ("hydra.run.dir", "hydra.sweep.dir"):
             check_writable(key, str(o.value()))
-        if key in groups or "/" in key or key.split(".")[0] in OPEN_GROUPS or o.is_delete():
-            continue  # group choices (hydra/launcher=joblib too) and keys a user may add
+        if key in groups or "/" in key or key.split(".")[0] in OPEN_GROUPS or o.is_delete() or o.is_force_add():
+            continue  # group choices (hydra/launcher=joblib too) and keys a user may add (++tune.grid.<axis>)
         try:
             default = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
         except InterpolationResolutionError:

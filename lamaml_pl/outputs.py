@@ -25,6 +25,7 @@ MATRIX_FILE = "accuracy_matrix.csv"
 HEATMAP_FILE = "accuracy_matrix.png"
 CURVES_FILE = "task_accuracy.png"
 POPULATION_MANIFEST = "population.json"  # a population's folder: its members and their RA/BTI
+TUNE_MANIFEST = "tune.json"  # a tuning run's folder (sweep=tune): its grid, scores, choice and test rows
 MEMBERS_DIR = "members"  # a population's folder: one run folder per member
 
 

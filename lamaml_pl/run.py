@@ -7,7 +7,7 @@ its config checked as a single run's) and then joined into one learner with a me
 state at that point as its own generator, so its draws are its single run's. The end is the same
 for both: one results.json per member (a population's under ``members/<index>_<values>/``, plus a
 manifest), written when training ends, diverged or not. An algorithm without a batched population
-mode (or on the joint IID stream) trains a population of seeds one member after another, into the
+mode (or on the joint IID stream) trains its population one member after another, into the
 same folders and manifest.
 """
 
@@ -203,7 +203,7 @@ def build_members(cfg: DictConfig) -> Members:
         data = instantiate(cfg.data)
         learner = build_learner(cfg, data.info)
         return Members([{}], [cfg], [data], learner, data)
-    check_axes(axes, get_class(cfg.algo._target_), cfg.algo.name)
+    check_axes(axes, get_class(cfg.algo._target_), cfg.algo)
     settings = member_settings(axes)
     configs, sources, learners, rngs = [], [], [], []
     by_seed: dict = {}  # the data depend only on the seed: one data module per seed
@@ -328,10 +328,11 @@ def opening_line(cfg: DictConfig, preset: str | None) -> str:
 
 
 def run_one_by_one(cfg: DictConfig, axes: dict[str, list]) -> list[dict]:
-    """The seeds of an algorithm without a batched population mode, trained one after another:
-    each an ordinary single run in its member folder, then the population's manifest. With
+    """The members of an algorithm without a batched population mode (or of the joint IID stream),
+    trained one after another: each an ordinary single run in its member folder, then the
+    population's manifest. With
     ``resume=auto`` a member that completed is read back, not trained again."""
-    check_axes(axes, get_class(cfg.algo._target_), cfg.algo.name, one_by_one=True)
+    check_axes(axes, get_class(cfg.algo._target_), cfg.algo, one_by_one=True)
     out_dir = Path(cfg.paths.output_dir)
     settings, results, folders = member_settings(axes), [], []
     start = time.perf_counter()

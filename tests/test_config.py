@@ -211,3 +211,20 @@ def test_the_population_block_names_exactly_the_axes_the_algorithms_declare():
 
     declared = {axis for algo in ALGOS for axis in algo_class(algo).population_axes}
     assert set(compose_config([]).population) == {SEED_AXIS, *declared}
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_every_algorithm_has_a_grid_it_can_tune(algo):
+    """conf/tune/<algo>.yaml exists and each of its axes is one the algorithm's population may vary
+    (a batched population's declared axes, else any of its settings), with two values or more."""
+    from hydra.utils import get_class
+
+    from lamaml_pl.population.grid import axes_of, batched, check_axes
+
+    cfg = compose_config([f"algo={algo}"])
+    grid = axes_of(cfg.tune.grid, "tune.grid")
+    assert grid, f"conf/tune/{algo}.yaml is missing or empty"
+    algo_type = get_class(cfg.algo._target_)
+    check_axes(grid, algo_type, cfg.algo, one_by_one=not batched(algo_type, cfg), where="tune.grid")
+    for axis, values in grid.items():
+        assert values == sorted(values) and len(values) > 1, (axis, values)

@@ -338,9 +338,9 @@ def test_members_reservoir_equals_one_buffer_per_member(exclusive):
 
 BAD = [
     (["population.lr=[0.1]"], "population.lr cannot vary in a population of algo=lamaml: use seed, alpha_init"),
-    (["algo=ewc", "population.lr=[0.1,0.2]"], "algo=ewc (it has no batched population mode: only seeds"),
+    (["algo=ewc", "population.alpha_init=[0.1,0.2]"], "algo=ewc (no batched population mode: its members train"),
     (["algo=gem", "population.grad_clip_norm=[null,5.0]"], "population.grad_clip_norm=[null, 5.0]: a population of"),
-    (["algo=iid", "population.lr=[0.1,0.2]"], "algo=iid (it has no batched population mode"),
+    (["algo=iid", "population.beta=[0.1,0.2]"], "algo=iid (no batched population mode"),
     (["population.seed=[]"], "population.seed=[] has no values"),
     (["population.seed=[0]", "algo.memory_snapshot=copy"], "algo.memory_snapshot='copy': a population supports alias"),
     (["population.alpha_init=[0.1,-1]"], "algo.alpha_init=-1 is not allowed"),
@@ -367,8 +367,8 @@ def test_bad_population_names_the_value(overrides, message, tiny_mnist_root, tmp
     assert isinstance(error, ConfigError) and message in str(error)
 
 
-def test_a_population_without_batched_mode_trains_its_seeds_one_by_one(tiny_mnist_root, tmp_path):
-    """EWC has no member axis: population.seed trains its seeds one after another, each equal to
+def test_a_population_without_batched_mode_trains_its_members_one_by_one(tiny_mnist_root, tmp_path):
+    """EWC has no member axis: a population trains its members one after another, each equal to
     its single run, with the manifest of a population; resume=auto reads completed members back."""
     base = [
         "algo=ewc",
@@ -380,12 +380,14 @@ def test_a_population_without_batched_mode_trains_its_seeds_one_by_one(tiny_mnis
         "trainer.enable_progress_bar=false",
         "logger=none",
     ]
-    population = base + ["population.seed=[0,1]", f"paths.output_dir={tmp_path / 'population'}"]
+    population = base + ["population.seed=[0,1]", "population.lr=[0.01]", f"paths.output_dir={tmp_path / 'population'}"]
     members = train_population(compose_config(population))
     manifest = json.loads((tmp_path / "population" / MANIFEST).read_text())
-    assert [m["values"] for m in manifest["members"]] == [{"seed": 0}, {"seed": 1}]
+    assert [m["values"] for m in manifest["members"]] == [{"seed": 0, "lr": 0.01}, {"seed": 1, "lr": 0.01}]
     for seed, member in enumerate(members):
-        alone = train(compose_config(base + [f"seed={seed}", f"paths.output_dir={tmp_path / str(seed)}"]))
+        alone = train(
+            compose_config(base + [f"seed={seed}", "algo.lr=0.01", f"paths.output_dir={tmp_path / str(seed)}"])
+        )
         assert member["eval_rows"] == alone["eval_rows"] and member["seed"] == seed
         assert (tmp_path / "population" / manifest["members"][seed]["folder"] / "results.json").is_file()
     assert members[0]["eval_rows"] != members[1]["eval_rows"]

@@ -95,6 +95,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         tasks_per_batch: int | None,
         batches_per_epoch: int | None,
         eval_tasks: str,
+        reported_split: str,
         image_size: int | None = None,
         test_fraction: float | None = None,
         use_package: bool = False,
@@ -110,6 +111,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
             shuffle,
             seed,
             eval_tasks,
+            reported_split,
         )
         if source not in SOURCES:
             raise ConfigError(f"data.source={source!r} is unknown: use one of {', '.join(SOURCES)}")
@@ -262,7 +264,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
             "train_per_task": [len(y) for _, y in self.train_sets],
             "val_per_task": [len(y) for _, y in self.val_sets],
             "test_per_task": [len(y) for _, y in self.test_sets],
-            "reported_matrix": "test",
+            "reported_matrix": self.reported_split,
         }
 
 

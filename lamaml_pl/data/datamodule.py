@@ -11,6 +11,7 @@ the task; validation covers the test sets of all tasks in one loader of ``(x, y,
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import replace
 from typing import ClassVar
 
 import pytorch_lightning as pl
@@ -23,6 +24,7 @@ from lamaml_pl.stream import StreamInfo
 
 SHUFFLES = ("global", "seeded")
 EVAL_TASKS = ("all", "seen_and_next")
+REPORTED_SPLITS = ("test", "validation")
 
 
 class TaskSequentialDataModule(pl.LightningDataModule):
@@ -45,12 +47,17 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         shuffle: str,
         seed: int,
         eval_tasks: str,
+        reported_split: str,
     ):
         super().__init__()
         if shuffle not in SHUFFLES:
             raise ConfigError(f"data.shuffle={shuffle!r} is unknown: use one of {', '.join(SHUFFLES)}")
         if eval_tasks not in EVAL_TASKS:
             raise ConfigError(f"data.eval_tasks={eval_tasks!r} is unknown: use one of {', '.join(EVAL_TASKS)}")
+        if reported_split not in REPORTED_SPLITS:
+            raise ConfigError(
+                f"data.reported_split={reported_split!r} is unknown: use one of {', '.join(REPORTED_SPLITS)}"
+            )
         require_positive(
             "data", epochs_per_task=epochs_per_task, batch_size=batch_size, eval_batch_size=eval_batch_size
         )
@@ -71,6 +78,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         self.shuffle = shuffle
         self.seed = seed
         self.eval_tasks = eval_tasks
+        self.reported_split = reported_split
         self._ready = False
 
     @property
@@ -91,8 +99,18 @@ class TaskSequentialDataModule(pl.LightningDataModule):
 
     @property
     def info(self) -> StreamInfo:
+        """The stream as the learner sees it. With ``reported_split=validation`` (tuning) the
+        validation sets are the scored matrix and the test sets are never evaluated."""
         self.setup()
-        return self.stream_info()
+        info = self.stream_info()
+        if self.reported_split == "test":
+            return info
+        if not info.val_sizes:
+            raise ConfigError(
+                f"data.reported_split=validation but data={self.name} holds no validation split here: "
+                "set data.validation to a fraction in (0, 1)"
+            )
+        return replace(info, test_sizes=info.val_sizes, val_sizes=[])
 
     @abstractmethod
     def load(self) -> None:
@@ -148,8 +166,11 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         return dataloader_idx, None
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        """The test sets (the reported matrix); then the validation sets, where there are any."""
+        """The test sets (the reported matrix); then the validation sets, where there are any.
+        With ``reported_split=validation``: the validation sets alone."""
         n_tasks = self.tasks_to_evaluate()
-        test = DataLoader(self.eval_dataset(n_tasks), batch_size=None, shuffle=False)
         held_out = self.val_dataset(n_tasks)
+        if self.reported_split == "validation":
+            return DataLoader(held_out, batch_size=None, shuffle=False)
+        test = DataLoader(self.eval_dataset(n_tasks), batch_size=None, shuffle=False)
         return test if held_out is None else [test, DataLoader(held_out, batch_size=None, shuffle=False)]

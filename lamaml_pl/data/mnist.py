@@ -44,10 +44,11 @@ class MnistDataModule(TaskSequentialDataModule):
             pre-generated benchmark files were.
         drop_last_test_sample: Q12 — the original evaluates samples ``[0, N-1)`` but divides by
             ``N``. True (default) reproduces that; False scores every test sample.
+        validation: fraction of the training digits held out (seeded with ``seed``), scored under
+            every task's transform as the validation split; no task trains on them. 0 (the
+            paper's runs: the original tunes on test) keeps every digit for training.
         joint: train on all tasks at once (the IID oracle, ``algo=iid`` sets it).
     """
-
-    seeded_evaluation = False  # the test digits and the task transforms (data.task_seed) are every seed's
 
     def __init__(
         self,
@@ -66,9 +67,11 @@ class MnistDataModule(TaskSequentialDataModule):
         offline_fallback: bool,
         drop_last_test_sample: bool,
         max_rotation: float | None,
+        validation: float,
         joint: bool,
         shuffle: str,
         eval_tasks: str,
+        reported_split: str,
     ):
         super().__init__(
             name,
@@ -81,11 +84,14 @@ class MnistDataModule(TaskSequentialDataModule):
             shuffle,
             seed,
             eval_tasks,
+            reported_split,
         )
         if transform not in TRANSFORMS:
             raise ConfigError(f"data.transform={transform!r} is unknown: use one of {', '.join(TRANSFORMS)}")
         require_positive("data", samples_per_task=samples_per_task)
         require_non_negative("data", task_seed=task_seed)
+        if not 0 <= validation < 1:
+            raise ConfigError(f"data.validation={validation} is not allowed: use a fraction in [0, 1)")
         self.transform = transform
         self.root = root
         self.samples_per_task = samples_per_task
@@ -96,7 +102,14 @@ class MnistDataModule(TaskSequentialDataModule):
         if transform == "rotation":
             require_positive("data", max_rotation=max_rotation)
         self.max_rotation = max_rotation  # rotation streams only
-        self._test_set_on: tuple | None = None
+        self.validation = float(validation)
+        self._eval_sets_on: dict[str, tuple] = {}
+
+    @property
+    def seeded_evaluation(self) -> bool:
+        """The test digits and the task transforms (data.task_seed) are every seed's; the held-out
+        validation digits are drawn with the seed."""
+        return self.validation > 0
 
     def load(self) -> None:
         digits = load_mnist(self.root, download=self.download, offline_fallback=self.offline_fallback)
@@ -109,6 +122,18 @@ class MnistDataModule(TaskSequentialDataModule):
         self.source = digits.source
         self.train_pixels, self.train_labels = pad_with_fill(digits.train_x), digits.train_y
         self.test_digits, self.test_labels = digits.test_x, digits.test_y
+        trainable = torch.arange(pool)
+        if self.validation > 0:  # its own generator: the training draws below stay the seed's
+            held = torch.zeros(pool, dtype=torch.bool)
+            drawn = torch.randperm(pool, generator=torch.Generator().manual_seed(self.seed))
+            held[drawn[: self.n_validation(pool)]] = True
+            self.val_digits, self.val_labels = digits.train_x[held], digits.train_y[held]
+            trainable = (~held).nonzero().flatten()
+            if self.samples_per_task > len(trainable):
+                raise ConfigError(
+                    f"data.samples_per_task={self.samples_per_task} exceeds the {len(trainable)} training digits "
+                    f"of {digits.source} left beside data.validation={self.validation}: use 1..{len(trainable)}"
+                )
         if self.transform == "rotation":
             self.angles = rotation_angles(self.benchmark_tasks, self.task_seed, 0.0, self.max_rotation)
             self.pixel_maps = [rotation_pixel_map(a) for a in self.angles[: self.n_tasks]]
@@ -116,7 +141,11 @@ class MnistDataModule(TaskSequentialDataModule):
             self.angles = None
             self.pixel_maps = permutation_pixel_maps(self.n_tasks, self.task_seed)
         gen = torch.Generator().manual_seed(self.seed)
-        self.train_indices = [torch.randperm(pool, generator=gen)[: self.samples_per_task] for _ in range(self.n_tasks)]
+        draws = [torch.randperm(len(trainable), generator=gen)[: self.samples_per_task] for _ in range(self.n_tasks)]
+        self.train_indices = [trainable[drawn] for drawn in draws]
+
+    def n_validation(self, pool: int) -> int:
+        return max(1, int(pool * self.validation))
 
     def stream_info(self) -> StreamInfo:
         return StreamInfo(
@@ -126,6 +155,7 @@ class MnistDataModule(TaskSequentialDataModule):
             epochs_per_task=self.epochs_per_task,
             joint=self.joint,
             test_sizes=[len(self.test_labels)] * self.n_tasks,
+            val_sizes=[len(self.val_labels)] * self.n_tasks if self.validation > 0 else [],
         )
 
     def task_inputs(self, task: int, pixels: torch.Tensor) -> torch.Tensor:
@@ -136,7 +166,13 @@ class MnistDataModule(TaskSequentialDataModule):
         return TaskTensorDataset(self.task_inputs(task, self.train_pixels[idx]), self.train_labels[idx], task)
 
     def eval_dataset(self, n_tasks: int) -> EvalBatches:
-        chunks, folds, labels = self.test_set_on(self.eval_device())
+        return self.eval_batches("test", n_tasks)
+
+    def val_dataset(self, n_tasks: int) -> EvalBatches | None:
+        return self.eval_batches("validation", n_tasks) if self.validation > 0 else None
+
+    def eval_batches(self, split: str, n_tasks: int) -> EvalBatches:
+        chunks, folds, labels = self.eval_set_on(split, self.eval_device())
         return EvalBatches(
             n_tasks,
             len(labels),
@@ -145,18 +181,23 @@ class MnistDataModule(TaskSequentialDataModule):
             labels,
         )
 
-    def test_set_on(self, device: torch.device) -> tuple[list[torch.Tensor], list[tuple], torch.Tensor]:
-        """The evaluated test digits in batches of ``eval_batch_size`` (:func:`base_pixels`), each
-        task's :func:`fold_index` and the labels, on ``device``; built once per device."""
-        if self._test_set_on is None or self._test_set_on[0] != device:
-            n_eval = len(self.test_labels) - (1 if self.drop_last_test_sample else 0)
+    def eval_set_on(self, split: str, device: torch.device) -> tuple[list[torch.Tensor], list[tuple], torch.Tensor]:
+        """The evaluated digits of ``split`` (test: Q12's last one dropped) in batches of
+        ``eval_batch_size`` (:func:`base_pixels`), each task's :func:`fold_index` and the labels,
+        on ``device``; built once per split and device."""
+        if split not in self._eval_sets_on or self._eval_sets_on[split][0] != device:
+            if split == "test":
+                digits, labels = self.test_digits, self.test_labels
+                labels = labels[: len(labels) - (1 if self.drop_last_test_sample else 0)]
+            else:
+                digits, labels = self.val_digits, self.val_labels
             chunks = [
-                base_pixels(self.test_digits[start : min(start + self.eval_batch_size, n_eval)], device)
-                for start in range(0, n_eval, self.eval_batch_size)
+                base_pixels(digits[start : min(start + self.eval_batch_size, len(labels))], device)
+                for start in range(0, len(labels), self.eval_batch_size)
             ]
             folds = [tuple(None if i is None else i.to(device) for i in fold_index(m)) for m in self.pixel_maps]
-            self._test_set_on = (device, chunks, folds, self.test_labels[:n_eval].to(device))
-        return self._test_set_on[1:]
+            self._eval_sets_on[split] = (device, chunks, folds, labels.to(device))
+        return self._eval_sets_on[split][1:]
 
     def describe(self) -> dict:
         self.setup()
@@ -174,5 +215,7 @@ class MnistDataModule(TaskSequentialDataModule):
             "samples_per_task": self.samples_per_task,
             "train_pool": len(self.train_labels),
             "test_per_task": len(self.test_labels),
+            **({"val_per_task": len(self.val_labels)} if self.validation > 0 else {}),
             "task_transforms": transforms,
+            "reported_matrix": self.reported_split,
         }

@@ -19,19 +19,25 @@ SEED_AXIS = "seed"
 
 def requested_axes(cfg: DictConfig) -> dict[str, list]:
     """The axes given (non-null entries of ``cfg.population``), each as a list of values."""
+    return axes_of(cfg.get("population") or {}, "population")
+
+
+def axes_of(block, where: str) -> dict[str, list]:
+    """The non-null entries of a block of axes (``population``, ``tune.grid``), each as a list of
+    values; an empty list or a value given twice is refused, named as ``<where>.<axis>``."""
     axes = {}
-    for key, values in (cfg.get("population") or {}).items():
+    for key, values in block.items():
         if values is None:
             continue
         values = (
             list(values) if isinstance(values, (ListConfig, Sequence)) and not isinstance(values, str) else [values]
         )
         if not values:
-            raise ConfigError(f"population.{key}=[] has no values: give one or more, e.g. population.{key}=[1,2]")
+            raise ConfigError(f"{where}.{key}=[] has no values: give one or more, e.g. {where}.{key}=[1,2]")
         repeated = sorted({repr(v) for v in values if values.count(v) > 1})
         if repeated:  # two members of one setting: one seed counted twice
             raise ConfigError(
-                f"population.{key}={','.join(map(str, values))} gives {', '.join(repeated)} more than once: "
+                f"{where}.{key}={','.join(map(str, values))} gives {', '.join(repeated)} more than once: "
                 "each value once"
             )
         axes[key] = values
@@ -44,15 +50,19 @@ def batched(algo_class: type, cfg: DictConfig) -> bool:
     return bool(algo_class.population_axes) and not cfg.data.get("joint", False)
 
 
-def check_axes(axes: dict[str, list], algo_class: type, algo_name: str, one_by_one: bool = False) -> None:
+def check_axes(
+    axes: dict[str, list], algo_class: type, algo: DictConfig, one_by_one: bool = False, where: str = "population"
+) -> None:
     """Every axis is the seed or one of the class's declared ``population_axes``; a population
-    trained one member after another (no batched mode) varies the seed only."""
-    allowed = (SEED_AXIS,) if one_by_one else (SEED_AXIS, *algo_class.population_axes)
+    trained one member after another (no batched mode: each member a single run) may vary the
+    seed and any of the algorithm's settings."""
+    settings = [key for key in algo if key not in ("_target_", "name")]
+    allowed = (SEED_AXIS, *settings) if one_by_one else (SEED_AXIS, *algo_class.population_axes)
     for key in axes:
         if key not in allowed:
-            why = " (it has no batched population mode: only seeds, trained one after another)" if one_by_one else ""
+            why = " (no batched population mode: its members train one after another)" if one_by_one else ""
             raise ConfigError(
-                f"population.{key} cannot vary in a population of algo={algo_name}{why}: use {', '.join(allowed)}"
+                f"{where}.{key} cannot vary in a population of algo={algo.name}{why}: use {', '.join(allowed)}"
             )
 
 

@@ -4,17 +4,21 @@ Reads every run below the folders (results.json + composed config), groups runs 
 in their seed, and writes report.md / report.csv (mean ± sample std beside the paper's numbers)
 and figures: the methods of each benchmark side by side (RA bars, learning curves), per-group
 accuracy matrix and per-task curves, wall time per method and, when the runs sweep
-``algo.alpha_init``, the learning-rate robustness curve.
+``algo.alpha_init``, the learning-rate robustness curve. A tuning run's folder (``sweep=tune``)
+gets its tuning.md / tuning.png again too.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+from lamaml_pl.outputs import TUNE_MANIFEST
 from lamaml_pl.report.aggregate import group_runs
 from lamaml_pl.report.collect import load_runs
+from lamaml_pl.report.tuning import write_tuning_report
 from lamaml_pl.report.write import (
     markdown,
     plot_group_matrices,
@@ -61,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     plot_methods(groups, out)
     plot_wall_time(groups, out / "wall_time.png")
     plot_lr_robustness(groups, out / "lr_robustness.png")
+    for found in sorted({path for root in args.folders for path in root.rglob(TUNE_MANIFEST)}):
+        record = json.loads(found.read_text())
+        write_tuning_report(out, record, f"tuning_{record['algo']}_{record['data']}")
     print(table)
     print(f"report: {out}")
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from lamaml_pl.report.collect import FALLBACK, Run
-from lamaml_pl.report.paper import published
+from lamaml_pl.report.collect import Run
+from lamaml_pl.report.paper import follows_protocol, published
 
 METRICS = ("ra", "bti", "la", "wall_time_s")
 
@@ -39,13 +39,10 @@ class Group:
     @property
     def paper(self) -> tuple[float | None, ...] | None:
         """The published (RA, RA std, BTI, BTI std) of this method and benchmark (and pass),
-        where the runs follow the paper's protocol: every task of the benchmark, not MNIST's
-        5,000-digit offline fallback. Else None: a difference would mean nothing."""
+        where the runs follow the paper's protocol (:func:`follows_protocol`); else None: a
+        difference would mean nothing."""
         run = self.runs[0]
-        tasks = (run.results.get("data_info") or {}).get("n_tasks")
-        if tasks is not None and tasks != run.settings.get("data.benchmark_tasks", tasks):
-            return None
-        if FALLBACK in run.settings:
+        if not follows_protocol(run.results, run.settings.get("data.benchmark_tasks")):
             return None
         return published(self.algo, self.data, run.settings.get("data.epochs_per_task"))
 

