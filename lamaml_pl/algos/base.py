@@ -103,6 +103,9 @@ class ContinualLearner(pl.LightningModule):
         self.register_buffer("_batches", torch.zeros((), dtype=torch.long), persistent=False)
         self.register_buffer("_bad_batch", torch.full((1,), -1, dtype=torch.long), persistent=False)
         self.register_buffer("_bad_loss", torch.zeros(1, dtype=torch.float64), persistent=False)
+        # the training loss summed over the current logging window (report_loss) and its last mean
+        self.register_buffer("_loss_sum", torch.zeros((), dtype=torch.float64), persistent=False)
+        self.train_loss: float | None = None
 
     @property
     def accuracy_log(self) -> AccuracyLog:
@@ -266,6 +269,7 @@ class ContinualLearner(pl.LightningModule):
         return self.within_tasks(self.net_logits(x), t).argmax(dim=-1)
 
     def on_train_epoch_start(self) -> None:
+        self._loss_sum.zero_()  # a logging window lies within one pass
         epoch = self.trainer.current_epoch
         task = self.trainer.datamodule.task_of_epoch(epoch)
         self.task_epoch = epoch % self.stream.epochs_per_task
@@ -293,13 +297,25 @@ class ContinualLearner(pl.LightningModule):
         self._bad_loss = torch.where(first_bad, loss.detach().to(self._bad_loss.dtype), self._bad_loss)
         self._batches += 1
         loss = loss.mean()
-        # on the progress bar only on the CPU: showing it means reading it every batch, and on a
-        # GPU that stalls the host until the batch is done (the loggers get it regardless).
-        # Not logged at all when nothing reads it: Lightning's log costs ~1 ms a batch.
-        on_bar = loss.device.type == "cpu" and self.trainer.progress_bar_callback is not None
-        if on_bar or self.trainer.loggers:
-            self.log("train/loss", loss, prog_bar=on_bar, on_step=True, on_epoch=False)
+        self.report_loss(loss.detach(), batch_idx)
         return loss
+
+    def report_loss(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """The mean training loss of every ``trainer.log_every_n_steps`` incoming batches of a
+        pass, to the loggers (``train/loss`` at the optimizer step) and the progress bar
+        (``train_loss``): summed on the device, read once per window. Lightning's ``log`` costs
+        about a millisecond a batch, and reading the loss every batch would stall a GPU."""
+        trainer = self.trainer
+        if not trainer.loggers and trainer.progress_bar_callback is None:
+            return
+        self._loss_sum += loss
+        every = trainer.log_every_n_steps
+        if (batch_idx + 1) % every:
+            return
+        self.train_loss = (self._loss_sum / every).item()
+        self._loss_sum.zero_()
+        for logger in trainer.loggers:
+            logger.log_metrics({"train/loss": self.train_loss}, step=self.global_step)
 
     def check_divergence(self) -> None:
         """Mark every member whose loss was NaN or infinite in this pass (one host sync); its

@@ -20,3 +20,10 @@ class TaskProgressBar(TQDMProgressBar):
         if per_task > 1:
             label += f" (pass {trainer.current_epoch % per_task + 1}/{per_task})"
         self.train_progress_bar.set_description(label)
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        """The learner's mean loss over its last logging window (``report_loss``) beside the bar."""
+        metrics = super().get_metrics(trainer, pl_module)
+        if getattr(pl_module, "train_loss", None) is not None:
+            metrics["loss"] = f"{pl_module.train_loss:.3g}"
+        return metrics
