@@ -330,8 +330,8 @@ def opening_line(cfg: DictConfig, preset: str | None) -> str:
 def run_one_by_one(cfg: DictConfig, axes: dict[str, list]) -> list[dict]:
     """The members of an algorithm without a batched population mode (or of the joint IID stream),
     trained one after another: each an ordinary single run in its member folder, then the
-    population's manifest. With
-    ``resume=auto`` a member that completed is read back, not trained again."""
+    population's manifest. With ``resume=auto`` a member that completed is read back, not trained
+    again."""
     check_axes(axes, get_class(cfg.algo._target_), cfg.algo, one_by_one=True)
     out_dir = Path(cfg.paths.output_dir)
     settings, results, folders = member_settings(axes), [], []

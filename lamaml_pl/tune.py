@@ -32,15 +32,14 @@ TIE = 0.01  # RA points: closer than this is a tie (RA is printed to two decimal
 
 def tune(cfg: DictConfig) -> dict:
     """Run the stages ``tune.stage`` asks for into ``paths.output_dir``; returns the tune record."""
-    grid = check_tuning(cfg)
+    grid, one_by_one = check_tuning(cfg)
     out_dir = Path(cfg.paths.output_dir)
-    one_by_one = not batched(get_class(cfg.algo._target_), cfg)
     validation = cfg.data.validation or cfg.tune.validation  # the benchmark's split, else one held out
     search_cfg = stage_config(
         cfg, out_dir / SEARCH_DIR, {SEED_AXIS: list(cfg.tune.search_seeds), **grid}, validation=validation
     )
     settings = member_settings(requested_axes(search_cfg))
-    print(opening_line(cfg, grid, len(settings), search_cfg.data.validation, one_by_one), flush=True)
+    print(opening_line(cfg, grid, len(settings), validation, one_by_one), flush=True)
     start = time.perf_counter()
     if cfg.tune.stage == "test":
         search = finished_stage(out_dir / SEARCH_DIR)
@@ -57,7 +56,7 @@ def tune(cfg: DictConfig) -> dict:
         "data": cfg.data.name,
         "epochs_per_task": cfg.data.epochs_per_task,
         "rule": RULE,
-        "validation": search_cfg.data.validation,
+        "validation": validation,
         "search_seeds": list(cfg.tune.search_seeds),
         "grid": grid,
         "published": published,
@@ -87,8 +86,9 @@ def tune(cfg: DictConfig) -> dict:
     return record
 
 
-def check_tuning(cfg: DictConfig) -> dict[str, list]:
-    """The grid's axes, after every tuning setting is checked: one clear error per bad value."""
+def check_tuning(cfg: DictConfig) -> tuple[dict[str, list], bool]:
+    """The grid's axes and whether its members train one after another (no batched population),
+    after every tuning setting is checked: one clear error per bad value."""
     if cfg.tune.stage not in STAGES:
         raise ConfigError(f"tune.stage={cfg.tune.stage!r} is unknown: use one of {', '.join(STAGES)}")
     if requested_axes(cfg):
@@ -105,8 +105,8 @@ def check_tuning(cfg: DictConfig) -> dict[str, list]:
         )
     if SEED_AXIS in grid:
         raise ConfigError("tune.grid.seed: the seeds are tune.search_seeds (the grid) and tune.test_seeds (the choice)")
-    algo_class = get_class(cfg.algo._target_)
-    check_axes(grid, algo_class, cfg.algo, one_by_one=not batched(algo_class, cfg), where="tune.grid")
+    one_by_one = not batched(get_class(cfg.algo._target_), cfg)
+    check_axes(grid, get_class(cfg.algo._target_), cfg.algo, one_by_one=one_by_one, where="tune.grid")
     if "validation" not in cfg.data:
         raise ConfigError(
             f"data={cfg.data.name} has no validation split (no data.validation): tuning scores the grid on held-out "
@@ -117,7 +117,7 @@ def check_tuning(cfg: DictConfig) -> dict[str, list]:
             f"tune.validation={cfg.tune.validation} and data.validation={cfg.data.validation}: tuning scores the grid "
             "on held-out data; give a fraction in (0, 1), e.g. tune.validation=0.1"
         )
-    return grid
+    return grid, one_by_one
 
 
 def stage_config(

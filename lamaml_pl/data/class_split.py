@@ -111,6 +111,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
             shuffle,
             seed,
             eval_tasks,
+            validation,
             reported_split,
         )
         if source not in SOURCES:
@@ -122,8 +123,6 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         require_positive("data", increment=increment)
         if samples_per_task is not None:
             require_positive("data", samples_per_task=samples_per_task)
-        if not 0 <= validation < 1:
-            raise ConfigError(f"data.validation={validation} is not allowed: use a fraction in [0, 1)")
         if tasks_per_batch is not None:
             require_positive("data", tasks_per_batch=tasks_per_batch, batches_per_epoch=batches_per_epoch)
             if batch_size % tasks_per_batch or (n_tasks is not None and tasks_per_batch > n_tasks):
@@ -134,7 +133,7 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         self.source_name, self.scenario, self.root, self.increment = source, scenario, root, int(increment)
         self.image_size, self.test_fraction, self.use_package = image_size, test_fraction, use_package
         self.samples_per_task = samples_per_task
-        self.validation, self.class_order = float(validation), class_order
+        self.class_order = class_order
         self.download, self.cache_dir = download, cache_dir
         self.tasks_per_batch, self.batches_per_epoch = tasks_per_batch, batches_per_epoch
         self.augment_settings = dict(augment)

@@ -47,6 +47,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         shuffle: str,
         seed: int,
         eval_tasks: str,
+        validation: float,
         reported_split: str,
     ):
         super().__init__()
@@ -54,6 +55,8 @@ class TaskSequentialDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.shuffle={shuffle!r} is unknown: use one of {', '.join(SHUFFLES)}")
         if eval_tasks not in EVAL_TASKS:
             raise ConfigError(f"data.eval_tasks={eval_tasks!r} is unknown: use one of {', '.join(EVAL_TASKS)}")
+        if not 0 <= validation < 1:
+            raise ConfigError(f"data.validation={validation} is not allowed: use a fraction in [0, 1)")
         if reported_split not in REPORTED_SPLITS:
             raise ConfigError(
                 f"data.reported_split={reported_split!r} is unknown: use one of {', '.join(REPORTED_SPLITS)}"
@@ -78,6 +81,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         self.shuffle = shuffle
         self.seed = seed
         self.eval_tasks = eval_tasks
+        self.validation = float(validation)  # held-out share of the training data (0: no validation split)
         self.reported_split = reported_split
         self._ready = False
 

@@ -84,14 +84,13 @@ class MnistDataModule(TaskSequentialDataModule):
             shuffle,
             seed,
             eval_tasks,
+            validation,
             reported_split,
         )
         if transform not in TRANSFORMS:
             raise ConfigError(f"data.transform={transform!r} is unknown: use one of {', '.join(TRANSFORMS)}")
         require_positive("data", samples_per_task=samples_per_task)
         require_non_negative("data", task_seed=task_seed)
-        if not 0 <= validation < 1:
-            raise ConfigError(f"data.validation={validation} is not allowed: use a fraction in [0, 1)")
         self.transform = transform
         self.root = root
         self.samples_per_task = samples_per_task
@@ -102,7 +101,6 @@ class MnistDataModule(TaskSequentialDataModule):
         if transform == "rotation":
             require_positive("data", max_rotation=max_rotation)
         self.max_rotation = max_rotation  # rotation streams only
-        self.validation = float(validation)
         self._eval_sets_on: dict[str, tuple] = {}
 
     @property

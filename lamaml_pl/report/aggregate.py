@@ -31,10 +31,7 @@ class Group:
     def stat(self, key: str) -> tuple[float | None, float | None]:
         """Mean and sample standard deviation (ddof = 1; None with fewer than 2 runs) of a
         results.json entry; ``task_il.ra``: of an entry of one of its blocks."""
-        values = [v for v in (member_value(r.results, key) for r in self.completed) if v is not None]
-        if not values:
-            return None, None
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+        return mean_std([member_value(r.results, key) for r in self.completed])
 
     @property
     def paper(self) -> tuple[float | None, ...] | None:
@@ -45,6 +42,15 @@ class Group:
         if not follows_protocol(run.results, run.settings.get("data.benchmark_tasks")):
             return None
         return published(self.algo, self.data, run.settings.get("data.epochs_per_task"))
+
+
+def mean_std(values: list) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof = 1; None with fewer than 2) of the values that are
+    not None (a run or seed that did not complete)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None, None
+    return statistics.fmean(known), statistics.stdev(known) if len(known) > 1 else None
 
 
 def group_runs(runs: list[Run]) -> list[Group]:

@@ -8,7 +8,6 @@ std of the chosen values beside the published values' row and the paper's number
 from __future__ import annotations
 
 import itertools
-import statistics
 from pathlib import Path
 
 import matplotlib
@@ -17,21 +16,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lamaml_pl.plots import set_title
+from lamaml_pl.report.aggregate import mean_std
 from lamaml_pl.report.paper import published as paper_numbers
+from lamaml_pl.report.write import pm
 
 
-def mean_std(values: list) -> tuple[float | None, float | None, int]:
-    """Mean and sample std (ddof = 1) of the seeds that completed, and their count."""
-    done = [v for v in values if v is not None]
-    if not done:
-        return None, None, 0
-    return statistics.fmean(done), statistics.stdev(done) if len(done) > 1 else None, len(done)
-
-
-def pm(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return "—"
-    return f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")
+def seeds_stat(values: list) -> tuple[float | None, float | None, int]:
+    """Mean and sample std (:func:`mean_std`) of the seeds that completed, and their count."""
+    return (*mean_std(values), sum(v is not None for v in values))
 
 
 def values_text(values: dict) -> str:
@@ -44,7 +36,7 @@ def test_rows(record: dict) -> list[tuple[str, dict | None, tuple, tuple]]:
     rows = []
     for stage, label, values in (("test", "chosen", record["chosen"]), ("published", "composed", record["published"])):
         if stage in stages:
-            rows.append((label, values, mean_std(stages[stage]["ra"]), mean_std(stages[stage]["bti"])))
+            rows.append((label, values, seeds_stat(stages[stage]["ra"]), seeds_stat(stages[stage]["bti"])))
     if rows and "published" not in stages and record["chosen"] == record["published"]:  # one row is both
         rows[0] = ("chosen = composed", *rows[0][1:])
     return rows

@@ -87,7 +87,8 @@ def _delta(ours: float | None, theirs: float | None) -> float | None:
     return None if ours is None or theirs is None else ours - theirs
 
 
-def _pm(mean, std) -> str:
+def pm(mean, std) -> str:
+    """``mean ± std`` to two decimals; "—" where there is no mean."""
     if mean is None:
         return "—"
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
@@ -116,17 +117,17 @@ def markdown(groups: list[Group], refused: list[Run] | None = None) -> str:
         paper = g.paper
         n = f"{row['n']}" + (f" ({row['failed']} not completed)" if row["failed"] else "")
         til_ra, til_bti = (
-            _pm(row["task_il_ra_mean"], row["task_il_ra_std"]),
-            _pm(row["task_il_bti_mean"], row["task_il_bti_std"]),
+            pm(row["task_il_ra_mean"], row["task_il_ra_std"]),
+            pm(row["task_il_bti_mean"], row["task_il_bti_std"]),
         )
         extra = f" {til_ra} | {til_bti} |" if task_il else ""
         lines.append(
             f"| {row['benchmark']} | {row['tasks'] or '?'} | {row['source']} | {row['method']} | {n} "
-            f"| {_pm(row['ra_mean'], row['ra_std'])} "
-            f"| {_pm(paper[0], paper[1]) if paper else '—'} | {_num(row['delta_ra'], True)} "
-            f"| {_pm(row['bti_mean'], row['bti_std'])} | {_pm(paper[2], paper[3]) if paper else '—'} "
-            f"| {_num(row['delta_bti'], True)} | {_pm(row['la_mean'], row['la_std'])} |{extra}"
-            f" {_pm(row['wall_s_mean'], row['wall_s_std'])} |"
+            f"| {pm(row['ra_mean'], row['ra_std'])} "
+            f"| {pm(paper[0], paper[1]) if paper else '—'} | {_num(row['delta_ra'], True)} "
+            f"| {pm(row['bti_mean'], row['bti_std'])} | {pm(paper[2], paper[3]) if paper else '—'} "
+            f"| {_num(row['delta_bti'], True)} | {pm(row['la_mean'], row['la_std'])} |{extra}"
+            f" {pm(row['wall_s_mean'], row['wall_s_std'])} |"
         )
     if any("population" in r.results for g in groups for r in g.runs):
         lines += ["", "A population member's wall time is the population's divided among its members."]
@@ -173,7 +174,7 @@ def plot_group_matrices(groups: list[Group], out_dir: Path) -> None:
         ra, bti = (g.stat(key) for key in ("ra", "bti"))
         title = (
             f"{g.label} on {g.data}{scenario_words(done[0].results.get('data_info'))}, mean of {len(done)}: "
-            f"RA {_pm(*ra)}, BTI {_pm(*bti)}\ndata: {done[0].results.get('data_source', 'unknown')}"
+            f"RA {pm(*ra)}, BTI {pm(*bti)}\ndata: {done[0].results.get('data_source', 'unknown')}"
         )
         R = as_tensor([r.results["acc_matrix"] for r in done]).mean(0) / 100
         plot_accuracy_matrix(R, out_dir / f"matrix_{name}.png", title)
