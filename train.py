@@ -61,8 +61,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def untrained(out_dir: Path) -> bool:
-    """A run folder holding only what a run writes before it trains (Hydra's record, the config)."""
-    return out_dir.is_dir() and {p.name for p in out_dir.iterdir()} <= {".hydra", "config.yaml"}
+    """A run folder holding only what a run writes before it trains (Hydra's record, the config),
+    or folders of such runs (the stages of sweep=tune)."""
+    return out_dir.is_dir() and all(p.name in (".hydra", "config.yaml") or untrained(p) for p in out_dir.iterdir())
 
 
 def cli(args: list[str]) -> None:

@@ -172,10 +172,13 @@ def test_bad_tuning_input_is_one_clear_error(tiny_mnist_root, tmp_path):
         (["tune.stage=twice"], "tune.stage='twice' is unknown: use one of all, validation, test"),
         (["tune.test_seeds=[]"], "tune.test_seeds=[] has no values"),
         (["population.seed=0,1"], "sweep=tune builds its own populations from tune.grid"),
+        (["data.validation=1.5"], "data.validation=1.5 is not allowed: use a fraction in [0, 1)"),  # in a stage
+        (["data.root=/nonexistent/mnist"], "data.root='/nonexistent/mnist' holds no MNIST"),
     ]
     outcomes = run_many(
         [tune_args(tiny_mnist_root, tmp_path / str(k), *extra) for k, (extra, _) in enumerate(cases)], tmp_path
     )
-    for (extra, message), outcome in zip(cases, outcomes):
+    for k, ((extra, message), outcome) in enumerate(zip(cases, outcomes)):
         assert outcome["code"] == 2 and not outcome["traceback"], (extra, outcome)
         assert len(outcome["error_lines"]) == 1 and message in outcome["error_lines"][0], (extra, outcome)
+        assert not (tmp_path / str(k)).exists(), extra  # refused before training: no folder left
