@@ -108,6 +108,9 @@ def check_run_settings(cfg: DictConfig) -> None:
             f"trainer.num_threads={threads!r} is not allowed: use an integer >= 1, or null for torch's default "
             "(one thread per core)"
         )
+    per_step = cfg.trainer.batches_per_step
+    if not isinstance(per_step, int) or isinstance(per_step, bool) or per_step < 1:
+        raise ConfigError(f"trainer.batches_per_step={per_step!r} is not allowed: use an integer >= 1")
     tf32 = cfg.trainer.get("tf32")
     if tf32 not in (None, True, False):
         raise ConfigError(
@@ -149,7 +152,7 @@ def progress_bar(trainer: DictConfig) -> bool:
 def lightning_trainer(trainer: DictConfig) -> dict:
     """The ``trainer`` group, resolved, without its own keys, for ``pl.Trainer``."""
     settings = OmegaConf.to_container(trainer, resolve=True)
-    for key in ("num_threads", "tf32"):  # set by set_threads / set_float32_math
+    for key in ("num_threads", "tf32", "batches_per_step"):  # set_threads, set_float32_math, the data's loader
         settings.pop(key, None)
     settings["enable_progress_bar"] = progress_bar(trainer)
     return settings
@@ -173,7 +176,8 @@ class Members:
 def build_learner(cfg: DictConfig, stream: StreamInfo) -> ContinualLearner:
     """The configured algorithm on the configured net, whose sizes left null in ``model`` are the
     data's (and those given must fit it: a net with spare outputs is allowed)."""
-    return instantiate(cfg.algo, net=instantiate(cfg.model, **net_sizes(cfg.model, stream)), stream=stream)
+    net = instantiate(cfg.model, **net_sizes(cfg.model, stream))
+    return instantiate(cfg.algo, net=net, stream=stream, _convert_="object")  # plain Python objects, not configs
 
 
 def net_sizes(model: DictConfig, stream: StreamInfo) -> dict:
@@ -254,6 +258,7 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None, preset: 
     print(opening_line(cfg, preset), flush=True)
     members = build_members(cfg)
     learner, datamodule = members.learner, members.datamodule
+    datamodule.batches_per_step = cfg.trainer.batches_per_step
     loggers = False if members.population else build_loggers(cfg)
     callbacks = build_callbacks(cfg, members.population)
     trainer = instantiate(

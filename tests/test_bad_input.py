@@ -38,6 +38,7 @@ CASES = [
     (["algo=derpp", "algo.alpha=-0.5"], "algo.alpha=-0.5 is not allowed: it must be >= 0"),
     (["algo=gem", "algo.n_memories=0"], "algo.n_memories=0 is not allowed"),
     (["algo=online", "algo.lr=0"], "algo.lr=0 is not allowed"),
+    (["algo=er_ace", "algo.fast_mlp=true"], "algo.fast_mlp=true: er_ace's glance has no hand-written gradients"),
 ]
 
 
@@ -73,6 +74,8 @@ RUN_CASES = [
     (["trainer.num_threads=0"], "trainer.num_threads=0 is not allowed: use an integer >= 1, or null"),
     (["trainer.num_threads=two"], "trainer.num_threads='two' is not allowed"),
     (["trainer.tf32=fast"], "trainer.tf32='fast' is not allowed: use true"),
+    (["trainer.batches_per_step=0"], "trainer.batches_per_step=0 is not allowed: use an integer >= 1"),
+    (["trainer.batches_per_step=all"], "trainer.batches_per_step='all' is not allowed: use an integer >= 1"),
     (["trainer.accelerator=cpu", "trainer.devices=3"], "trainer.devices=3: a run trains on one device"),
     (["trainer.accelerator=cpu", "trainer.devices=[0,1]"], "trainer.devices=[0, 1]: a run trains on one device"),
 ]

@@ -12,6 +12,7 @@ rows and the divergence check are kept per member here.
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from typing import ClassVar
 
@@ -22,6 +23,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from lamaml_pl.algos.draws import GLOBAL_DRAWS
+from lamaml_pl.algos.fast_mlp import one_hot
 from lamaml_pl.errors import ConfigError, DivergenceError
 from lamaml_pl.metrics import INIT_TAG, AccuracyLog, TaskAccuracy
 from lamaml_pl.nets import MLP, stacked_mlp
@@ -97,15 +99,14 @@ class ContinualLearner(pl.LightningModule):
             self.task_il_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None)
             self.task_il_accuracy_logs = [AccuracyLog(stream.n_tasks)]
         self.diverged: list[str | None] = [None]  # per member: why its training stopped
-        # divergence is recorded on the device and checked once per pass, not with a host sync per
-        # batch (which would stall a GPU): batches counted this pass, per member the first
-        # non-finite batch and its loss
-        self.register_buffer("_batches", torch.zeros((), dtype=torch.long), persistent=False)
-        self.register_buffer("_bad_batch", torch.full((1,), -1, dtype=torch.long), persistent=False)
-        self.register_buffer("_bad_loss", torch.zeros(1, dtype=torch.float64), persistent=False)
-        # the training loss summed over the current logging window (report_loss) and its last mean
-        self.register_buffer("_loss_sum", torch.zeros((), dtype=torch.float64), persistent=False)
-        self.train_loss: float | None = None
+        # per member, the sum of this pass's training losses, on the device: one op a batch serves
+        # the divergence check (a non-finite sum), read once per pass, and the logged loss
+        # (report_loss), read once per window — no host sync per batch, which would stall a GPU
+        self.register_buffer("_pass_loss", torch.zeros(1, dtype=torch.float64), persistent=False)
+        self.register_buffer("_window_start", torch.zeros(1, dtype=torch.float64), persistent=False)
+        self.train_loss: float | None = None  # the last window's mean loss
+        self.incoming_batches = 0  # learned in this pass
+        self.incoming_batch_hooks: list = []
 
     @property
     def accuracy_log(self) -> AccuracyLog:
@@ -143,8 +144,8 @@ class ContinualLearner(pl.LightningModule):
             self.task_il_accuracy = TaskAccuracy(stream.n_tasks, stream.test_sizes or None, members=n)
             self.task_il_accuracy_logs = [AccuracyLog(stream.n_tasks) for _ in learners]
         self.diverged = [None] * n
-        self._bad_batch = torch.full((n,), -1, dtype=torch.long)
-        self._bad_loss = torch.zeros(n, dtype=torch.float64)
+        self._pass_loss = torch.zeros(n, dtype=torch.float64, device=self._pass_loss.device)
+        self._window_start = torch.zeros_like(self._pass_loss)
         self.stack_members(learners)
 
     def stack_members(self, learners: list[ContinualLearner]) -> None:
@@ -244,20 +245,44 @@ class ContinualLearner(pl.LightningModule):
         """``[..., c]``: the classes of each sample's task (task-incremental streams)."""
         return tasks.unsqueeze(-1) * self.classes_per_task + torch.arange(self.classes_per_task, device=tasks.device)
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
-        """Mean cross-entropy of unmasked logits; on task-incremental streams each sample's over
-        its own task's classes only (``CE(logits[c*t : c*(t+1)], y - c*t)``), on class-incremental
-        ones over the classes seen so far or every output (``class_il_loss``), else over all
-        outputs. A population's ``(members, B, classes)`` logits: each member's mean, ``(members,)``."""
+    def loss_columns(self, y: torch.Tensor, t: torch.Tensor | int) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The outputs each sample's cross-entropy runs over, as columns ``[..., B, k]`` (None:
+        every output), and the labels' places among them: on task-incremental streams its own
+        task's classes (``logits[c*t : c*(t+1)]``, label ``y - c*t``), on class-incremental ones the
+        classes seen so far or every output (``class_il_loss``), else every output."""
         if self.class_incremental:
             if self.class_il_loss == "seen":
-                logits = logits[..., : self.seen_classes]
-        elif self.classes_per_task is not None:
+                return torch.arange(self.seen_classes, device=y.device).expand(*y.shape, -1), y
+            return None, y
+        if self.classes_per_task is not None:
             tasks = torch.as_tensor(t, device=y.device).expand_as(y)
-            logits, y = logits.gather(-1, self.task_columns(tasks)), y - tasks * self.classes_per_task
+            return self.task_columns(tasks), y - tasks * self.classes_per_task
+        return None, y
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """Mean cross-entropy of unmasked logits over each sample's :meth:`loss_columns`. A
+        population's ``(members, B, classes)`` logits: each member's mean, ``(members,)``."""
+        columns, y = self.loss_columns(y, t)
+        if columns is not None:
+            logits = logits.gather(-1, columns)
         if logits.dim() == 3:
             return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)
         return F.cross_entropy(logits, y)
+
+    def loss_and_logit_grad(
+        self, logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`loss` and its gradient with respect to ``logits``, written out (no autograd
+        graph): over each sample's columns, softmax minus the one-hot label, over the batch size;
+        zero for every other output."""
+        columns, target = self.loss_columns(y, t)
+        chosen = logits if columns is None else logits.gather(-1, columns)
+        log_p = torch.log_softmax(chosen, dim=-1)
+        loss = log_p.gather(-1, target.unsqueeze(-1)).mean(dim=(-2, -1)).neg_()
+        grad = log_p.exp_().sub_(one_hot(target, chosen.shape[-1], chosen.dtype)).div_(target.shape[-1])
+        if columns is not None:
+            grad = torch.zeros_like(logits).scatter_(-1, columns, grad)
+        return loss, grad
 
     def predict(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predicted labels at evaluation (iCaRL overrides: nearest mean of exemplars)."""
@@ -269,7 +294,9 @@ class ContinualLearner(pl.LightningModule):
         return self.within_tasks(self.net_logits(x), t).argmax(dim=-1)
 
     def on_train_epoch_start(self) -> None:
-        self._loss_sum.zero_()  # a logging window lies within one pass
+        self._pass_loss.zero_()  # (a logging window lies within one pass)
+        self._window_start.zero_()
+        self.incoming_batches = 0
         epoch = self.trainer.current_epoch
         task = self.trainer.datamodule.task_of_epoch(epoch)
         self.task_epoch = epoch % self.stream.epochs_per_task
@@ -289,44 +316,50 @@ class ContinualLearner(pl.LightningModule):
         if fitting and self.task_epoch == self.stream.epochs_per_task - 1:
             self.on_task_end(self.current_task)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y, t = batch
-        loss = self.observe(x, y, t if self.stream.joint else self.current_task)  # joint: each sample's task
-        first_bad = ~torch.isfinite(loss) & (self._bad_batch < 0)  # per member
-        self._bad_batch = torch.where(first_bad, self._batches, self._bad_batch)
-        self._bad_loss = torch.where(first_bad, loss.detach().to(self._bad_loss.dtype), self._bad_loss)
-        self._batches += 1
-        loss = loss.mean()
-        self.report_loss(loss.detach(), batch_idx)
-        return loss
+    def on_train_start(self) -> None:
+        # callbacks that look at every incoming batch (a Lightning step learns a window of them)
+        self.incoming_batch_hooks = [
+            c.on_incoming_batch_end for c in self.trainer.callbacks if hasattr(c, "on_incoming_batch_end")
+        ]
 
-    def report_loss(self, loss: torch.Tensor, batch_idx: int) -> None:
-        """The mean training loss of every ``trainer.log_every_n_steps`` incoming batches of a
-        pass, to the loggers (``train/loss`` at the optimizer step) and the progress bar
-        (``train_loss``): summed on the device, read once per window. Lightning's ``log`` costs
-        about a millisecond a batch, and reading the loss every batch would stall a GPU."""
+    def training_step(self, window: list, window_idx: int) -> None:
+        """Learn a window of incoming batches (``trainer.batches_per_step``) one after another."""
+        for x, y, t in window:
+            self.learn_batch(x, y, t)
+
+    def learn_batch(self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None) -> None:
+        """``observe`` one incoming batch; its loss joins the pass's sums (one op), then the
+        loss window and the callbacks' per-batch hooks."""
+        loss = self.observe(x, y, t if self.stream.joint else self.current_task)  # joint: each sample's task
+        self._pass_loss += loss
+        self.incoming_batches += 1
+        if self.incoming_batches % self.trainer.log_every_n_steps == 0:
+            self.report_loss()
+        for hook in self.incoming_batch_hooks:
+            hook(self, x, y)
+
+    def report_loss(self) -> None:
+        """The mean training loss (over the members) of the last ``trainer.log_every_n_steps``
+        incoming batches, to the loggers (``train/loss`` at the optimizer step) and the progress bar:
+        read from the device once per window. Lightning's ``log`` costs about a millisecond a
+        batch, and reading the loss every batch would stall a GPU."""
         trainer = self.trainer
         if not trainer.loggers and trainer.progress_bar_callback is None:
             return
-        self._loss_sum += loss
-        every = trainer.log_every_n_steps
-        if (batch_idx + 1) % every:
-            return
-        self.train_loss = (self._loss_sum / every).item()
-        self._loss_sum.zero_()
+        window = (self._pass_loss - self._window_start).mean() / trainer.log_every_n_steps
+        self._window_start.copy_(self._pass_loss)
+        self.train_loss = window.item()
         for logger in trainer.loggers:
             logger.log_metrics({"train/loss": self.train_loss}, step=self.global_step)
 
     def check_divergence(self) -> None:
-        """Mark every member whose loss was NaN or infinite in this pass (one host sync); its
-        accuracy rows stop there while the others train on. Raise DivergenceError when no
-        member is left (a single run: at its first non-finite loss)."""
-        self._batches.zero_()
-        for k, (batch, loss) in enumerate(zip(self._bad_batch.tolist(), self._bad_loss.tolist())):
-            if batch >= 0 and self.diverged[k] is None:
+        """Mark every member whose loss was NaN or infinite in this pass (its sum is; one host
+        sync); its accuracy rows stop there while the others train on. Raise DivergenceError when
+        no member is left (a single run: at the end of the pass where its loss became non-finite)."""
+        for k, loss in enumerate(self._pass_loss.tolist()):
+            if not math.isfinite(loss) and self.diverged[k] is None:
                 self.diverged[k] = (
-                    f"{self.algo_name} diverged: loss {loss} at task {self.current_task}, "
-                    f"batch {batch} of pass {self.task_epoch}"
+                    f"{self.algo_name} diverged: loss {loss} in task {self.current_task}, pass {self.task_epoch}"
                 )
         if all(self.diverged):
             raise DivergenceError(self.diverged[0])

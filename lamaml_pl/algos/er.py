@@ -5,6 +5,9 @@ one SGD step on the mean cross-entropy (gradient norm-clipped to ``grad_clip_nor
 glances every incoming sample is offered to the reservoir. A population's members (lr and
 grad_clip_norm may differ) take the same steps, each on its own batch and buffer.
 
+``fast_mlp``: on an MLP the glance's gradients are written out (:func:`~lamaml_pl.algos.fast_mlp.mlp_loss_grads`),
+equal to autograd's to rounding (tested in float64).
+
 Quirk Q11 ``insert_every_epoch`` (True): the original inserts the batch again in every epoch, so
 multi-pass runs fill the buffer with duplicates and ``age`` grows with the epochs. False inserts
 during a task's first pass only.
@@ -12,18 +15,24 @@ during a task's first pass only.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from lamaml_pl.algos.base import ContinualLearner
+from lamaml_pl.algos.fast_mlp import mlp_loss_grads
 from lamaml_pl.algos.gradients import clip_norm_, sgd_
 from lamaml_pl.algos.replay import ReservoirBuffer
-from lamaml_pl.errors import require_positive, require_replay_fits
+from lamaml_pl.errors import ConfigError, require_positive, require_replay_fits
+from lamaml_pl.nets import MLP
 from lamaml_pl.stream import StreamInfo
 
 
 class ER(ContinualLearner):
     population_axes = ("lr", "grad_clip_norm")
+    hand_written_glance: ClassVar[bool] = True  # fast_mlp can write this glance's gradients out
 
     def __init__(
         self,
@@ -38,8 +47,11 @@ class ER(ContinualLearner):
         insert_every_epoch: bool,
         reservoir_exclusive: bool,
         class_il_loss: str,
+        fast_mlp: bool,
     ):
         super().__init__(name, net, stream, class_il_loss)
+        if fast_mlp and not self.hand_written_glance:
+            raise ConfigError(f"algo.fast_mlp=true: {name}'s glance has no hand-written gradients; use false")
         require_positive(
             "algo", lr=lr, replay_batch_size=replay_batch_size, glances=glances, grad_clip_norm=grad_clip_norm
         )
@@ -48,6 +60,7 @@ class ER(ContinualLearner):
         self.lr, self.replay_batch_size, self.glances = lr, int(replay_batch_size), int(glances)
         self.grad_clip_norm, self.insert_every_epoch = grad_clip_norm, insert_every_epoch
         self.memory = ReservoirBuffer(memories, stream.input_shape, exclusive=reservoir_exclusive)
+        self.fast_mlp = fast_mlp and isinstance(net, MLP)
 
     def stack_members(self, learners: list[ER]) -> None:
         self.stack_values(learners, "lr", "grad_clip_norm")
@@ -61,8 +74,15 @@ class ER(ContinualLearner):
     def observe(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         weights = self.member_weights()
         for _ in range(self.glances):
-            loss = self.glance_loss(x, y, t)
-            grads = list(torch.autograd.grad(loss.sum(), weights))
+            if self.fast_mlp:
+                batch_x, batch_y, batch_t = self.glance_batch(x, y, t)
+                with torch.no_grad():
+                    loss, grads = mlp_loss_grads(
+                        weights, batch_x, partial(self.loss_and_logit_grad, y=batch_y, t=batch_t)
+                    )
+            else:
+                loss = self.glance_loss(x, y, t)
+                grads = list(torch.autograd.grad(loss.sum(), weights))
             with torch.no_grad():
                 clip_norm_(grads, self.grad_clip_norm)
                 sgd_(weights, grads, self.lr)
@@ -70,7 +90,11 @@ class ER(ContinualLearner):
             self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
         return loss.detach()
 
+    def glance_batch(self, x: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, ...]:
+        """One glance's batch: [replayed] + [incoming]."""
+        return self.memory.before(x, y, t, self.replay_batch_size, self.draws, self.sample_axis)
+
     def glance_loss(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        """One glance's loss (per member): the mean cross-entropy of [replayed] + [incoming]."""
-        batch_x, batch_y, batch_t = self.memory.before(x, y, t, self.replay_batch_size, self.draws, self.sample_axis)
+        """One glance's loss (per member): the mean cross-entropy of its batch."""
+        batch_x, batch_y, batch_t = self.glance_batch(x, y, t)
         return self.loss(self.net_logits(batch_x), batch_y, batch_t)

@@ -22,6 +22,8 @@ from lamaml_pl.algos.er import ER
 
 
 class ERACE(ER):
+    hand_written_glance = False  # two cross-entropies on two forward passes: autograd
+
     def glance_loss(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
         past_x, past_y, past_t = self.memory.sample(self.replay_batch_size, self.draws)
         loss = self.loss(present_classes_only(self.net_logits(x), y), y, t)

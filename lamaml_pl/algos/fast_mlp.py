@@ -25,6 +25,8 @@ the incoming samples. The other layers' rate gradients use the same exchange of 
 pixels that are zero in every incoming sample (X ⊙ x_j vanishes there; MNIST digits are ~80%
 zeros).
 
+:func:`mlp_loss_grads` is the plain SGD gradient of an MLP written the same way (ER's glance).
+
 Used by :class:`~lamaml_pl.algos.lamaml.LaMAML` (``fast_mlp``) when the glance is first order,
 the net an :class:`~lamaml_pl.nets.MLP` with a hidden layer, the stream not task-masked and the
 inner gradients unclamped; equal to the autograd glance to 1e-12 in float64 (tested). A single
@@ -33,6 +35,8 @@ learner's tensors have no member axis and take 2-D products (``mm``); members' t
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +73,31 @@ def mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> tor
 def addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``bias + a @ b``, as :func:`mm`."""
     return torch.addmm(bias, a, b) if a.dim() == 2 else torch.baddbmm(bias, a, b)
+
+
+def mlp_loss_grads(
+    weights: list[torch.Tensor],
+    x: torch.Tensor,
+    loss_and_grad: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The loss of an MLP with ``weights`` ``[W1, b1, ..., WL, bL]`` (a member axis in front, or
+    none) on ``x``, and its gradients, with no autograd graph (on the CPU its ~60 small ops cost
+    more than the products): ``loss_and_grad(logits)`` gives the loss and its gradient at the
+    logits (the learner's :meth:`~lamaml_pl.algos.base.ContinualLearner.loss_and_logit_grad`),
+    and the backward pass is written out."""
+    lead = weights[0].dim() - 2
+    inputs = [x.flatten(lead + 1)]
+    for k in range(0, len(weights), 2):
+        bias = weights[k + 1] if not lead else weights[k + 1].unsqueeze(-2)
+        z = addmm(bias, inputs[-1], weights[k].transpose(-1, -2))
+        inputs.append(z.relu_() if k < len(weights) - 2 else z)
+    loss, dz = loss_and_grad(inputs.pop())
+    grads = [dz] * len(weights)
+    for k in reversed(range(0, len(weights), 2)):
+        grads[k], grads[k + 1] = mm(dz.transpose(-1, -2), inputs[k // 2]), dz.sum(-2)
+        if k:
+            dz = torch.ops.aten.threshold_backward(mm(dz, weights[k]), inputs[k // 2], 0)
+    return loss, grads
 
 
 def tail_grads(

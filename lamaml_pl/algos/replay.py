@@ -24,11 +24,12 @@ def reservoir_slots(age: int, uniforms: torch.Tensor, capacity: int, exclusive: 
     """
     n = uniforms.shape[-1]
     device = uniforms.device
+    if age + n <= capacity:  # appended, every one (the age is a host int: no sync to know it)
+        return torch.arange(age, age + n, device=device).expand(uniforms.shape)
     ages = torch.arange(age + 1, age + n + 1, device=device)
-    upper = ages if exclusive else ages + 1
-    drawn = (uniforms * upper).long()
-    slots = torch.where(ages <= capacity, ages - 1, drawn)
-    slots = torch.where(slots < capacity, slots, capacity)
+    drawn = (uniforms * (ages if exclusive else ages + 1)).long()
+    slots = drawn if age >= capacity else torch.where(ages <= capacity, ages - 1, drawn)
+    slots = slots.clamp_(max=capacity)
     order = torch.arange(n, device=device).expand_as(slots)
     last_writer = torch.full((*slots.shape[:-1], capacity + 1), -1, device=device, dtype=torch.long)
     last_writer.scatter_reduce_(-1, slots, order, reduce="amax")

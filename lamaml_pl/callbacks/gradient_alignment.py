@@ -65,13 +65,14 @@ class GradientAlignment(Callback):
             self.probes = {task: (x, y)}  # only the current task's probe is ever needed again
         return self.probes[task]
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+    def on_incoming_batch_end(self, pl_module, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Called by the learner after each incoming batch it learned (a Lightning step learns
+        several: ``trainer.batches_per_step``)."""
         self.batches += 1
-        task = pl_module.current_task
-        if task < 1 or trainer.datamodule.joint or self.batches % self.every_n_batches:
+        task, data = pl_module.current_task, pl_module.trainer.datamodule
+        if task < 1 or data.joint or self.batches % self.every_n_batches:
             return
-        x, y, _ = batch
-        cosine = gradient_cosine(pl_module.net, (x, y), self.probe(trainer.datamodule, task, x.device))
+        cosine = gradient_cosine(pl_module.net, (x, y), self.probe(data, task, x.device))
         self.records.append((self.batches, task, cosine))
         pl_module.log("align/cosine", cosine, on_step=True, on_epoch=False)
 

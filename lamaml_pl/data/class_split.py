@@ -16,11 +16,11 @@ from functools import partial
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import Sampler
 
 from lamaml_pl.data.augment import ImageAugment
 from lamaml_pl.data.datamodule import TaskSequentialDataModule
-from lamaml_pl.data.datasets import TaskBalancedBatches, TaskSetBatches, TaskTensorDataset, keep_batch
+from lamaml_pl.data.datasets import TaskBalancedBatches, TaskSetBatches, TaskTensorDataset
 from lamaml_pl.data.image_folder import load_image_folder
 from lamaml_pl.data.image_sources import (
     ImageSplits,
@@ -242,12 +242,11 @@ class ClassSplitDataModule(TaskSequentialDataModule):
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return self.augment(images, train=False)
 
-    def train_dataloader(self) -> DataLoader:
+    def pass_batches(self, dataset: TaskTensorDataset, generator: torch.Generator | None) -> Sampler:
+        """The joint oracle's task-balanced batches where ``tasks_per_batch`` is set."""
         if not (self.joint and self.tasks_per_batch):
-            return super().train_dataloader()
-        dataset = TaskTensorDataset.concat([self.train_dataset(k) for k in range(self.n_tasks)])
-        sampler = TaskBalancedBatches(dataset.t, self.batch_size, self.tasks_per_batch, self.batches_per_epoch)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=keep_batch)
+            return super().pass_batches(dataset, generator)
+        return TaskBalancedBatches(dataset.t.cpu(), self.batch_size, self.tasks_per_batch, self.batches_per_epoch)
 
     def describe(self) -> dict:
         self.setup()

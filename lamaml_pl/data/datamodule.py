@@ -16,9 +16,10 @@ from typing import ClassVar
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
 
-from lamaml_pl.data.datasets import TaskTensorDataset, keep_batch
+from lamaml_pl.data.augment import augmentation_generator
+from lamaml_pl.data.datasets import TaskTensorDataset, window_loader
 from lamaml_pl.errors import ConfigError, require_positive
 from lamaml_pl.stream import StreamInfo
 
@@ -34,6 +35,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
     population then scores each seed's members on their own sets)."""
 
     seeded_evaluation: ClassVar[bool] = True
+    batches_per_step = 1  # incoming batches per Lightning step (a run sets trainer.batches_per_step)
 
     def __init__(
         self,
@@ -153,16 +155,27 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         """What results.json records about the data: source, task transforms, sizes."""
 
     def train_dataloader(self) -> DataLoader:
-        """Reshuffled every epoch. ``shuffle=global`` draws the order from torch's global RNG (as
-        the original); ``seeded`` from a generator seeded with (seed, epoch), so the order does
-        not depend on what else consumed random numbers."""
+        """The pass's batches, ``batches_per_step`` at a time (:func:`window_loader`), cut from the
+        task's samples on the learner's device. Reshuffled every epoch: ``shuffle=global`` draws
+        the order from torch's global RNG (as the original); ``seeded`` from a generator seeded
+        with (seed, epoch), so the order does not depend on what else consumed random numbers."""
         epoch = self.trainer.current_epoch if self.trainer else 0
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch) if self.shuffle == "seeded" else None
+        dataset = self.pass_dataset(epoch)
+        return window_loader(dataset, self.pass_batches(dataset, generator), self.batches_per_step, generator)
+
+    def pass_dataset(self, epoch: int) -> TaskTensorDataset:
+        """The samples of training pass ``epoch`` (joint: every task's) on the learner's device,
+        augmented from the pass's own generator."""
         if self.joint:
             dataset = TaskTensorDataset.concat([self.train_dataset(k) for k in range(self.n_tasks)])
         else:
             dataset = self.train_dataset(self.task_of_epoch(epoch))
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, collate_fn=keep_batch, generator=generator)
+        return dataset.for_pass(self.eval_device(), augmentation_generator(self.seed, epoch))
+
+    def pass_batches(self, dataset: TaskTensorDataset, generator: torch.Generator | None) -> Sampler:
+        """The pass's batches of sample indices: ``batch_size`` at a time in a shuffled order."""
+        return BatchSampler(RandomSampler(dataset, generator=generator), self.batch_size, drop_last=False)
 
     def eval_split(self, dataloader_idx: int) -> tuple[int, torch.Tensor | None]:
         """What evaluation loader ``dataloader_idx`` holds: the split (0: the test sets, 1: the

@@ -1,11 +1,12 @@
-"""Datasets that hand out whole batches, so the loaders do no per-sample Python work."""
+"""Datasets that hand out whole batches, so the loaders do no per-sample Python work, and the
+train loader that hands them out a window of batches at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 def keep_batch(batch):
@@ -13,12 +14,62 @@ def keep_batch(batch):
     return batch
 
 
+class Windows(Sampler[list]):
+    """A batch sampler's batches in groups of ``size`` consecutive ones (the last may be shorter):
+    the incoming batches of one Lightning step. Iterating it iterates ``batches`` once, so the
+    random draws of their order are those of ``batches`` alone."""
+
+    def __init__(self, batches: Iterable, size: int):
+        self.batches, self.size = batches, int(size)
+
+    def __len__(self) -> int:
+        return -(-len(self.batches) // self.size)
+
+    def __iter__(self):
+        window = []
+        for batch in self.batches:
+            window.append(batch)
+            if len(window) == self.size:
+                yield window
+                window = []
+        if window:
+            yield window
+
+
+class WindowedBatches(Dataset):
+    """Item = the list of ``dataset``'s batches of one window, each fetched as a batch
+    (``__getitems__`` of a list of samples, or ``__getitem__`` of a batch number)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        self.fetch = getattr(dataset, "__getitems__", dataset.__getitem__)
+
+    def __getitem__(self, window: list) -> list:
+        return [self.fetch(batch) for batch in window]
+
+
+def window_loader(dataset: Dataset, batches: Iterable, size: int, generator: torch.Generator | None = None):
+    """A train loader whose every item is a window of ``size`` batches (``batches``: the batch
+    sampler, e.g. ``BatchSampler(RandomSampler(dataset), B)``): one Lightning step learns them
+    all, so Lightning's per-step loop runs once per window, not once per incoming batch. The
+    loader draws from the global RNG (or ``generator``) as ``DataLoader(dataset, B, shuffle=True)``
+    does: one seed for its iterator, then the sampler's."""
+    return DataLoader(
+        WindowedBatches(dataset),
+        sampler=Windows(batches, size),
+        batch_size=None,
+        collate_fn=keep_batch,
+        generator=generator,
+    )
+
+
 class TaskTensorDataset(Dataset):
     """One task's training samples as tensors; yields ``(x, y, t)`` batches via ``__getitems__``.
 
     ``transform`` (optional) maps a stacked batch of stored inputs to model inputs, e.g. uint8
     images to augmented, normalised floats; it runs once per batch, not per sample, and takes a
-    ``generator`` keyword for its random draws (a population member's; default: the global RNG).
+    ``generator`` keyword for its random draws: ``generator``, the pass's augmentation generator
+    (None: torch's global RNG).
     """
 
     def __init__(
@@ -26,11 +77,17 @@ class TaskTensorDataset(Dataset):
         x: torch.Tensor,
         y: torch.Tensor,
         task_id: int | torch.Tensor,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        transform: Callable[..., torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
     ):
         self.x, self.y = x, y
         self.t = task_id if isinstance(task_id, torch.Tensor) else torch.full_like(y, task_id)
-        self.transform = transform
+        self.transform, self.generator = transform, generator
+
+    def for_pass(self, device: torch.device, generator: torch.Generator | None) -> TaskTensorDataset:
+        """A training pass's view: the same samples on ``device`` (batches are cut there, with no
+        copy per batch), augmented from ``generator``."""
+        return TaskTensorDataset(self.x.to(device), self.y.to(device), self.t.to(device), self.transform, generator)
 
     @classmethod
     def concat(cls, parts: list[TaskTensorDataset]) -> TaskTensorDataset:
@@ -50,9 +107,9 @@ class TaskTensorDataset(Dataset):
         return x[0], y[0], t[0]
 
     def __getitems__(self, indices: list[int]):
-        idx = torch.as_tensor(indices)
+        idx = torch.as_tensor(indices, device=self.y.device)
         x = self.x[idx]
-        return (x if self.transform is None else self.transform(x)), self.y[idx], self.t[idx]
+        return (x if self.transform is None else self.transform(x, generator=self.generator)), self.y[idx], self.t[idx]
 
 
 class EvalBatches(Dataset):

@@ -3,7 +3,7 @@
 Members with the same seed share one source data module (the data depend only on the seed).
 Every training epoch each member draws its sample order from its :class:`MemberRNG`, as its
 single run's loader would from the global RNG, and its batches' augmentations (CIFAR,
-TinyImageNet) from the same generator as they are fetched. The test sets are shared by all
+TinyImageNet) from its single run's augmentation generator of the pass. The test sets are shared by all
 members where they do not depend on the seed (MNIST); else each seed's are scored for its own
 members.
 """
@@ -14,14 +14,16 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lamaml_pl.data.augment import augmentation_generator
 from lamaml_pl.data.datamodule import TaskSequentialDataModule
+from lamaml_pl.data.datasets import window_loader
 from lamaml_pl.errors import ConfigError
 from lamaml_pl.population.member_rng import MemberRNG
 
 
 class MemberBatches(Dataset):
     """Batch b of every member: member i's samples ``orders[i, b*B:(b+1)*B]`` of its source,
-    through the source's ``transform`` with member i's generator."""
+    through the source's ``transform`` with member i's augmentation generator."""
 
     def __init__(
         self,
@@ -31,10 +33,10 @@ class MemberBatches(Dataset):
         orders: torch.Tensor,
         batch_size: int,
         transform,
-        rngs: list[MemberRNG],
+        generators: list[torch.Generator],
     ):
         self.x, self.y, self.source_of, self.orders, self.batch_size = x, y, source_of.unsqueeze(1), orders, batch_size
-        self.transform, self.rngs = transform, rngs
+        self.transform, self.generators = transform, generators
 
     def __len__(self) -> int:
         return -(-self.orders.shape[1] // self.batch_size)
@@ -44,11 +46,13 @@ class MemberBatches(Dataset):
         idx = self.orders[:, b * self.batch_size : (b + 1) * self.batch_size]
         x = self.x[self.source_of, idx]
         if self.transform is not None:
-            x = torch.stack([self.transform(images, generator=rng.generator) for images, rng in zip(x, self.rngs)])
+            x = torch.stack([self.transform(images, generator=g) for images, g in zip(x, self.generators)])
         return x, self.y[self.source_of, idx], None
 
 
 class PopulationDataModule(pl.LightningDataModule):
+    batches_per_step = 1  # as TaskSequentialDataModule's
+
     def __init__(self, sources: list[TaskSequentialDataModule], rngs: list[MemberRNG]):
         super().__init__()
         if sources[0].shuffle != "global":
@@ -68,13 +72,18 @@ class PopulationDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch
         task = self.task_of_epoch(epoch)
+        device = self.trainer.strategy.root_device
         sets = [source.train_dataset(task) for source in self.unique]
-        x, y = torch.stack([s.x for s in sets]), torch.stack([s.y for s in sets])
+        x, y = torch.stack([s.x for s in sets]).to(device), torch.stack([s.y for s in sets]).to(device)
         # the row before training, or the last task's: one draw per evaluation loader
         evaluated_before = self.eval_loaders if epoch % self.epochs_per_task == 0 else 0
         orders = torch.stack([rng.epoch_order(epoch, y.shape[1], evaluated_before) for rng in self.rngs])
-        batches = MemberBatches(x, y, self.source_of, orders, self.batch_size, sets[0].transform, self.rngs)
-        return DataLoader(batches, batch_size=None, shuffle=False)
+        seeds = [self.unique[k].seed for k in self.source_of.tolist()]
+        generators = [augmentation_generator(seed, epoch) for seed in seeds]
+        batches = MemberBatches(
+            x, y, self.source_of.to(device), orders.to(device), self.batch_size, sets[0].transform, generators
+        )
+        return window_loader(batches, range(len(batches)), self.batches_per_step)
 
     def val_dataloader(self) -> list[DataLoader]:
         """Every seed's evaluation sets where they differ (``seeded_evaluation``), each scored
