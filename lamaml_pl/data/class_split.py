@@ -38,7 +38,7 @@ SOURCES = {
     "cifar10": lambda dm: load_cifar("cifar10", dm.root, dm.download),
     "tinyimagenet": lambda dm: load_tinyimagenet(dm.root, cache_dir=dm.cache_dir),
     "mnist": lambda dm: load_mnist_images(dm.root, download=dm.download),
-    "fashion_mnist": lambda dm: load_fashion_mnist(dm.root, download=dm.download, use_package=dm.use_package),
+    "fashion_mnist": lambda dm: load_fashion_mnist(dm.root, dm.download, dm.use_package, dm.cache_dir),
     "imagefolder": lambda dm: load_image_folder(dm.root, dm.image_size, dm.test_fraction, dm.cache_dir),
 }
 SCENARIOS = ("task_il", "class_il")

@@ -21,7 +21,6 @@ the user's own images is :mod:`lamaml_pl.data.image_folder`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lamaml_pl.data.cache import cached_tensors, file_listing
 from lamaml_pl.data.download import download_into, one_line
 from lamaml_pl.data.idx import read_idx
 from lamaml_pl.data.mnist_source import RAW_FILES, load_mnist
@@ -151,9 +151,12 @@ def load_mnist_images(root: str | os.PathLike, download: bool = True) -> ImageSp
     )
 
 
-def load_fashion_mnist(root: str | os.PathLike, download: bool = True, use_package: bool = False) -> ImageSplits:
+def load_fashion_mnist(
+    root: str | os.PathLike, download: bool = True, use_package: bool = False, cache_dir: str | None = None
+) -> ImageSplits:
     """From ``<root>/FashionMNIST/raw``, then (``use_package``: data.root left at its default)
-    Debian's package, then a download into ``root``: a root the user gave is read or fails."""
+    Debian's package, then a download into ``root``: a root the user gave is read or fails. The
+    decompressed arrays are kept in ``cache_dir`` while the files are unchanged."""
     root = project_path(root)
     places = [root / FASHION_FOLDER, *([DEBIAN_FASHION] if use_package else [])]
     folder = next((p for p in places if all(_idx_path(p, name) for name in RAW_FILES)), None)
@@ -168,7 +171,14 @@ def load_fashion_mnist(root: str | os.PathLike, download: bool = True, use_packa
             )
         _download_fashion_mnist(root, places)
         folder, source = places[0], f"download:{places[0].resolve()}"
-    train_x, train_y, test_x, test_y = (read_idx(_idx_path(folder, name), "Fashion-MNIST") for name in RAW_FILES)
+    files = [_idx_path(folder, name) for name in RAW_FILES]
+    arrays = cached_tensors(
+        cache_dir,
+        "fashion_mnist",
+        file_listing(files),
+        lambda: {name: read_idx(path, "Fashion-MNIST") for name, path in zip(RAW_FILES, files)},
+    )
+    train_x, train_y, test_x, test_y = (arrays[name] for name in RAW_FILES)
     return ImageSplits(train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long(), 10, source)
 
 
@@ -245,17 +255,20 @@ def decoded_images(
     name: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The train and test images as uint8 ``[N, channels, size, size]``, from ``cache_dir`` while
-    the files (names, sizes) and the settings are unchanged, else decoded and cached."""
-    listing = "\n".join(f"{p.relative_to(folder)}:{p.stat().st_size}:{k}" for p, k in train_files + test_files)
-    key = hashlib.sha1(f"{folder.resolve()}\n{size}x{channels}\n{listing}".encode()).hexdigest()[:16]
-    path = None if cache_dir is None else project_path(cache_dir) / f"{name}-{key}.pt"
-    cached = _read_cache(path)
-    if cached is not None:
-        return cached
-    log.info("decoding %d images from %s", len(train_files) + len(test_files), folder)
-    train_x, test_x = decode_images(train_files, size, channels), decode_images(test_files, size, channels)
-    _write_cache(path, train_x, test_x)
-    return train_x, test_x
+    the files and the settings are unchanged, else decoded and cached."""
+
+    def decode() -> dict[str, torch.Tensor]:
+        log.info("decoding %d images from %s", len(train_files) + len(test_files), folder)
+        return {
+            "train_x": decode_images(train_files, size, channels),
+            "test_x": decode_images(test_files, size, channels),
+        }
+
+    files = [p for p, _ in train_files + test_files]
+    labels = ",".join(str(k) for _, k in train_files + test_files)
+    source = f"{folder.resolve()}\n{size}x{channels}\n{labels}\n{file_listing(files, folder)}"
+    images = cached_tensors(cache_dir, name, source, decode)
+    return images["train_x"], images["test_x"]
 
 
 def decode_images(files: list[tuple[Path, int]], size: int, channels: int) -> torch.Tensor:
@@ -276,26 +289,3 @@ def decode_images(files: list[tuple[Path, int]], size: int, channels: int) -> to
                 f"data.root: the image {path} could not be decoded ({err}); replace or delete it"
             ) from err
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-
-
-def _read_cache(path: Path | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    if path is None or not path.is_file():
-        return None
-    try:
-        state = torch.load(path, weights_only=True)
-        return state["train_x"], state["test_x"]
-    except Exception as err:  # a damaged cache is rebuilt, never trusted
-        log.warning("ignoring the unreadable cache %s (%s)", path, err)
-        return None
-
-
-def _write_cache(path: Path | None, train_x: torch.Tensor, test_x: torch.Tensor) -> None:
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        torch.save({"train_x": train_x, "test_x": test_x}, partial)
-        os.replace(partial, path)
-    except OSError as err:  # a read-only place only costs the decoding next time
-        log.warning("could not write the decoded-image cache %s (%s)", path, err)

