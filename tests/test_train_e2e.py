@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 import wandb
+from hydra.utils import instantiate
 
 from lamaml_pl.metrics import cl_metrics
 from lamaml_pl.run import train
@@ -148,6 +149,21 @@ def test_gradient_alignment_callback(tiny_mnist_root, tmp_path):
     assert [int(r[1]) for r in records] == [1, 1, 2, 2]  # 4 batches per task, every 2nd, from task 1 on
     assert all(-1.0 <= float(r[2]) <= 1.0 for r in records)
     assert (tmp_path / "gradient_alignment.png").is_file()
+
+
+def test_gradient_alignment_probes_an_augmented_stream_with_the_models_inputs(tiny_cifar_root):
+    """CIFAR-100's probe is the earlier tasks' first samples as the net sees them (normalised
+    floats, augmented from the probe's own generator), not their stored bytes; the run's RNG is untouched."""
+    from lamaml_pl.callbacks import GradientAlignment
+
+    cfg = compose_config(["data=cifar100", f"data.root={tiny_cifar_root}", "data.download=false"])
+    data = instantiate(cfg.data)
+    data.setup()
+    state = torch.get_rng_state()
+    x, y = GradientAlignment(probe_per_task=3).probe(data, 2, torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert x.dtype == torch.float32 and x.shape == (6, 3, 32, 32) and -3 < x.mean() < 3
+    assert torch.equal(y, torch.cat([data.train_sets[0][1][:3], data.train_sets[1][1][:3]]))
 
 
 def test_divergence_stops_the_run_and_keeps_the_rows_so_far(tiny_mnist_root, tmp_path):

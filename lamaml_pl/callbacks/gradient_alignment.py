@@ -57,11 +57,15 @@ class GradientAlignment(Callback):
         self.probes: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # task -> probe of tasks < task
 
     def probe(self, datamodule, task: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Built once per task: transforming earlier tasks' data at every measurement is waste."""
+        """Built once per task: transforming earlier tasks' data at every measurement is waste.
+        The samples are the model's inputs (augmented, where the stream augments, from a fixed
+        generator of the probe's own: the run's random numbers are untouched)."""
         if task not in self.probes:
-            parts = [datamodule.train_dataset(k) for k in range(task)]
-            x = torch.cat([p.x[: self.probe_per_task] for p in parts]).to(device)
-            y = torch.cat([p.y[: self.probe_per_task] for p in parts]).to(device)
+            parts = []
+            for k in range(task):
+                samples = datamodule.train_dataset(k).for_pass(device, torch.Generator().manual_seed(k))
+                parts.append(samples.__getitems__(list(range(min(self.probe_per_task, len(samples))))))
+            x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
             self.probes = {task: (x, y)}  # only the current task's probe is ever needed again
         return self.probes[task]
 

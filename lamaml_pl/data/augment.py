@@ -51,6 +51,11 @@ class ImageAugment:
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.crop_padding, self.flip, self.brightness = int(crop_padding), bool(flip), float(brightness)
 
+    @property
+    def draws(self) -> bool:
+        """Whether training inputs are random (else they are the normalised images)."""
+        return bool(self.crop_padding or self.flip or self.brightness)
+
     def __call__(self, images: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
         """``generator``: where the random operations draw from (default: torch's global RNG), on
         the CPU wherever the images are, so a GPU run draws the numbers of a CPU run."""

@@ -228,7 +228,11 @@ class ClassSplitDataModule(TaskSequentialDataModule):
         )
 
     def train_dataset(self, task: int) -> TaskTensorDataset:
+        """Task ``task``'s training images, augmented batch by batch; without random
+        augmentations normalised once here (per-sample arithmetic: the same values)."""
         x, y = self.train_sets[task]
+        if not self.augment.draws:
+            return TaskTensorDataset(self.normalise(x), y, task)
         return TaskTensorDataset(x, y, task, transform=partial(self.augment, train=True))
 
     def eval_dataset(self, n_tasks: int) -> TaskSetBatches:
