@@ -35,18 +35,26 @@ def check_keys(args: list[str]) -> None:
             close = difflib.get_close_matches(str(o.value()), options, n=1, cutoff=0.6)
             hint = f" (did you mean {o.key_or_group}={close[0]}?)" if close else ""
             raise ConfigError(f"{o.key_or_group}={o.value()} is unknown{hint}: use one of {', '.join(options)}")
+    for o in overrides:
+        if o.key_or_group in ("hydra.run.dir", "hydra.sweep.dir"):
+            check_writable(o.key_or_group, str(o.value()))
+    # group choices (hydra/launcher=joblib too) and keys a user may add (++tune.grid.<axis>) are not looked up
+    keys = [
+        o
+        for o in overrides
+        if not (o.key_or_group in groups or "/" in o.key_or_group or o.key_or_group.split(".")[0] in OPEN_GROUPS)
+        and not (o.is_delete() or o.is_force_add())
+    ]
+    if not keys:
+        return  # nothing to look up: no composition (a third of a second)
     choices = [f"{o.key_or_group}={o.value()}" for o in chosen]
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="train", overrides=choices)
     except Exception:
         return  # an unknown group option: Hydra lists the choices itself
-    for o in overrides:
+    for o in keys:
         key = o.key_or_group
-        if key in ("hydra.run.dir", "hydra.sweep.dir"):
-            check_writable(key, str(o.value()))
-        if key in groups or "/" in key or key.split(".")[0] in OPEN_GROUPS or o.is_delete() or o.is_force_add():
-            continue  # group choices (hydra/launcher=joblib too) and keys a user may add (++tune.grid.<axis>)
         try:
             default = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
         except InterpolationResolutionError:
