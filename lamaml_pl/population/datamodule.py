@@ -51,8 +51,6 @@ class MemberBatches(Dataset):
 
 
 class PopulationDataModule(pl.LightningDataModule):
-    batches_per_step = 1  # as TaskSequentialDataModule's
-
     def __init__(self, sources: list[TaskSequentialDataModule], rngs: list[MemberRNG]):
         super().__init__()
         if sources[0].shuffle != "global":
@@ -83,7 +81,7 @@ class PopulationDataModule(pl.LightningDataModule):
         batches = MemberBatches(
             x, y, self.source_of.to(device), orders.to(device), self.batch_size, sets[0].transform, generators
         )
-        return window_loader(batches, range(len(batches)), self.batches_per_step)
+        return window_loader(batches, range(len(batches)), self.unique[0].batches_per_step)  # the sources' window
 
     def val_dataloader(self) -> list[DataLoader]:
         """Every seed's evaluation sets where they differ (``seeded_evaluation``), each scored
