@@ -38,7 +38,8 @@ def cached_tensors(
         try:
             return torch.load(path, weights_only=True)
         except Exception as err:
-            log.warning("ignoring the unreadable cache %s (%s)", path, err)
+            # (torch's own message for a damaged file is advice about weights_only, not what happened)
+            log.warning("the cache %s is damaged (%s): building it again", path, type(err).__name__)
     tensors = build()
     if path is not None:
         try:
