@@ -104,6 +104,40 @@ def test_conv_glance_graph_equals_eager_kernels(algo, grid, tiny_cifar_root):
     assert len(graphed.graphed_update.graphs) == 2 and not eager.graphed_update.graphs
 
 
+@requires_cuda
+@pytest.mark.parametrize("data", ["mnist_rot", "cifar100"])
+def test_bf16_mixed_precision_replays_graphs(data, tiny_mnist_root, tiny_cifar_root):
+    """Under autocast (trainer.precision=bf16-mixed: Lightning's autocast, no cache of cast weights)
+    the update is captured and replayed, batch after batch from the eager bf16 learner's state:
+    each replay lands within bf16's own rounding of the eager bf16 update (measured by the eager
+    float32 update from the same state; a replay of stale casts would be off by a whole step)."""
+    root = tiny_mnist_root if data == "mnist_rot" else tiny_cifar_root
+    shape = (784,) if data == "mnist_rot" else (3, 32, 32)
+    learners = []
+    for graph in (True, False, False):
+        cfg = compose_config([f"data={data}", f"data.root={root}", "data.download=false", "data.samples_per_task=40"])
+        cfg.algo.cuda_graph = graph
+        learners.append(build_members(cfg).learner.cuda())
+        learners[-1].current_task = 0
+    graphed, eager, full = learners
+    for batch in range(4):
+        for other in (graphed, full):
+            other.load_state_dict(eager.state_dict())  # in place: the graph's tensors stay its own
+        before = [w.detach().clone() for w in [*eager.member_weights(), *eager.alpha]]
+        x = torch.rand(10, *shape, device="cuda")
+        y = torch.randint(0, 5, (10,), device="cuda")
+        for learner, bf16 in ((graphed, True), (eager, True), (full, False)):
+            torch.manual_seed(batch)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):  # as Lightning's
+                learner.observe(x, y, 0)
+        g, e, f = ([w.detach() for w in [*m.member_weights(), *m.alpha]] for m in learners)
+        assert max((w - b).abs().max().item() for w, b in zip(e, before)) > 1e-4  # it learns
+        for mine, theirs, fp32 in zip(g, e, f):  # cuDNN may pick other kernels under capture
+            assert (mine - theirs).abs().max() <= 4 * (theirs - fp32).abs().max() + 1e-6
+    dtypes = [key[1] for key in graphed.graphed_update.graphs]
+    assert dtypes and set(dtypes) == {torch.bfloat16} and not eager.graphed_update.graphs
+
+
 def synced(graphed, eager) -> None:
     """Give the graphed learner the eager one's state, in place (the graph's tensors stay its
     own): module state, and Meta-BGD's posterior in its optimiser."""
@@ -128,12 +162,29 @@ MER_SMALL = ["algo.batches_per_example=2", "algo.replay_batch_size=3", "algo.mem
         ("la_er", ["population.seed=[0,1]", "population.alpha_init=[0.05,0.1]"], [0, 0, 1]),
         ("mer", [*MER_SMALL, "population.seed=[0,1]"], [0, 0, 1]),
         ("meta_bgd", ["population.seed=[0,1]", "population.alpha_init=[0.05,0.1]"], [0, 0, 1]),
+        ("er", [], [0, 0, 1]),
+        ("er", ["model=mlp", "model.n_inputs=null", "model.n_outputs=null", "data.scenario=class_il"], [0, 0, 1]),
+        ("er_ace", [], [0, 0, 1]),
+        ("er", ["model=mlp", "model.n_inputs=null", "model.n_outputs=null", "population.lr=[0.03,0.1]"], [0, 0, 1]),
     ],
-    ids=["la_er", "la_er-class_il", "meta_bgd", "mer", "la_er-population", "mer-population", "meta_bgd-population"],
+    ids=[
+        "la_er",
+        "la_er-class_il",
+        "meta_bgd",
+        "mer",
+        "la_er-population",
+        "mer-population",
+        "meta_bgd-population",
+        "er",
+        "er-mlp-class_il",
+        "er_ace",
+        "er-mlp-population",
+    ],
 )
 def test_graphed_update_equals_eager_kernels(algo, overrides, tasks, tiny_cifar_root):
     """La-ER's glance and ER step, Meta-BGD's per-sample glance and BGD sums, MER's whole
-    example (steps × batch single-sample steps and Reptile): replayed as a CUDA graph they make
+    example (steps × batch single-sample steps and Reptile), ER's and ER-ACE's glance (on the conv
+    net through autograd, on the MLP written out): replayed as a CUDA graph they make
     the eager kernels' update, batch after batch from the same state (float64, as above)."""
     learners = []
     for graph in (True, False):
@@ -172,18 +223,3 @@ def test_graphed_update_equals_eager_kernels(algo, overrides, tasks, tiny_cifar_
     assert graphed.graphed_update.graphs and not eager.graphed_update.graphs
     if "data.scenario=class_il" in overrides:
         assert len({key for key, *_ in graphed.graphed_update.graphs}) == 2  # one per head width
-
-
-@requires_cuda
-def test_mixed_precision_runs_the_graphed_update_eagerly(tiny_cifar_root):
-    """Under autocast the update is not captured (autocast's cache of cast weights would outlive
-    the capture) and still learns."""
-    cfg = compose_config(["algo=lamaml", "data=cifar100", f"data.root={tiny_cifar_root}", "data.download=false"])
-    learner = build_members(cfg).learner.cuda()
-    learner.current_task = 0
-    before = [w.detach().clone() for w in learner.parameters()]
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        for _ in range(2):
-            learner.observe(torch.randn(10, 3, 32, 32, device="cuda"), torch.randint(0, 5, (10,), device="cuda"), 0)
-    assert not learner.graphed_update.graphs
-    assert max((w - b).abs().max().item() for w, b in zip(learner.parameters(), before)) > 1e-4

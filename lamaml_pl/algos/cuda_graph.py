@@ -13,11 +13,15 @@ twice, so the tensors listed by ``state`` are restored after it. A value ``fn`` 
 host (a Python number that shapes a kernel, such as a class-incremental head's width) is baked into
 the graph: ``key`` returns those values, and each of them gets a graph of its own. The outputs are
 the graph's own buffers, overwritten by the next replay: use them before calling again. Under
-mixed precision (autocast) ``fn`` runs eagerly.
+mixed precision (``trainer.precision=bf16-mixed``) each autocast dtype gets a graph of its own,
+captured with autocast's cache of cast weights off, as Lightning's autocast runs: a cached cast
+would be a tensor of the capture, stale once the weights change in place, so every replay casts
+the weights as they stand.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable
 
 import torch
@@ -32,9 +36,7 @@ class GraphedStep:
         self.stream: torch.cuda.Stream | None = None  # warm-ups and captures, one stream: autograd's nodes stay on it
 
     def __call__(self, *inputs: torch.Tensor):
-        if torch.is_autocast_enabled("cuda"):  # mixed precision: autocast's cache of cast weights
-            return self.fn(*inputs)  # would outlive the capture, so its kernels run eagerly
-        signature = (self.key(), *((t.shape, t.dtype) for t in inputs))
+        signature = (self.key(), autocast_dtype(), *((t.shape, t.dtype) for t in inputs))
         if signature not in self.graphs:
             self.graphs[signature] = self.capture(inputs)
         graph, static_inputs, outputs = self.graphs[signature]
@@ -50,13 +52,26 @@ class GraphedStep:
             saved = [t.clone() for t in self.state()]
         self.stream = self.stream or torch.cuda.Stream()
         self.stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.stream):  # warm-up: cuBLAS workspaces, lazily loaded kernels
+        with torch.cuda.stream(self.stream), uncached_autocast():  # warm-up: cuBLAS workspaces, lazy kernels
             self.fn(*static_inputs)
         torch.cuda.current_stream().wait_stream(self.stream)
         with torch.no_grad():
             for tensor, value in zip(self.state(), saved):
                 tensor.copy_(value)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self.stream):
+        with torch.cuda.graph(graph, stream=self.stream), uncached_autocast():
             outputs = self.fn(*static_inputs)
         return graph, static_inputs, outputs
+
+
+def autocast_dtype() -> torch.dtype | None:
+    """The dtype CUDA autocast computes in here (None: autocast off): a graph of each."""
+    return torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else None
+
+
+def uncached_autocast():
+    """Autocast as it stands, with its weight cache off (no cast outlives a replay); nothing when it is off."""
+    dtype = autocast_dtype()
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtype, cache_enabled=False)

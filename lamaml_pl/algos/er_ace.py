@@ -24,11 +24,11 @@ from lamaml_pl.algos.er import ER
 class ERACE(ER):
     hand_written_glance = False  # two cross-entropies on two forward passes: autograd
 
-    def glance_loss(self, x: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        past_x, past_y, past_t = self.memory.sample(self.replay_batch_size, self.draws)
-        loss = self.loss(present_classes_only(self.net_logits(x), y), y, t)
-        if past_y.shape[-1]:  # (none while the reservoir is empty)
-            loss = loss + self.loss(self.net_logits(past_x), past_y, past_t)
+    def glance_loss(self, incoming: tuple[torch.Tensor, ...], replay: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        (x, y, tasks), (replay_x, replay_y, replay_t) = incoming, replay
+        loss = self.loss(present_classes_only(self.net_logits(x), y), y, tasks)
+        if replay_y.shape[-1]:  # (none while the reservoir is empty)
+            loss = loss + self.loss(self.net_logits(replay_x), replay_y, replay_t)
         return loss
 
 

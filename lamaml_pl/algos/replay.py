@@ -36,6 +36,13 @@ def reservoir_slots(age: int, uniforms: torch.Tensor, capacity: int, exclusive: 
     return torch.where(last_writer.gather(-1, slots) == order, slots, capacity)
 
 
+def replayed_then_incoming(
+    replayed: Sequence[torch.Tensor], incoming: Sequence[torch.Tensor], axis: int
+) -> tuple[torch.Tensor, ...]:
+    """Each of the replayed tensors (x, y, task ids) followed by its incoming one along ``axis``."""
+    return tuple(torch.cat(pair, dim=axis) for pair in zip(replayed, incoming))
+
+
 class ReservoirBuffer(nn.Module):
     """Reservoir sampling over a stream of ``(x, y, task)`` samples, kept in fixed-size tensors
     (:func:`reservoir_slots`). ``extras``: further per-sample tensors stored beside them, by name
@@ -112,12 +119,7 @@ class ReservoirBuffer(nn.Module):
     def before(self, x: torch.Tensor, y: torch.Tensor, t: int, k: int, draws, axis: int) -> tuple[torch.Tensor, ...]:
         """A replay batch: ``k`` entries drawn (:meth:`sample`), then the incoming batch of task
         ``t`` (``axis``: the samples' axis), as x, y and task ids."""
-        mem_x, mem_y, mem_t = self.sample(k, draws)[:3]
-        return (
-            torch.cat([mem_x, x], dim=axis),
-            torch.cat([mem_y, y], dim=axis),
-            torch.cat([mem_t, torch.full_like(y, t)], dim=axis),
-        )
+        return replayed_then_incoming(self.sample(k, draws)[:3], (x, y, torch.full_like(y, t)), axis)
 
     def get_extra_state(self) -> dict:
         return {"age": self.age}
