@@ -85,7 +85,7 @@ class ER(ContinualLearner):
             glance = self.graphed_update if self.cuda_graph and x.is_cuda and full else self.glance
             loss = glance(x, y, tasks, *replay)
         if self.insert_every_epoch or self.task_epoch == 0:
-            self.memory.add(x, y, t, self.draws.uniforms(y.shape[-1], y.device))
+            self.memory.add(x, y, tasks, self.draws.uniforms(y.shape[-1], y.device))
         return loss.detach()
 
     def glance(self, x, y, tasks, *replay: torch.Tensor) -> torch.Tensor:
