@@ -23,10 +23,16 @@ import torch.nn.functional as F
 AUGMENTATION_STREAM = 0x5DEECE66D
 
 
+def pass_seed(seed: int, epoch: int) -> int:
+    """The seed of training pass ``epoch`` of a run with ``seed``: ``data.shuffle=seeded``'s sample
+    order draws from it, the pass's augmentations from a stream of their own derived from it."""
+    return seed * 1_000_003 + epoch
+
+
 def augmentation_generator(seed: int, epoch: int) -> torch.Generator:
-    """Where training pass ``epoch`` of a run with ``seed`` draws its augmentations from (a stream
-    apart from ``data.shuffle=seeded``'s orders, which are seeded by ``seed * 1_000_003 + epoch``)."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) ^ AUGMENTATION_STREAM)
+    """Where training pass ``epoch`` of a run with ``seed`` draws its augmentations from (apart
+    from the seeded sample order's stream)."""
+    return torch.Generator().manual_seed(pass_seed(seed, epoch) ^ AUGMENTATION_STREAM)
 
 
 class ImageAugment:

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
 
-from lamaml_pl.data.augment import augmentation_generator
+from lamaml_pl.data.augment import augmentation_generator, pass_seed
 from lamaml_pl.data.datasets import TaskTensorDataset, window_loader
 from lamaml_pl.errors import ConfigError, require_positive
 from lamaml_pl.stream import StreamInfo
@@ -160,7 +160,7 @@ class TaskSequentialDataModule(pl.LightningDataModule):
         the order from torch's global RNG (as the original); ``seeded`` from a generator seeded
         with (seed, epoch), so the order does not depend on what else consumed random numbers."""
         epoch = self.trainer.current_epoch if self.trainer else 0
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch) if self.shuffle == "seeded" else None
+        generator = torch.Generator().manual_seed(pass_seed(self.seed, epoch)) if self.shuffle == "seeded" else None
         dataset = self.pass_dataset(epoch)
         return window_loader(dataset, self.pass_batches(dataset, generator), self.batches_per_step, generator)
 
